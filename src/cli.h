@@ -1,0 +1,40 @@
+/* cli.h: command-line parsing in Prometheus' style — `ripcord serve --web.listen-address=...`,
+ * `--flag value` or `--flag=value`, `--version`, `--help` — into one options struct with the
+ * embedded defaults. Also the value parsers every config surface shares: durations (`500ms`,
+ * `1m30s`, `2h`, `1d`) and sizes (`32MiB`, `512KiB`, `1GB`, plain bytes).
+ * Pure: no I/O beyond what the caller prints from the returned error.
+ */
+#ifndef RC_CLI_H
+#define RC_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http.h"
+#include "ingest.h"
+#include "log.h"
+#include "rc.h"
+
+typedef enum { RC_CMD_NONE = 0, RC_CMD_SERVE, RC_CMD_VERSION, RC_CMD_HELP } rc_cmd_t;
+
+typedef struct rc_options {
+  rc_cmd_t cmd;
+  const char *config_file;    /* NULL: embedded defaults */
+  const char *listen_address;
+  const char *storage_path;
+  rc_log_level_t log_level;
+  rc_http_config_t http;
+  rc_ingest_config_t ingest;
+} rc_options_t;
+
+/* Fills o with the defaults, then applies argv. Returns 0, or RC_EINVAL with a one-line
+ * message in err (the caller prints it and exits 2). argv strings are borrowed. */
+int rc_cli_parse(int argc, char **argv, rc_options_t *o, rc_err_t *err);
+void rc_cli_usage(FILE *f);
+
+/* "1h30m" -> ms. Returns 0 or RC_EINVAL. Units: ms s m h d w y, in decreasing order. */
+int rc_parse_duration_ms(const char *s, uint64_t *out);
+/* "32MiB" -> bytes. Units: B KB MB GB (10^3) KiB MiB GiB (2^10); none = bytes. */
+int rc_parse_size(const char *s, uint64_t *out);
+
+#endif

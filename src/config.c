@@ -1,0 +1,207 @@
+/* config.c: YAML daemon configuration via libyaml's event parser; see config.h.
+ * Walking events rather than building a document keeps every error at the exact mark
+ * (line/column) where libyaml saw the offending node. */
+#include "config.h"
+
+#include <errno.h>
+#include <glob.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+static int ev_err(rc_err_t *err, const char *name, const yaml_event_t *ev, const char *what) {
+  if (err != NULL) {
+    err->line = (int)ev->start_mark.line + 1;
+    err->col = (int)ev->start_mark.column + 1;
+  }
+  return rc_err_set(err, RC_EPARSE, "%s:%d:%d: %s", name, (int)ev->start_mark.line + 1,
+                    (int)ev->start_mark.column + 1, what);
+}
+
+static int next(yaml_parser_t *p, yaml_event_t *ev, const char *name, rc_err_t *err) {
+  if (yaml_parser_parse(p, ev)) return 0;
+  if (err != NULL) {
+    err->line = (int)p->problem_mark.line + 1;
+    err->col = (int)p->problem_mark.column + 1;
+  }
+  return rc_err_set(err, RC_EPARSE, "%s:%d:%d: %s%s%s", name, (int)p->problem_mark.line + 1,
+                    (int)p->problem_mark.column + 1, p->problem ? p->problem : "YAML error",
+                    p->context ? " " : "", p->context ? p->context : "");
+}
+
+static int parse_rule_files(yaml_parser_t *p, const char *name, rc_config_t *c, rc_err_t *err) {
+  yaml_event_t ev;
+  int rc = next(p, &ev, name, err);
+  if (rc) return rc;
+  if (ev.type == YAML_SCALAR_EVENT && ev.data.scalar.length == 0) { /* rule_files: (empty) */
+    yaml_event_delete(&ev);
+    return 0;
+  }
+  if (ev.type != YAML_SEQUENCE_START_EVENT) {
+    rc = ev_err(err, name, &ev, "rule_files must be a list of paths or globs");
+    yaml_event_delete(&ev);
+    return rc;
+  }
+  yaml_event_delete(&ev);
+  for (;;) {
+    if ((rc = next(p, &ev, name, err))) return rc;
+    if (ev.type == YAML_SEQUENCE_END_EVENT) {
+      yaml_event_delete(&ev);
+      return 0;
+    }
+    if (ev.type != YAML_SCALAR_EVENT || ev.data.scalar.length == 0) {
+      rc = ev_err(err, name, &ev, "rule_files entries must be non-empty strings");
+      yaml_event_delete(&ev);
+      return rc;
+    }
+    char **nf = realloc(c->rule_files, (c->n_rule_files + 1) * sizeof(char *));
+    char *s = nf ? strndup((const char *)ev.data.scalar.value, ev.data.scalar.length) : NULL;
+    yaml_event_delete(&ev);
+    if (nf) c->rule_files = nf;
+    if (s == NULL) return rc_err_set(err, RC_ENOMEM, "out of memory");
+    c->rule_files[c->n_rule_files++] = s;
+  }
+}
+
+int rc_config_parse(const char *name, const char *text, size_t len, rc_config_t *c,
+                    rc_err_t *err) {
+  memset(c, 0, sizeof(*c));
+  yaml_parser_t p;
+  yaml_event_t ev;
+  int rc = 0, depth = 0, seen_rule_files = 0;
+  if (!yaml_parser_initialize(&p)) return rc_err_set(err, RC_ENOMEM, "out of memory");
+  yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+  /* stream-start, then an optional document holding one mapping. */
+  for (;;) {
+    if ((rc = next(&p, &ev, name, err))) goto out;
+    yaml_event_type_t t = ev.type;
+    if (t == YAML_STREAM_END_EVENT) {
+      yaml_event_delete(&ev);
+      break;
+    }
+    if (t == YAML_STREAM_START_EVENT || t == YAML_DOCUMENT_START_EVENT ||
+        t == YAML_DOCUMENT_END_EVENT) {
+      yaml_event_delete(&ev);
+      continue;
+    }
+    if (depth == 0) {
+      if (t == YAML_SCALAR_EVENT && ev.data.scalar.length == 0) { /* empty document */
+        yaml_event_delete(&ev);
+        continue;
+      }
+      if (t != YAML_MAPPING_START_EVENT) {
+        rc = ev_err(err, name, &ev, "the configuration must be a mapping of keys");
+        yaml_event_delete(&ev);
+        goto out;
+      }
+      depth = 1;
+      yaml_event_delete(&ev);
+      continue;
+    }
+    if (t == YAML_MAPPING_END_EVENT) {
+      depth = 0;
+      yaml_event_delete(&ev);
+      continue;
+    }
+    if (t != YAML_SCALAR_EVENT) {
+      rc = ev_err(err, name, &ev, "expected a key");
+      yaml_event_delete(&ev);
+      goto out;
+    }
+    const char *key = (const char *)ev.data.scalar.value;
+    if (strcmp(key, "rule_files") == 0) {
+      if (seen_rule_files) {
+        rc = ev_err(err, name, &ev, "duplicate key \"rule_files\"");
+        yaml_event_delete(&ev);
+        goto out;
+      }
+      seen_rule_files = 1;
+      yaml_event_delete(&ev);
+      if ((rc = parse_rule_files(&p, name, c, err))) goto out;
+    } else {
+      char what[200];
+      snprintf(what, sizeof(what), "unknown key \"%.60s\" (known: rule_files)", key);
+      rc = ev_err(err, name, &ev, what);
+      yaml_event_delete(&ev);
+      goto out;
+    }
+  }
+out:
+  yaml_parser_delete(&p);
+  if (rc != 0) rc_config_free(c);
+  return rc;
+}
+
+int rc_config_load(const char *path, rc_config_t *c, rc_err_t *err) {
+  memset(c, 0, sizeof(*c));
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) return rc_err_set(err, RC_EIO, "%s: %s", path, strerror(errno));
+  char *buf = NULL;
+  size_t len = 0, cap = 0;
+  for (;;) {
+    if (len + 4096 > cap) {
+      if (cap > (16u << 20)) {
+        free(buf);
+        fclose(f);
+        return rc_err_set(err, RC_ELIMIT, "%s: larger than 16 MiB", path);
+      }
+      cap = cap ? cap * 2 : 8192;
+      char *nb = realloc(buf, cap);
+      if (nb == NULL) {
+        free(buf);
+        fclose(f);
+        return rc_err_set(err, RC_ENOMEM, "out of memory");
+      }
+      buf = nb;
+    }
+    size_t n = fread(buf + len, 1, cap - len, f);
+    len += n;
+    if (n == 0) break;
+  }
+  int ioerr = ferror(f);
+  fclose(f);
+  if (ioerr) {
+    free(buf);
+    return rc_err_set(err, RC_EIO, "%s: read error", path);
+  }
+  int rc = rc_config_parse(path, buf ? buf : "", len, c, err);
+  free(buf);
+  if (rc == 0 && (c->path = strdup(path)) == NULL) {
+    rc_config_free(c);
+    return rc_err_set(err, RC_ENOMEM, "out of memory");
+  }
+  return rc;
+}
+
+void rc_config_free(rc_config_t *c) {
+  for (size_t i = 0; i < c->n_rule_files; i++) free(c->rule_files[i]);
+  free(c->rule_files);
+  free(c->path);
+  memset(c, 0, sizeof(*c));
+}
+
+int rc_config_count_rule_files(const rc_config_t *c, rc_err_t *err) {
+  int total = 0;
+  char dir[4096] = ".";
+  if (c->path != NULL) {
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s", c->path);
+    snprintf(dir, sizeof(dir), "%s", dirname(tmp));
+  }
+  for (size_t i = 0; i < c->n_rule_files; i++) {
+    char pat[8192];
+    if (c->rule_files[i][0] == '/') snprintf(pat, sizeof(pat), "%s", c->rule_files[i]);
+    else snprintf(pat, sizeof(pat), "%s/%s", dir, c->rule_files[i]);
+    glob_t g;
+    int rc = glob(pat, 0, NULL, &g);
+    if (rc == 0) total += (int)g.gl_pathc;
+    else if (rc != GLOB_NOMATCH) {
+      globfree(&g);
+      return rc_err_set(err, RC_EIO, "rule_files pattern %s cannot be expanded", pat);
+    }
+    globfree(&g);
+  }
+  return total;
+}

@@ -1,0 +1,32 @@
+/* config.h: the daemon configuration file (YAML, --config.file). In this stage it names the
+ * rule files (`rule_files:`, paths and globs relative to the config file, as in Prometheus);
+ * later stages add webhooks, deploy targets and approval policy here.
+ *
+ * Errors carry file:line:col (1-based) and a reason; every unknown key is an error, because a
+ * misspelt key silently ignored is how a rollback rule quietly never loads.
+ * Memory: rc_config_t owns its strings; free with rc_config_free().
+ */
+#ifndef RC_CONFIG_H
+#define RC_CONFIG_H
+
+#include <stddef.h>
+
+#include "rc.h"
+
+typedef struct rc_config {
+  char *path;        /* the file it was read from, or NULL for the embedded defaults */
+  char **rule_files; /* patterns as written, resolved against the config file's directory */
+  size_t n_rule_files;
+} rc_config_t;
+
+/* Parses YAML text (name is used in messages only). Returns 0 or RC_EPARSE/RC_ENOMEM with
+ * err->line/col/msg set. */
+int rc_config_parse(const char *name, const char *text, size_t len, rc_config_t *out,
+                    rc_err_t *err);
+/* Reads and parses a file. RC_EIO when it cannot be read. */
+int rc_config_load(const char *path, rc_config_t *out, rc_err_t *err);
+void rc_config_free(rc_config_t *c);
+/* Expands the rule_files patterns; returns the number of files matched, or a negative code. */
+int rc_config_count_rule_files(const rc_config_t *c, rc_err_t *err);
+
+#endif

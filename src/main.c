@@ -1,0 +1,164 @@
+/* main.c: ripcord's entry point — parse the command line, build the objects in dependency
+ * order (config, storage directory, ingest, HTTP server), run the libuv loop, and tear down in
+ * reverse order on SIGTERM/SIGINT: stop accepting, finish requests in flight, let the ingest
+ * consumer drain its queue, exit 0. A second signal exits at once with status 1.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <uv.h>
+
+#include "api.h"
+#include "cli.h"
+#include "config.h"
+#include "http.h"
+#include "ingest.h"
+#include "log.h"
+#include "stats.h"
+
+typedef struct daemon {
+  uv_loop_t *loop;
+  uv_signal_t sigterm, sigint;
+  rc_http_server_t http;
+  rc_ingest_t ingest;
+  rc_api_t api;
+  int shutting_down;
+} daemon_t;
+
+static uint64_t wall_ms(void) {
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+/* mkdir -p, for --storage.path. */
+static int make_dirs(const char *path, rc_err_t *err) {
+  char tmp[4096];
+  if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+    return rc_err_set(err, RC_EINVAL, "--storage.path is too long");
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+      return rc_err_set(err, RC_EIO, "cannot create %s: %s", tmp, strerror(errno));
+    *p = '/';
+  }
+  if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+    return rc_err_set(err, RC_EIO, "cannot create %s: %s", tmp, strerror(errno));
+  struct stat st;
+  if (stat(tmp, &st) != 0 || !S_ISDIR(st.st_mode))
+    return rc_err_set(err, RC_EIO, "--storage.path %s is not a directory", tmp);
+  return 0;
+}
+
+static void on_drained(rc_http_server_t *srv) {
+  daemon_t *d = RC_CONTAINER_OF(srv, daemon_t, http);
+  rc_log(RC_LOG_INFO, "http server drained; finishing the ingest queue", "queued=%llu",
+         (unsigned long long)rc_stat_get(&rc_stats.queue_depth));
+  rc_ingest_stop(&d->ingest);
+  uv_close((uv_handle_t *)&d->sigterm, NULL);
+  uv_close((uv_handle_t *)&d->sigint, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  daemon_t *d = h->data;
+  if (d->shutting_down) {
+    rc_log(RC_LOG_WARN, "second signal: exiting now", "signal=%s", strsignal(signum));
+    exit(1);
+  }
+  d->shutting_down = 1;
+  d->api.ready = 0;
+  rc_stat_set(&rc_stats.ready, 0);
+  rc_log(RC_LOG_INFO, "shutting down", "signal=%s connections=%u", strsignal(signum),
+         d->http.nconns);
+  rc_http_server_shutdown(&d->http, on_drained);
+}
+
+static int serve(const rc_options_t *o) {
+  rc_err_t err = {0};
+  daemon_t d;
+  memset(&d, 0, sizeof(d));
+  rc_log_set_level(o->log_level);
+  rc_stats_init(wall_ms());
+  signal(SIGPIPE, SIG_IGN);
+
+  rc_config_t cfg = {0};
+  if (o->config_file != NULL) {
+    if (rc_config_load(o->config_file, &cfg, &err) != 0) {
+      rc_log(RC_LOG_ERROR, "cannot load configuration", "err=\"%s\"", err.msg);
+      return 1;
+    }
+    int n = rc_config_count_rule_files(&cfg, &err);
+    if (n < 0) {
+      rc_log(RC_LOG_ERROR, "cannot expand rule_files", "err=\"%s\"", err.msg);
+      rc_config_free(&cfg);
+      return 1;
+    }
+    rc_log(RC_LOG_INFO, "configuration loaded", "file=%s rule_files=%d", o->config_file, n);
+  }
+  if (make_dirs(o->storage_path, &err) != 0) {
+    rc_log(RC_LOG_ERROR, "storage path unusable", "err=\"%s\"", err.msg);
+    rc_config_free(&cfg);
+    return 1;
+  }
+
+  d.loop = uv_default_loop();
+  if (rc_ingest_init(&d.ingest, &o->ingest, &err) != 0 ||
+      rc_ingest_start(&d.ingest, &err) != 0) {
+    rc_log(RC_LOG_ERROR, "cannot start ingest", "err=\"%s\"", err.msg);
+    rc_config_free(&cfg);
+    return 1;
+  }
+  d.api.ingest = &d.ingest;
+  if (rc_http_server_init(&d.http, d.loop, &o->http, rc_api_handle, &d.api, &err) != 0 ||
+      rc_http_server_listen(&d.http, o->listen_address, &err) != 0) {
+    rc_log(RC_LOG_ERROR, "cannot start the HTTP server", "err=\"%s\"", err.msg);
+    rc_ingest_close(&d.ingest);
+    rc_config_free(&cfg);
+    return 1;
+  }
+  uv_signal_init(d.loop, &d.sigterm);
+  uv_signal_init(d.loop, &d.sigint);
+  d.sigterm.data = d.sigint.data = &d;
+  uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&d.sigint, on_signal, SIGINT);
+
+  d.api.ready = 1;
+  rc_stat_set(&rc_stats.ready, 1);
+  rc_log(RC_LOG_INFO, "ripcord listening", "version=%s address=%s port=%d storage=%s",
+         RC_VERSION, o->listen_address, rc_http_server_port(&d.http), o->storage_path);
+  uv_run(d.loop, UV_RUN_DEFAULT);
+
+  rc_ingest_close(&d.ingest);
+  rc_config_free(&cfg);
+  int rc = uv_loop_close(d.loop);
+  if (rc != 0) rc_log(RC_LOG_WARN, "loop closed with handles open", "err=%s", uv_strerror(rc));
+  rc_log(RC_LOG_INFO, "ripcord stopped", "samples=%llu",
+         (unsigned long long)rc_stat_get(&rc_stats.consumed_samples));
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  rc_options_t o;
+  rc_err_t err = {0};
+  if (rc_cli_parse(argc, argv, &o, &err) != 0) {
+    fprintf(stderr, "ripcord: error: %s\n", err.msg);
+    return 2;
+  }
+  switch (o.cmd) {
+    case RC_CMD_HELP:
+      rc_cli_usage(stdout);
+      return 0;
+    case RC_CMD_VERSION:
+      printf("ripcord, version %s (libuv %s)\n", RC_VERSION, uv_version_string());
+      return 0;
+    case RC_CMD_SERVE:
+      return serve(&o);
+    default:
+      return 2;
+  }
+}
