@@ -29,6 +29,11 @@ void rc_arena_init(rc_arena_t *a, size_t first, size_t limit) {
 static int arena_grow(rc_arena_t *a, size_t need) {
   size_t size = a->next_size;
   if (size < need) size = need;
+  /* Near the limit, shrink the chunk to what is left rather than fail while room remains. */
+  size_t left = a->limit > a->allocated + sizeof(rc_arena_chunk_t)
+                    ? a->limit - a->allocated - sizeof(rc_arena_chunk_t)
+                    : 0;
+  if (size > left && need <= left) size = left;
   size_t total = sizeof(rc_arena_chunk_t) + size;
   if (total < size || a->allocated + total > a->limit) {
     a->exhausted = 1;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "rc.h"
 
 typedef struct rc_label {
   const char *name, *value; /* not NUL-terminated; use the lengths */

@@ -567,6 +567,18 @@ int rc_rw_decode(rc_rw_decoder_t *d, int version, const char *body, size_t len,
       memcmp(body, snappy_framed_magic, sizeof(snappy_framed_magic)) == 0)
     return fail(res, RC_RWR_SNAPPY_FRAMED, RC_EPARSE,
                 "snappy framed (stream) format is not accepted; send the block format");
+  /* Read the declared length ourselves first: snappy's own reader stops at 32 bits, and a
+   * declared 4 GiB should be answered "too large" (413), not "malformed" (400). */
+  uint64_t declared = 0;
+  size_t vi = 0;
+  for (int shift = 0; vi < len && vi < 10; vi++, shift += 7) {
+    declared |= (uint64_t)((unsigned char)body[vi] & 0x7f) << shift;
+    if (!((unsigned char)body[vi] & 0x80)) break;
+  }
+  if (vi < len && vi < 10 && declared > d->lim.max_decoded_bytes)
+    return fail(res, RC_RWR_TOO_LARGE, RC_ELIMIT,
+                "decoded body would be %llu bytes, over the limit of %zu",
+                (unsigned long long)declared, d->lim.max_decoded_bytes);
   size_t ulen;
   if (snappy_uncompressed_length(body, len, &ulen) != SNAPPY_OK)
     return fail(res, RC_RWR_SNAPPY, RC_EPARSE,
@@ -595,8 +607,12 @@ int rc_rw_decode(rc_rw_decoder_t *d, int version, const char *body, size_t len,
   rc_arena_init(&a, ulen * 3 + 4096, d->lim.max_arena_bytes);
   rc_batch_t *b = rc_arena_alloc(&a, sizeof(*b));
   if (b == NULL) {
+    int limited = a.exhausted && a.allocated + 4096 > a.limit;
     rc_arena_free(&a);
-    return fail(res, RC_RWR_MEMORY, RC_ENOMEM, "out of memory");
+    return limited ? fail(res, RC_RWR_MEMORY, RC_ELIMIT,
+                          "decoded request needs more than %zu bytes of memory",
+                          d->lim.max_arena_bytes)
+                   : fail(res, RC_RWR_MEMORY, RC_ENOMEM, "out of memory");
   }
   memset(b, 0, sizeof(*b));
   b->version = (uint8_t)version;

@@ -1,0 +1,23 @@
+/* fuzz_config.c: rc_config_parse() on arbitrary YAML. */
+#include <string.h>
+
+#include "config.h"
+#include "fuzz.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  rc_config_t c;
+  rc_err_t e;
+  if (rc_config_parse("fuzz.yml", (const char *)data, size, &c, &e) == 0) rc_config_free(&c);
+  return 0;
+}
+
+void fuzz_seeds(fuzz_emit_fn emit) {
+  static const char *const seeds[] = {
+      "rule_files:\n  - \"*.rules.yml\"\n  - b.yml\n",
+      "# only a comment\n",
+      "rule_files: [a, b, 'c']\n",
+      "---\nrule_files:\n...\n",
+  };
+  for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++)
+    emit((const uint8_t *)seeds[i], strlen(seeds[i]));
+}

@@ -1,0 +1,70 @@
+/* test_config.c: the daemon config file — the bundled example loads, and bad files fail
+ * with file:line:col and a reason. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "config.h"
+
+static void test_ok(void **st) {
+  (void)st;
+  const char *y = "# comment\nrule_files:\n  - \"a/*.yml\"\n  - b.yml\n";
+  rc_config_t c;
+  rc_err_t e = {0};
+  assert_int_equal(rc_config_parse("t.yml", y, strlen(y), &c, &e), 0);
+  assert_int_equal(c.n_rule_files, 2);
+  assert_string_equal(c.rule_files[0], "a/*.yml");
+  rc_config_free(&c);
+  assert_int_equal(rc_config_parse("t.yml", "", 0, &c, &e), 0); /* empty file: defaults */
+  assert_int_equal(c.n_rule_files, 0);
+  rc_config_free(&c);
+}
+
+static void test_bundled_example(void **st) {
+  (void)st;
+  rc_config_t c;
+  rc_err_t e = {0};
+  /* meson runs tests from the build directory; the source tree is one level up. */
+  int rc = rc_config_load("../rules/ripcord.yml", &c, &e);
+  if (rc != 0) fail_msg("%s", e.msg);
+  assert_true(c.n_rule_files >= 1);
+  assert_true(rc_config_count_rule_files(&c, &e) >= 1);
+  rc_config_free(&c);
+}
+
+static void test_bad(void **st) {
+  (void)st;
+  static const struct { const char *y; int line, col; const char *msg; } t[] = {
+      {"rule_file:\n  - a\n", 1, 1, "unknown key \"rule_file\""},
+      {"rule_files: a.yml\n", 1, 13, "must be a list"},
+      {"rule_files:\n  - {a: b}\n", 2, 5, "non-empty strings"},
+      {"- a\n- b\n", 1, 1, "must be a mapping"},
+      {"rule_files: [a\n", 2, 1, "did not find expected ','"},
+      {"rule_files: []\nrule_files: []\n", 2, 1, "duplicate key"},
+      {"rule_files:\n  - a\n - b\n", 3, 2, "did not find expected key"},
+      {"rule_files:\n\t- a\n", 2, 1, "cannot start any token"},
+  };
+  for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+    rc_config_t c;
+    rc_err_t e = {0};
+    int rc = rc_config_parse("bad.yml", t[i].y, strlen(t[i].y), &c, &e);
+    if (rc != RC_EPARSE || e.line != t[i].line || e.col != t[i].col ||
+        strstr(e.msg, t[i].msg) == NULL || strncmp(e.msg, "bad.yml:", 8) != 0)
+      fail_msg("case %zu: rc=%d %d:%d '%s'", i, rc, e.line, e.col, e.msg);
+  }
+  rc_config_t c;
+  rc_err_t e = {0};
+  assert_int_equal(rc_config_load("/nonexistent/ripcord.yml", &c, &e), RC_EIO);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_ok),
+      cmocka_unit_test(test_bundled_example),
+      cmocka_unit_test(test_bad),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

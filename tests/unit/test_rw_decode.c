@@ -1,0 +1,425 @@
+/* test_rw_decode.c: rc_rw_decode() on bodies built by a real protobuf packer (rwbuild.c) and
+ * on hand-made broken bytes: success paths for v1 and v2, every request-level failure with its
+ * status class and reason, per-series drops that keep the rest of the request, histogram
+ * validation, and every truncation of a valid body failing cleanly. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "rw_decode.h"
+#include "rwbuild.h"
+
+static rc_rw_limits_t limits(void) {
+  return (rc_rw_limits_t){.max_decoded_bytes = 64u << 20,
+                          .max_arena_bytes = 256u << 20,
+                          .labels = {.max_labels = 64, .max_label_bytes = 4096}};
+}
+
+/* Decodes with default limits; returns rc; *out owned by caller. */
+static int dec(int version, const char *body, size_t len, rc_batch_t **out, rc_rw_result_t *res) {
+  rc_rw_decoder_t d;
+  rc_rw_limits_t l = limits();
+  rc_rw_decoder_init(&d, &l);
+  int rc = rc_rw_decode(&d, version, body, len, out, res);
+  rc_rw_decoder_close(&d);
+  return rc;
+}
+
+static int label_is(const rc_label_t *l, const char *n, const char *v) {
+  return l->name_len == strlen(n) && memcmp(l->name, n, l->name_len) == 0 &&
+         l->value_len == strlen(v) && memcmp(l->value, v, l->value_len) == 0;
+}
+
+static void test_v1_ok(void **st) {
+  (void)st;
+  rwb_t *b = rwb_new(1);
+  rwb_series(b, "__name__=http_requests_total,job=api,code=200");
+  rwb_sample(b, 1, 1000);
+  rwb_sample(b, 2, 2000);
+  rwb_series(b, "job=api,__name__=up"); /* unsorted: must be sorted, not refused */
+  rwb_sample(b, 1, 1000);
+  rwb_exemplar(b, 0.5, 1000);
+  rwb_metadata(b, "up");
+  size_t len;
+  char *body = rwb_finish(b, &len);
+  rc_batch_t *batch;
+  rc_rw_result_t r;
+  assert_int_equal(dec(1, body, len, &batch, &r), 0);
+  assert_int_equal(r.invalid_series, 0);
+  assert_int_equal(batch->nseries, 2);
+  assert_int_equal(batch->nsamples, 3);
+  assert_int_equal(batch->nexemplars, 1);
+  assert_int_equal(batch->nmetadata, 1);
+  assert_int_equal(batch->version, 1);
+  const rc_series_t *s0 = &batch->series[0];
+  assert_int_equal(s0->nlabels, 3);
+  assert_true(label_is(&s0->labels[0], "__name__", "http_requests_total"));
+  assert_true(label_is(&s0->labels[1], "code", "200"));
+  assert_true(label_is(&s0->labels[2], "job", "api"));
+  assert_int_equal(s0->metric_len, strlen("http_requests_total"));
+  assert_memory_equal(s0->metric, "http_requests_total", s0->metric_len);
+  assert_true(s0->samples[1].value == 2.0 && s0->samples[1].ts_ms == 2000);
+  const rc_series_t *s1 = &batch->series[1];
+  assert_true(label_is(&s1->labels[0], "__name__", "up"));
+  assert_true(label_is(&s1->labels[1], "job", "api"));
+  rc_batch_free(batch);
+  free(body);
+}
+
+static void test_v2_ok(void **st) {
+  (void)st;
+  rwb_t *b = rwb_new(2);
+  rwb_series(b, "__name__=latency_seconds,service=checkout");
+  rwb_sample(b, 0.25, 5000);
+  rwb_series(b, "__name__=latency_native,service=checkout");
+  int64_t deltas[] = {2, 1, -1};
+  rwb_int_histogram(b, 5000, 9, 3.5, 3, 2, deltas, 3, 3); /* buckets 2,3,2 + zero 2 = 9 */
+  size_t len;
+  char *body = rwb_finish(b, &len);
+  rc_batch_t *batch;
+  rc_rw_result_t r;
+  assert_int_equal(dec(2, body, len, &batch, &r), 0);
+  assert_int_equal(r.invalid_series, 0);
+  assert_int_equal(batch->nseries, 2);
+  assert_int_equal(batch->nsamples, 1);
+  assert_int_equal(batch->nhistograms, 1);
+  const rc_histogram_t *h = &batch->series[1].histograms[0];
+  assert_int_equal(h->schema, 3);
+  assert_true(h->count == 9 && h->zero_count == 2 && !h->is_float);
+  assert_int_equal(h->n_pos, 3);
+  rc_batch_free(batch);
+  free(body);
+}
+
+static void test_v1_body_as_v2_is_empty(void **st) {
+  /* The protos reserve each other's field numbers, so a mix-up decodes to nothing. */
+  (void)st;
+  rwb_t *b = rwb_new(1);
+  rwb_series(b, "__name__=up");
+  rwb_sample(b, 1, 1);
+  size_t len;
+  char *body = rwb_finish(b, &len);
+  rc_batch_t *batch;
+  rc_rw_result_t r;
+  assert_int_equal(dec(2, body, len, &batch, &r), 0);
+  assert_int_equal(batch->nseries, 0);
+  rc_batch_free(batch);
+  free(body);
+}
+
+/* A table of bodies with one bad series next to a good one: the bad one is dropped with the
+ * named problem, the good one kept. */
+typedef struct {
+  const char *what;
+  int version;
+  void (*build)(rwb_t *b);
+  int problem;
+  const char *msg;
+} series_case_t;
+
+static void b_dup(rwb_t *b) { rwb_series(b, "__name__=x,job=a,job=b"); rwb_sample(b, 1, 1); }
+static void b_empty_name(rwb_t *b) {
+  rwb_series(b, "__name__=x");
+  rwb_label(b, "", 0, "v", 1);
+  rwb_sample(b, 1, 1);
+}
+static void b_bad_utf8_value(rwb_t *b) {
+  rwb_series(b, "__name__=x");
+  rwb_label(b, "job", 3, "a\xff", 2);
+  rwb_sample(b, 1, 1);
+}
+static void b_bad_utf8_name(rwb_t *b) {
+  rwb_series(b, "__name__=x");
+  rwb_label(b, "j\xc0\xafob", 5, "a", 1); /* overlong encoding of '/' */
+  rwb_sample(b, 1, 1);
+}
+static void b_surrogate(rwb_t *b) {
+  rwb_series(b, "__name__=x");
+  rwb_label(b, "job", 3, "\xed\xa0\x80", 3);
+  rwb_sample(b, 1, 1);
+}
+static void b_no_name(rwb_t *b) { rwb_series(b, "job=a"); rwb_sample(b, 1, 1); }
+static void b_only_empty_name(rwb_t *b) { rwb_series(b, "__name__=,job=a"); rwb_sample(b, 1, 1); }
+static void b_hist_mismatch(rwb_t *b) {
+  int64_t d[] = {1, 1};
+  rwb_series(b, "__name__=h");
+  rwb_int_histogram(b, 1, 10, 1, 0, 0, d, 2, 3); /* span says 3 buckets, 2 deltas sent */
+}
+static void b_hist_negative(rwb_t *b) {
+  int64_t d[] = {1, -2};
+  rwb_series(b, "__name__=h");
+  rwb_int_histogram(b, 1, 10, 1, 0, 0, d, 2, 2);
+}
+static void b_hist_schema(rwb_t *b) {
+  int64_t d[] = {1};
+  rwb_series(b, "__name__=h");
+  rwb_int_histogram(b, 1, 1, 1, 9, 0, d, 1, 1);
+}
+static void b_hist_count(rwb_t *b) {
+  int64_t d[] = {5};
+  rwb_series(b, "__name__=h");
+  rwb_int_histogram(b, 1, 3, 1, 0, 0, d, 1, 1); /* count 3 < 5 observations in buckets */
+}
+static void b_v2_ref_range(rwb_t *b) {
+  rwb_series(b, "__name__=x");
+  rwb_v2_raw_ref(b, 1);
+  rwb_v2_raw_ref(b, 999);
+  rwb_sample(b, 1, 1);
+}
+static void b_v2_ref_odd(rwb_t *b) {
+  rwb_series(b, "__name__=x");
+  rwb_v2_raw_ref(b, 1);
+  rwb_sample(b, 1, 1);
+}
+static void b_v2_mixed(rwb_t *b) {
+  int64_t d[] = {1};
+  rwb_series(b, "__name__=x");
+  rwb_sample(b, 1, 1);
+  rwb_int_histogram(b, 1, 1, 1, 0, 0, d, 1, 1);
+}
+static void b_v2_empty(rwb_t *b) { rwb_series(b, "__name__=x"); }
+
+static const series_case_t series_cases[] = {
+    {"duplicate label", 1, b_dup, RC_LP_DUPLICATE, "duplicate label name \"job\""},
+    {"duplicate label v2", 2, b_dup, RC_LP_DUPLICATE, "duplicate label name"},
+    {"empty label name", 1, b_empty_name, RC_LP_NAME_EMPTY, "empty label name"},
+    {"bad utf8 value", 1, b_bad_utf8_value, RC_LP_VALUE_UTF8, "label value is not valid UTF-8"},
+    {"bad utf8 name", 1, b_bad_utf8_name, RC_LP_NAME_UTF8, "label name is not valid UTF-8"},
+    {"surrogate value", 2, b_surrogate, RC_LP_VALUE_UTF8, "not valid UTF-8"},
+    {"no __name__", 1, b_no_name, RC_LP_NO_METRIC_NAME, "missing metric name"},
+    {"empty __name__", 1, b_only_empty_name, RC_LP_NO_METRIC_NAME, "missing metric name"},
+    {"hist span mismatch", 1, b_hist_mismatch, RC_RWS_HISTOGRAM, "spans describe 3/0 buckets"},
+    {"hist negative bucket", 2, b_hist_negative, RC_RWS_HISTOGRAM, "below zero"},
+    {"hist schema", 1, b_hist_schema, RC_RWS_HISTOGRAM, "schema 9 out of range"},
+    {"hist count", 1, b_hist_count, RC_RWS_HISTOGRAM, "count 3 is less than"},
+    {"v2 ref out of range", 2, b_v2_ref_range, RC_RWS_LABEL_REFS, "outside the"},
+    {"v2 odd refs", 2, b_v2_ref_odd, RC_RWS_LABEL_REFS, "odd length"},
+    {"v2 samples+histograms", 2, b_v2_mixed, RC_RWS_MIXED, "both samples and histograms"},
+    {"v2 neither", 2, b_v2_empty, RC_RWS_EMPTY, "must carry samples or histograms"},
+};
+
+static void test_series_table(void **st) {
+  (void)st;
+  for (size_t i = 0; i < sizeof(series_cases) / sizeof(series_cases[0]); i++) {
+    const series_case_t *c = &series_cases[i];
+    rwb_t *b = rwb_new(c->version);
+    rwb_series(b, "__name__=good,job=a");
+    rwb_sample(b, 7, 100);
+    rwb_sample(b, 8, 200);
+    c->build(b);
+    size_t len;
+    char *body = rwb_finish(b, &len);
+    rc_batch_t *batch = NULL;
+    rc_rw_result_t r;
+    int rc = dec(c->version, body, len, &batch, &r);
+    if (rc != 0 || r.invalid_series != 1 || r.invalid_by[c->problem] != 1 ||
+        strstr(r.msg, c->msg) == NULL || batch->nseries != 1 || batch->nsamples != 2)
+      fail_msg("case '%s': rc=%d invalid=%u by=%u msg='%s'", c->what, rc, r.invalid_series,
+               r.invalid_by[c->problem], r.msg);
+    rc_batch_free(batch);
+    free(body);
+  }
+}
+
+/* Request-level failures built from raw bytes. */
+typedef struct {
+  const char *what;
+  int version;
+  const char *bytes;
+  size_t len;
+  int snappy_wrap; /* compress bytes with snappy first */
+  int rc;
+  rc_rw_reason_t reason;
+  const char *msg;
+} req_case_t;
+
+static const req_case_t req_cases[] = {
+    {"empty body", 1, "", 0, 0, RC_EPARSE, RC_RWR_EMPTY_BODY, "empty request body"},
+    {"framed snappy", 1, "\xff\x06\x00\x00sNaPpY\x00\x00", 12, 0, RC_EPARSE, RC_RWR_SNAPPY_FRAMED, "framed"},
+    {"bad length varint", 1, "\xff\xff\xff\xff\xff\xff", 6, 0, RC_EPARSE, RC_RWR_SNAPPY, "uncompressed-length"},
+    {"declared 4 GiB", 1, "\x80\x80\x80\x80\x10\x00", 6, 0, RC_ELIMIT, RC_RWR_TOO_LARGE, "over the limit"},
+    {"truncated literal", 1, "\x0a\x24" "abc", 5, 0, RC_EPARSE, RC_RWR_SNAPPY, "corrupt or truncated"},
+    {"bad protobuf varint", 1, "\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 12, 1, RC_EPARSE, RC_RWR_PROTOBUF, "malformed protobuf"},
+    {"length past end", 1, "\x0a\x10\x0a", 3, 1, RC_EPARSE, RC_RWR_PROTOBUF, "prometheus.WriteRequest"},
+    {"wrong wire type", 1, "\x0d\x01\x02\x03\x04", 5, 1, RC_EPARSE, RC_RWR_PROTOBUF, "malformed protobuf"},
+    {"v2 wrong wire type", 2, "\x2d\x01\x02\x03\x04", 5, 1, RC_EPARSE, RC_RWR_PROTOBUF, "io.prometheus.write.v2.Request"},
+    {"v2 symbols[0] not empty", 2, "\x22\x01x\x2a\x04\x0a\x02\x01\x01", 9, 1, RC_EPARSE, RC_RWR_SYMBOLS, "start with the empty string"},
+    {"v2 series without symbols", 2, "\x2a\x04\x0a\x02\x00\x00", 6, 1, RC_EPARSE, RC_RWR_SYMBOLS, "symbols"},
+};
+
+static void test_request_table(void **st) {
+  (void)st;
+  for (size_t i = 0; i < sizeof(req_cases) / sizeof(req_cases[0]); i++) {
+    const req_case_t *c = &req_cases[i];
+    size_t len = c->len;
+    char *body = c->snappy_wrap ? rwb_snappy(c->bytes, c->len, &len) : NULL;
+    rc_batch_t *batch = (rc_batch_t *)1;
+    rc_rw_result_t r;
+    int rc = dec(c->version, body ? body : c->bytes, len, &batch, &r);
+    if (rc != c->rc || r.reason != c->reason || batch != NULL || strstr(r.msg, c->msg) == NULL)
+      fail_msg("case '%s': rc=%d reason=%s msg='%s'", c->what, rc, rc_rw_reason_name(r.reason),
+               r.msg);
+    free(body);
+  }
+}
+
+static void test_unknown_fields_skipped(void **st) {
+  (void)st;
+  rwb_t *b = rwb_new(1);
+  rwb_series(b, "__name__=up");
+  rwb_sample(b, 1, 1);
+  size_t rl;
+  uint8_t *raw = rwb_pack(b, &rl);
+  rwb_free(b);
+  /* Append field 15 (varint) and field 16 (length-delimited) at the top level. */
+  uint8_t *more = malloc(rl + 7);
+  memcpy(more, raw, rl);
+  memcpy(more + rl, "\x78\x05\x82\x01\x02hi", 7);
+  size_t len;
+  char *body = rwb_snappy(more, rl + 7, &len);
+  rc_batch_t *batch;
+  rc_rw_result_t r;
+  assert_int_equal(dec(1, body, len, &batch, &r), 0);
+  assert_int_equal(batch->nsamples, 1);
+  rc_batch_free(batch);
+  free(body);
+  free(more);
+  free(raw);
+}
+
+static void test_stale_marker(void **st) {
+  (void)st;
+  uint64_t stale_bits = UINT64_C(0x7ff0000000000002), nan_bits = UINT64_C(0x7ff8000000000001);
+  double stale, plain_nan;
+  memcpy(&stale, &stale_bits, 8);
+  memcpy(&plain_nan, &nan_bits, 8);
+  rwb_t *b = rwb_new(1);
+  rwb_series(b, "__name__=up");
+  rwb_sample(b, stale, 1);
+  rwb_series(b, "__name__=up2");
+  rwb_sample(b, plain_nan, 1);
+  size_t len;
+  char *body = rwb_finish(b, &len);
+  rc_batch_t *batch;
+  rc_rw_result_t r;
+  assert_int_equal(dec(1, body, len, &batch, &r), 0);
+  assert_int_equal(batch->nstale, 1);
+  assert_int_equal(batch->series[0].nstale, 1);
+  assert_int_equal(batch->series[1].nstale, 0);
+  assert_true(rc_is_stale_nan(batch->series[0].samples[0].value));
+  rc_batch_free(batch);
+  free(body);
+}
+
+static void test_memory_limit(void **st) {
+  (void)st;
+  rwb_t *b = rwb_new(1);
+  for (int i = 0; i < 200; i++) {
+    rwb_series(b, "__name__=m,job=a,instance=b,service=c");
+    rwb_sample(b, i, i);
+  }
+  size_t len;
+  char *body = rwb_finish(b, &len);
+  rc_rw_decoder_t d;
+  rc_rw_limits_t l = limits();
+  l.max_arena_bytes = 8192;
+  rc_rw_decoder_init(&d, &l);
+  rc_batch_t *batch;
+  rc_rw_result_t r;
+  assert_int_equal(rc_rw_decode(&d, 1, body, len, &batch, &r), RC_ELIMIT);
+  assert_int_equal(r.reason, RC_RWR_MEMORY);
+  assert_null(batch);
+  /* The decoder stays usable after a refusal. */
+  l.max_arena_bytes = 1 << 20;
+  d.lim = l;
+  assert_int_equal(rc_rw_decode(&d, 1, body, len, &batch, &r), 0);
+  assert_int_equal(batch->nseries, 200);
+  rc_batch_free(batch);
+  rc_rw_decoder_close(&d);
+  free(body);
+}
+
+static void test_every_truncation(void **st) {
+  (void)st;
+  rwb_t *b = rwb_new(2);
+  rwb_series(b, "__name__=http_requests_total,job=api,code=500");
+  rwb_sample(b, 3, 1000);
+  rwb_exemplar(b, 1, 1000);
+  int64_t d[] = {1, 2};
+  rwb_series(b, "__name__=lat,job=api");
+  rwb_int_histogram(b, 1000, 3, 1, 0, 0, d, 2, 2);
+  size_t rl;
+  uint8_t *raw = rwb_pack(b, &rl);
+  rwb_free(b);
+  /* Every prefix of the protobuf, compressed validly: must decode or fail cleanly. */
+  for (size_t cut = 0; cut < rl; cut++) {
+    size_t len;
+    char *body = rwb_snappy(raw, cut, &len);
+    rc_batch_t *batch;
+    rc_rw_result_t r;
+    int rc = dec(2, body, len, &batch, &r);
+    assert_true(rc == 0 || rc == RC_EPARSE);
+    if (rc == 0) rc_batch_free(batch);
+    else assert_null(batch);
+    free(body);
+  }
+  /* Every prefix of the compressed body. */
+  size_t len;
+  char *full = rwb_snappy(raw, rl, &len);
+  for (size_t cut = 0; cut < len; cut++) {
+    rc_batch_t *batch;
+    rc_rw_result_t r;
+    int rc = dec(2, full, cut, &batch, &r);
+    assert_int_equal(rc, RC_EPARSE);
+  }
+  free(full);
+  free(raw);
+}
+
+static void test_legacy_names(void **st) {
+  (void)st;
+  rwb_t *b = rwb_new(1);
+  rwb_series(b, "__name__=http.requests,job=a");
+  rwb_sample(b, 1, 1);
+  rwb_series(b, "__name__=ok,job.name=a");
+  rwb_sample(b, 1, 1);
+  size_t len;
+  char *body = rwb_finish(b, &len);
+  rc_rw_decoder_t d;
+  rc_rw_limits_t l = limits();
+  rc_batch_t *batch;
+  rc_rw_result_t r;
+  rc_rw_decoder_init(&d, &l); /* UTF-8 names (Prometheus 3): both accepted */
+  assert_int_equal(rc_rw_decode(&d, 1, body, len, &batch, &r), 0);
+  assert_int_equal(batch->nseries, 2);
+  rc_batch_free(batch);
+  d.lim.labels.legacy_names = 1;
+  assert_int_equal(rc_rw_decode(&d, 1, body, len, &batch, &r), 0);
+  assert_int_equal(batch->nseries, 0);
+  assert_int_equal(r.invalid_by[RC_LP_METRIC_NAME_INVALID], 1);
+  assert_int_equal(r.invalid_by[RC_LP_NAME_INVALID], 1);
+  rc_batch_free(batch);
+  rc_rw_decoder_close(&d);
+  free(body);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_v1_ok),
+      cmocka_unit_test(test_v2_ok),
+      cmocka_unit_test(test_v1_body_as_v2_is_empty),
+      cmocka_unit_test(test_series_table),
+      cmocka_unit_test(test_request_table),
+      cmocka_unit_test(test_unknown_fields_skipped),
+      cmocka_unit_test(test_stale_marker),
+      cmocka_unit_test(test_memory_limit),
+      cmocka_unit_test(test_every_truncation),
+      cmocka_unit_test(test_legacy_names),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
