@@ -238,8 +238,14 @@ char *rwb_snappy(const void *raw, size_t len, size_t *out_len) {
 }
 
 void rwb_free(rwb_t *b) {
-  /* Only the top-level arrays are freed; per-message allocations are left to process exit,
-   * since tests are short-lived and freeing every message would double this file. */
+  /* Every message was built with calloc/malloc, so protobuf-c's default allocator can free
+   * each one with all it holds. The v2 symbols belong to b, not to the message. */
+  for (size_t i = 0; i < b->v1.n_timeseries; i++)
+    protobuf_c_message_free_unpacked(&b->v1.timeseries[i]->base, NULL);
+  for (size_t i = 0; i < b->v1.n_metadata; i++)
+    protobuf_c_message_free_unpacked(&b->v1.metadata[i]->base, NULL);
+  for (size_t i = 0; i < b->v2.n_timeseries; i++)
+    protobuf_c_message_free_unpacked(&b->v2.timeseries[i]->base, NULL);
   free(b->v1.timeseries);
   free(b->v2.timeseries);
   free(b->v1.metadata);
