@@ -72,7 +72,7 @@ int rc_parse_size(const char *s, uint64_t *out) {
  * The flag table
  *----------------------------------------------------------------------------------------*/
 
-typedef enum { F_STR, F_DUR, F_SIZE, F_U32, F_LEVEL, F_STATUS, F_NAMES } kind_t;
+typedef enum { F_STR, F_DUR, F_SIZE, F_U32, F_LEVEL, F_STATUS, F_NAMES, F_DECODER } kind_t;
 
 typedef struct flag {
   const char *name;
@@ -101,6 +101,7 @@ static const flag_t flags[] = {
     {"ingest.max-decoded-memory", F_SIZE, OFF(ingest.limits.max_arena_bytes), 4096, 16ull << 30, "Most memory one decoded request may take."},
     {"ingest.max-labels", F_U32, OFF(ingest.limits.labels.max_labels), 1, 100000, "Most labels in one series."},
     {"ingest.overload-status", F_STATUS, OFF(ingest.overload_status), 0, 0, "Status when the queue is full: 503 (Prometheus retries) or 429 (dropped unless retry_on_http_429)."},
+    {"ingest.decoder", F_DECODER, OFF(ingest.limits.reference_decoder), 0, 0, "Protobuf decoder: wire (zero-copy, default) or protobuf-c (the slower reference)."},
     {"ingest.name-validation", F_NAMES, OFF(ingest.limits.labels.legacy_names), 0, 0, "Metric and label names: utf8 (Prometheus 3) or legacy (Prometheus 2 charset)."},
 };
 
@@ -157,6 +158,11 @@ static int set_flag(const flag_t *fl, const char *v, rc_options_t *o, rc_err_t *
       if (strcmp(v, "utf8") == 0) *(int *)dst = 0;
       else if (strcmp(v, "legacy") == 0) *(int *)dst = 1;
       else return rc_err_set(err, RC_EINVAL, "--%s: \"%s\" must be utf8 or legacy", fl->name, v);
+      return 0;
+    case F_DECODER:
+      if (strcmp(v, "wire") == 0) *(int *)dst = 0;
+      else if (strcmp(v, "protobuf-c") == 0) *(int *)dst = 1;
+      else return rc_err_set(err, RC_EINVAL, "--%s: \"%s\" must be wire or protobuf-c", fl->name, v);
       return 0;
     case F_DUR:
       if (rc_parse_duration_ms(v, &n) != 0)

@@ -50,6 +50,7 @@ struct rc_http_conn {
   int last_was_value;
   int reading;
   int expect_continue;
+  int close_when_written; /* close as soon as the queued writes are done (peer sent EOF) */
   rc_buf_t hbuf;          /* URL and header bytes of the current request */
   uint32_t url_off, url_len;
   rc_http_header_t *headers;
@@ -280,6 +281,10 @@ static void on_write(uv_write_t *req, int status) {
     conn_close(c);
     return;
   }
+  if (c->close_when_written) { /* see on_read: the peer has closed its side already */
+    if (c->pending_write == 0) conn_close(c);
+    return;
+  }
   if (close_after) {
     start_close_after_write(c);
     return;
@@ -321,7 +326,10 @@ static void conn_send(rc_http_conn_t *c, const char *data, size_t len, int close
   c->pending_write += w->len;
 }
 
-static void send_response(rc_http_conn_t *c, rc_http_response_t *res, int keep_alive) {
+/* head: the request was HEAD. The headers are those GET would get, Content-Length included
+ * (RFC 9110 9.3.2 and 8.6: a Content-Length sent with HEAD must be the GET body's length), but
+ * no body bytes follow. */
+static void send_response(rc_http_conn_t *c, rc_http_response_t *res, int keep_alive, int head) {
   rc_buf_t out;
   rc_buf_init(&out);
   int close_after = !keep_alive || res->close || c->srv->draining;
@@ -337,7 +345,7 @@ static void send_response(rc_http_conn_t *c, rc_http_response_t *res, int keep_a
   if (close_after) rc_buf_puts(&out, "Connection: close\r\n");
   if (res->headers.len) rc_buf_append(&out, res->headers.data, res->headers.len);
   rc_buf_puts(&out, "\r\n");
-  if (res->body.len) rc_buf_append(&out, res->body.data, res->body.len);
+  if (res->body.len && !head) rc_buf_append(&out, res->body.data, res->body.len);
   if (out.oom) {
     rc_buf_free(&out);
     conn_close(c);
@@ -360,7 +368,7 @@ static void conn_error(rc_http_conn_t *c, int status, const char *reason) {
   rc_buf_puts(&res.body, reason);
   rc_buf_puts(&res.body, "\n");
   uint64_t t0 = uv_hrtime();
-  send_response(c, &res, 0);
+  send_response(c, &res, 0, 0);
   rc_stats_request(RC_HANDLER_OTHER, status, uv_hrtime() - t0);
   rc_buf_free(&res.body);
   rc_buf_free(&res.headers);
@@ -437,6 +445,13 @@ static int on_header_value(http_parser *p, const char *at, size_t n) {
   return c->hbuf.oom;
 }
 
+/* http-parser gives on_headers_complete's return value a meaning of its own: 1 means "this
+ * message has no body" (F_SKIPBODY) and 2 "upgrade", and only other values stop the parser with
+ * HPE_CB_headers_complete. Returning 1 for an error used to make the parser skip the body and
+ * run the handler on an empty request (an over-limit Content-Length got "400 empty request
+ * body", and the body bytes were then parsed as the next request; CONNECT reached the router). */
+#define HEADERS_COMPLETE_ERROR (-1)
+
 static int on_headers_complete(http_parser *p) {
   rc_http_conn_t *c = P(p);
   if (p->upgrade && p->method != HTTP_CONNECT) {
@@ -445,18 +460,18 @@ static int on_headers_complete(http_parser *p) {
   }
   if (p->method == HTTP_CONNECT) {
     c->error_status = 501;
-    return 1;
+    return HEADERS_COMPLETE_ERROR;
   }
   int chunked = (p->flags & F_CHUNKED) != 0;
   uint64_t cl = p->content_length;
   if (!chunked && cl != ULLONG_MAX && cl > 0) {
     if (cl > c->srv->cfg.max_body_bytes) {
       c->error_status = 413;
-      return 1;
+      return HEADERS_COMPLETE_ERROR;
     }
     if (rc_buf_reserve(&c->body, (size_t)cl) != 0) {
       c->error_status = 500;
-      return 1;
+      return HEADERS_COMPLETE_ERROR;
     }
   }
   rc_http_request_t probe = {.hbase = c->hbuf.data, .headers = c->headers, .nheaders = c->nheaders};
@@ -509,7 +524,7 @@ static int on_message_complete(http_parser *p) {
   rc_buf_init(&res.headers);
   rc_buf_init(&res.body);
   srv->handler(srv->handler_ctx, &req, &res);
-  send_response(c, &res, http_should_keep_alive(p));
+  send_response(c, &res, http_should_keep_alive(p), p->method == HTTP_HEAD);
   rc_buf_free(&res.headers);
   rc_buf_free(&res.body);
   if (c->body.cap > KEEP_BODY_BUF) rc_buf_free(&c->body);
@@ -545,8 +560,21 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (nread == 0) return;
   if (nread < 0) {
     /* EOF or reset. Mid-request that is an aborted request; between requests it is the
-     * normal end of a keep-alive connection. */
-    if (c->phase == PH_HEADERS || c->phase == PH_BODY) rc_stat_add(&rc_stats.conn_aborted, 1);
+     * normal end of a keep-alive connection. After the final answer (closing) it is neither:
+     * the phase is still PH_BODY while a Connection: close answer is being written. */
+    if ((c->phase == PH_HEADERS || c->phase == PH_BODY) && !c->closing)
+      rc_stat_add(&rc_stats.conn_aborted, 1);
+    if (nread == UV_EOF && c->pending_write > 0) {
+      /* A client may half-close right after its last request (HTTP/1.0 style, `nc -N`).
+       * Closing now would cancel the answers still queued and truncate them; finish writing
+       * first (on_write closes), bounded by the idle timeout if the client stops reading. */
+      uv_read_stop(s);
+      c->reading = 0;
+      c->closing = 1;
+      c->close_when_written = 1;
+      arm_timer(c, PH_IDLE);
+      return;
+    }
     conn_close(c);
     return;
   }
@@ -709,7 +737,17 @@ void rc_http_server_shutdown(rc_http_server_t *srv, rc_http_drained_cb cb) {
   rc_http_conn_t *next;
   for (rc_http_conn_t *c = srv->conns; c != NULL; c = next) {
     next = c->next;
-    if (c->phase == PH_NEW || c->phase == PH_IDLE) conn_close(c);
+    if (c->phase != PH_NEW && c->phase != PH_IDLE) continue;
+    if (c->pending_write > 0) {
+      /* An answer is still being written: let it finish (on_write closes), or the shutdown
+       * timer cuts it off. Closing now would truncate it. */
+      if (c->reading) uv_read_stop((uv_stream_t *)&c->tcp);
+      c->reading = 0;
+      c->closing = 1;
+      c->close_when_written = 1;
+    } else {
+      conn_close(c);
+    }
   }
   if (srv->nconns == 0) {
     srv->drained_cb = NULL;

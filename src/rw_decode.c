@@ -1,4 +1,5 @@
-/* rw_decode.c: snappy block -> protobuf-c -> validated rc_batch_t; see rw_decode.h.
+/* rw_decode.c: the decode entry point (snappy block, limits) and the rules every series must
+ * pass whichever backend read it (rw_internal.h explains the two backends); see rw_decode.h.
  *
  * Wire format recap (shared/reference/remote-write.md):
  *
@@ -22,8 +23,7 @@
 #include <string.h>
 
 #include "rc.h"
-#include "remote_v1.pb-c.h"
-#include "remote_v2.pb-c.h"
+#include "rw_internal.h"
 
 static const char *const reason_names[] = {
 #define RC_RWR_STR(n, s) s,
@@ -47,21 +47,11 @@ const char *rc_rw_series_problem_name(int p) {
   return "unknown";
 }
 
-void rc_rw_decoder_init(rc_rw_decoder_t *d, const rc_rw_limits_t *lim) {
-  d->buf = NULL;
-  d->cap = 0;
-  d->lim = *lim;
-}
+void rc_rw_decoder_init(rc_rw_decoder_t *d, const rc_rw_limits_t *lim) { d->lim = *lim; }
 
-void rc_rw_decoder_close(rc_rw_decoder_t *d) {
-  free(d->buf);
-  d->buf = NULL;
-  d->cap = 0;
-}
+void rc_rw_decoder_close(rc_rw_decoder_t *d) { (void)d; }
 
-static int fail(rc_rw_result_t *res, rc_rw_reason_t reason, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(rc_rw_result_t *res, rc_rw_reason_t reason, int code, const char *fmt, ...) {
+int rw_fail(rc_rw_result_t *res, rc_rw_reason_t reason, int code, const char *fmt, ...) {
   va_list ap;
   res->reason = reason;
   va_start(ap, fmt);
@@ -180,75 +170,8 @@ int rc_histogram_valid(const rc_histogram_t *h, char *why, size_t wsz) {
   return 1;
 }
 
-/* The v1 and v2 Histogram messages have the same fields under different C type names; this
- * macro converts either into rc_histogram_t. PFX is the generated enum prefix. */
-#define CONVERT_HISTOGRAM(arena, dst, src, PFX)                                             \
-  do {                                                                                      \
-    memset((dst), 0, sizeof(*(dst)));                                                       \
-    (dst)->ts_ms = (src)->timestamp;                                                        \
-    (dst)->sum = (src)->sum;                                                                \
-    (dst)->is_stale = rc_is_stale_nan((src)->sum);                                          \
-    (dst)->schema = (src)->schema;                                                          \
-    (dst)->zero_threshold = (src)->zero_threshold;                                          \
-    (dst)->reset_hint = (uint8_t)(src)->reset_hint;                                         \
-    (dst)->is_float = (src)->count_case == PFX##__COUNT_COUNT_FLOAT ||                      \
-                      (src)->zero_count_case == PFX##__ZERO_COUNT_ZERO_COUNT_FLOAT ||       \
-                      (src)->n_positive_counts > 0 || (src)->n_negative_counts > 0;         \
-    (dst)->count = (src)->count_case == PFX##__COUNT_COUNT_FLOAT ? (src)->count_float       \
-                                                                 : (double)(src)->count_int; \
-    (dst)->zero_count = (src)->zero_count_case == PFX##__ZERO_COUNT_ZERO_COUNT_FLOAT        \
-                            ? (src)->zero_count_float                                       \
-                            : (double)(src)->zero_count_int;                                \
-    mixed = ((src)->n_positive_deltas || (src)->n_negative_deltas) &&                       \
-            ((dst)->is_float || (src)->count_case == PFX##__COUNT_COUNT_FLOAT);             \
-    (dst)->n_pos_spans = (uint32_t)(src)->n_positive_spans;                                 \
-    (dst)->n_neg_spans = (uint32_t)(src)->n_negative_spans;                                 \
-    rc_span_t *ps_ = convert_spans(arena, (void *const *)(src)->positive_spans,             \
-                                   (src)->n_positive_spans, &oom);                          \
-    rc_span_t *ns_ = convert_spans(arena, (void *const *)(src)->negative_spans,             \
-                                   (src)->n_negative_spans, &oom);                          \
-    (dst)->pos_spans = ps_;                                                                 \
-    (dst)->neg_spans = ns_;                                                                 \
-    if ((dst)->is_float) {                                                                  \
-      (dst)->n_pos = (uint32_t)(src)->n_positive_counts;                                    \
-      (dst)->n_neg = (uint32_t)(src)->n_negative_counts;                                    \
-      (dst)->pos_counts = (src)->positive_counts;                                           \
-      (dst)->neg_counts = (src)->negative_counts;                                           \
-    } else {                                                                                \
-      (dst)->n_pos = (uint32_t)(src)->n_positive_deltas;                                    \
-      (dst)->n_neg = (uint32_t)(src)->n_negative_deltas;                                    \
-      (dst)->pos_deltas = (src)->positive_deltas;                                           \
-      (dst)->neg_deltas = (src)->negative_deltas;                                           \
-    }                                                                                       \
-    (dst)->n_custom = (uint32_t)(src)->n_custom_values;                                     \
-    (dst)->custom_values = (src)->custom_values;                                            \
-  } while (0)
-
-/* BucketSpan has the same layout in both generated files ({base, int32 offset, uint32
- * length}); we read it through the v1 type. Checked at compile time below. */
-_Static_assert(offsetof(Prometheus__BucketSpan, offset) ==
-                   offsetof(Io__Prometheus__Write__V2__BucketSpan, offset) &&
-               offsetof(Prometheus__BucketSpan, length) ==
-                   offsetof(Io__Prometheus__Write__V2__BucketSpan, length),
-               "BucketSpan layouts differ between v1 and v2");
-
-static rc_span_t *convert_spans(rc_arena_t *a, void *const *src, size_t n, int *oom) {
-  if (n == 0) return NULL;
-  rc_span_t *out = rc_arena_alloc(a, n * sizeof(*out));
-  if (out == NULL) {
-    *oom = 1;
-    return NULL;
-  }
-  for (size_t i = 0; i < n; i++) {
-    const Prometheus__BucketSpan *s = src[i];
-    out[i].offset = s->offset;
-    out[i].length = s->length;
-  }
-  return out;
-}
-
 /*------------------------------------------------------------------------------------------
- * Series bookkeeping shared by both versions
+ * Series acceptance, shared by both backends
  *----------------------------------------------------------------------------------------*/
 
 /* Writes `{name="value", ...}` for the first few labels into buf, for error messages. */
@@ -271,13 +194,9 @@ static void describe_labels(char *buf, size_t size, const rc_label_t *l, uint32_
   buf[o] = '\0';
 }
 
-static void series_invalid(rc_rw_result_t *res, int problem, const rc_label_t *labels,
-                           uint32_t nlabels, uint64_t nsamples, uint64_t nhist,
-                           uint64_t nexemplars, const char *fmt, ...)
-    __attribute__((format(printf, 8, 9)));
-static void series_invalid(rc_rw_result_t *res, int problem, const rc_label_t *labels,
-                           uint32_t nlabels, uint64_t nsamples, uint64_t nhist,
-                           uint64_t nexemplars, const char *fmt, ...) {
+void rw_reject(rw_ctx_t *c, int problem, const rc_label_t *labels, uint32_t nlabels,
+               uint64_t nsamples, uint64_t nhist, uint64_t nexemplars, const char *fmt, ...) {
+  rc_rw_result_t *res = c->res;
   if (res->invalid_series == 0) {
     char what[160], desc[200];
     va_list ap;
@@ -318,235 +237,41 @@ static void label_problem_text(char *buf, size_t size, rc_label_problem_t p,
     snprintf(buf, size, "%s", what);
 }
 
-/* Normalises a series' labels; on failure records the problem and returns 0. */
-static int series_labels(rc_rw_result_t *res, const rc_label_limits_t *lim, rc_label_t *labels,
-                         uint32_t *nlabels, uint32_t *metric_idx, uint64_t ns, uint64_t nh,
-                         uint64_t ne) {
+int rw_accept(rw_ctx_t *c, rc_series_t *s, rc_label_t *labels, uint32_t nl) {
   int bad;
-  uint32_t n0 = *nlabels;
-  rc_label_problem_t p = rc_labels_normalize(labels, nlabels, lim, metric_idx, &bad);
-  if (p == RC_LP_OK) return 1;
-  char text[120];
-  label_problem_text(text, sizeof(text), p, labels, bad);
-  /* Describe the labels as they are now; for early problems that is still the sender's set. */
-  series_invalid(res, p, labels, p <= RC_LP_VALUE_UTF8 ? n0 : *nlabels, ns, nh, ne, "%s", text);
-  return 0;
-}
-
-/*------------------------------------------------------------------------------------------
- * Version 1
- *----------------------------------------------------------------------------------------*/
-
-static int decode_v1(rc_arena_t *a, const rc_rw_limits_t *lim, const char *buf, size_t len,
-                     rc_batch_t *b, rc_rw_result_t *res) {
-  Prometheus__WriteRequest *wr =
-      prometheus__write_request__unpack(rc_arena_pb(a), len, (const uint8_t *)buf);
-  if (wr == NULL) {
-    if (a->exhausted)
-      return fail(res, RC_RWR_MEMORY, RC_ELIMIT,
-                  "decoded request needs more than %zu bytes of memory", lim->max_arena_bytes);
-    return fail(res, RC_RWR_PROTOBUF, RC_EPARSE,
-                "malformed protobuf: not a valid prometheus.WriteRequest");
+  uint32_t n0 = nl, midx = 0;
+  rc_label_problem_t p = rc_labels_normalize(labels, &nl, &c->lim->labels, &midx, &bad);
+  if (p != RC_LP_OK) {
+    char text[120];
+    label_problem_text(text, sizeof(text), p, labels, bad);
+    /* Early problems stop before sorting: describe the set as the sender gave it. */
+    rw_reject(c, p, labels, p <= RC_LP_VALUE_UTF8 ? n0 : nl, s->nsamples, s->nhistograms,
+              s->nexemplars, "%s", text);
+    return 0;
   }
-  b->nmetadata = wr->n_metadata;
-  b->series = rc_arena_alloc(a, (wr->n_timeseries ? wr->n_timeseries : 1) * sizeof(rc_series_t));
-  if (b->series == NULL) goto oom;
-  for (size_t i = 0; i < wr->n_timeseries; i++) {
-    const Prometheus__TimeSeries *ts = wr->timeseries[i];
-    uint32_t nl = (uint32_t)ts->n_labels, midx = 0;
-    rc_label_t *labels = rc_arena_alloc(a, (nl ? nl : 1) * sizeof(rc_label_t));
-    if (labels == NULL) goto oom;
-    for (uint32_t k = 0; k < nl; k++) {
-      const Prometheus__Label *l = ts->labels[k];
-      labels[k].name = l->name.data ? (const char *)l->name.data : "";
-      labels[k].name_len = (uint32_t)l->name.len;
-      labels[k].value = l->value.data ? (const char *)l->value.data : "";
-      labels[k].value_len = (uint32_t)l->value.len;
+  uint32_t stale = 0;
+  for (uint32_t i = 0; i < s->nhistograms; i++) {
+    char why[120];
+    if (!rc_histogram_valid(&s->histograms[i], why, sizeof(why))) {
+      rw_reject(c, RC_RWS_HISTOGRAM, labels, nl, s->nsamples, s->nhistograms, s->nexemplars,
+                "invalid native histogram: %s", why);
+      return 0;
     }
-    if (ts->n_samples == 0 && ts->n_histograms == 0 && ts->n_exemplars == 0) continue;
-    if (!series_labels(res, &lim->labels, labels, &nl, &midx, ts->n_samples, ts->n_histograms,
-                       ts->n_exemplars))
-      continue;
-    rc_series_t *s = &b->series[b->nseries];
-    memset(s, 0, sizeof(*s));
-    s->labels = labels;
-    s->nlabels = nl;
-    s->metric = labels[midx].value;
-    s->metric_len = labels[midx].value_len;
-    if (ts->n_samples) {
-      rc_sample_t *sm = rc_arena_alloc(a, ts->n_samples * sizeof(rc_sample_t));
-      if (sm == NULL) goto oom;
-      for (size_t k = 0; k < ts->n_samples; k++) {
-        sm[k].value = ts->samples[k]->value;
-        sm[k].ts_ms = ts->samples[k]->timestamp;
-        sm[k].start_ts_ms = 0;
-        s->nstale += rc_is_stale_nan(sm[k].value);
-      }
-      s->samples = sm;
-      s->nsamples = (uint32_t)ts->n_samples;
-    }
-    if (ts->n_histograms) {
-      rc_histogram_t *hs = rc_arena_alloc(a, ts->n_histograms * sizeof(rc_histogram_t));
-      if (hs == NULL) goto oom;
-      int bad_hist = 0, oom = 0, mixed = 0;
-      char why[120] = "";
-      for (size_t k = 0; k < ts->n_histograms && !bad_hist; k++) {
-        const Prometheus__Histogram *src = ts->histograms[k];
-        CONVERT_HISTOGRAM(a, &hs[k], src, PROMETHEUS__HISTOGRAM);
-        if (oom) goto oom;
-        if (mixed) {
-          snprintf(why, sizeof(why), "histogram mixes integer deltas and float counts");
-          bad_hist = 1;
-        } else if (!rc_histogram_valid(&hs[k], why, sizeof(why))) {
-          bad_hist = 1;
-        }
-        s->nstale += hs[k].is_stale;
-      }
-      if (bad_hist) {
-        series_invalid(res, RC_RWS_HISTOGRAM, labels, nl, ts->n_samples, ts->n_histograms,
-                       ts->n_exemplars, "invalid native histogram: %s", why);
-        continue;
-      }
-      s->histograms = hs;
-      s->nhistograms = (uint32_t)ts->n_histograms;
-    }
-    s->nexemplars = (uint32_t)ts->n_exemplars;
-    b->nseries++;
-    b->nsamples += s->nsamples;
-    b->nhistograms += s->nhistograms;
-    b->nexemplars += s->nexemplars;
-    b->nstale += s->nstale;
+    stale += s->histograms[i].is_stale;
   }
-  return 0;
-oom:
-  return fail(res, RC_RWR_MEMORY, RC_ELIMIT, "decoded request needs more than %zu bytes of memory",
-              lim->max_arena_bytes);
-}
-
-/*------------------------------------------------------------------------------------------
- * Version 2
- *----------------------------------------------------------------------------------------*/
-
-static int refs_valid(const uint32_t *refs, size_t n, size_t nsym) {
-  if (n % 2) return 0;
-  for (size_t i = 0; i < n; i++)
-    if (refs[i] >= nsym) return 0;
+  for (uint32_t i = 0; i < s->nsamples; i++) stale += rc_is_stale_nan(s->samples[i].value);
+  s->labels = labels;
+  s->nlabels = nl;
+  s->metric = labels[midx].value;
+  s->metric_len = labels[midx].value_len;
+  s->nstale = stale;
+  rc_batch_t *b = c->b;
+  b->series[b->nseries++] = *s;
+  b->nsamples += s->nsamples;
+  b->nhistograms += s->nhistograms;
+  b->nexemplars += s->nexemplars;
+  b->nstale += stale;
   return 1;
-}
-
-static int decode_v2(rc_arena_t *a, const rc_rw_limits_t *lim, const char *buf, size_t len,
-                     rc_batch_t *b, rc_rw_result_t *res) {
-  Io__Prometheus__Write__V2__Request *rq =
-      io__prometheus__write__v2__request__unpack(rc_arena_pb(a), len, (const uint8_t *)buf);
-  if (rq == NULL) {
-    if (a->exhausted)
-      return fail(res, RC_RWR_MEMORY, RC_ELIMIT,
-                  "decoded request needs more than %zu bytes of memory", lim->max_arena_bytes);
-    return fail(res, RC_RWR_PROTOBUF, RC_EPARSE,
-                "malformed protobuf: not a valid io.prometheus.write.v2.Request");
-  }
-  size_t nsym = rq->n_symbols;
-  if (rq->n_timeseries > 0 && (nsym == 0 || rq->symbols[0].len != 0))
-    return fail(res, RC_RWR_SYMBOLS, RC_EPARSE,
-                "symbols table must be present and start with the empty string");
-  b->series = rc_arena_alloc(a, (rq->n_timeseries ? rq->n_timeseries : 1) * sizeof(rc_series_t));
-  if (b->series == NULL) goto oom;
-  for (size_t i = 0; i < rq->n_timeseries; i++) {
-    const Io__Prometheus__Write__V2__TimeSeries *ts = rq->timeseries[i];
-    uint64_t ns = ts->n_samples, nh = ts->n_histograms, ne = ts->n_exemplars;
-    if (!refs_valid(ts->labels_refs, ts->n_labels_refs, nsym)) {
-      series_invalid(res, RC_RWS_LABEL_REFS, NULL, 0, ns, nh, ne,
-                     "labels_refs has odd length or points outside the %zu symbols", nsym);
-      continue;
-    }
-    uint32_t nl = (uint32_t)(ts->n_labels_refs / 2), midx = 0;
-    rc_label_t *labels = rc_arena_alloc(a, (nl ? nl : 1) * sizeof(rc_label_t));
-    if (labels == NULL) goto oom;
-    for (uint32_t k = 0; k < nl; k++) {
-      const ProtobufCBinaryData *n = &rq->symbols[ts->labels_refs[2 * k]];
-      const ProtobufCBinaryData *v = &rq->symbols[ts->labels_refs[2 * k + 1]];
-      labels[k].name = n->data ? (const char *)n->data : "";
-      labels[k].name_len = (uint32_t)n->len;
-      labels[k].value = v->data ? (const char *)v->data : "";
-      labels[k].value_len = (uint32_t)v->len;
-    }
-    if (!series_labels(res, &lim->labels, labels, &nl, &midx, ns, nh, ne)) continue;
-    if (ns && nh) {
-      series_invalid(res, RC_RWS_MIXED, labels, nl, ns, nh, ne,
-                     "a series must not carry both samples and histograms");
-      continue;
-    }
-    if (!ns && !nh) {
-      series_invalid(res, RC_RWS_EMPTY, labels, nl, ns, nh, ne,
-                     "a series must carry samples or histograms");
-      continue;
-    }
-    int bad_ex = 0;
-    for (size_t k = 0; k < ts->n_exemplars && !bad_ex; k++)
-      bad_ex = !refs_valid(ts->exemplars[k]->labels_refs, ts->exemplars[k]->n_labels_refs, nsym);
-    if (bad_ex) {
-      series_invalid(res, RC_RWS_EXEMPLAR_REFS, labels, nl, ns, nh, ne,
-                     "exemplar labels_refs has odd length or points outside the symbols");
-      continue;
-    }
-    rc_series_t *s = &b->series[b->nseries];
-    memset(s, 0, sizeof(*s));
-    s->labels = labels;
-    s->nlabels = nl;
-    s->metric = labels[midx].value;
-    s->metric_len = labels[midx].value_len;
-    if (ts->metadata != NULL && (unsigned)ts->metadata->type <= RC_MTYPE_STATESET)
-      s->mtype = (uint8_t)ts->metadata->type;
-    if (ns) {
-      rc_sample_t *sm = rc_arena_alloc(a, ns * sizeof(rc_sample_t));
-      if (sm == NULL) goto oom;
-      for (size_t k = 0; k < ns; k++) {
-        sm[k].value = ts->samples[k]->value;
-        sm[k].ts_ms = ts->samples[k]->timestamp;
-        sm[k].start_ts_ms = ts->samples[k]->start_timestamp ? ts->samples[k]->start_timestamp
-                                                            : ts->created_timestamp;
-        s->nstale += rc_is_stale_nan(sm[k].value);
-      }
-      s->samples = sm;
-      s->nsamples = (uint32_t)ns;
-    }
-    if (nh) {
-      rc_histogram_t *hs = rc_arena_alloc(a, nh * sizeof(rc_histogram_t));
-      if (hs == NULL) goto oom;
-      int bad_hist = 0, oom = 0, mixed = 0;
-      char why[120] = "";
-      for (size_t k = 0; k < nh && !bad_hist; k++) {
-        const Io__Prometheus__Write__V2__Histogram *src = ts->histograms[k];
-        CONVERT_HISTOGRAM(a, &hs[k], src, IO__PROMETHEUS__WRITE__V2__HISTOGRAM);
-        if (oom) goto oom;
-        hs[k].start_ts_ms = src->start_timestamp ? src->start_timestamp : ts->created_timestamp;
-        if (mixed) {
-          snprintf(why, sizeof(why), "histogram mixes integer deltas and float counts");
-          bad_hist = 1;
-        } else if (!rc_histogram_valid(&hs[k], why, sizeof(why))) {
-          bad_hist = 1;
-        }
-        s->nstale += hs[k].is_stale;
-      }
-      if (bad_hist) {
-        series_invalid(res, RC_RWS_HISTOGRAM, labels, nl, ns, nh, ne,
-                       "invalid native histogram: %s", why);
-        continue;
-      }
-      s->histograms = hs;
-      s->nhistograms = (uint32_t)nh;
-    }
-    s->nexemplars = (uint32_t)ne;
-    b->nseries++;
-    b->nsamples += s->nsamples;
-    b->nhistograms += s->nhistograms;
-    b->nexemplars += s->nexemplars;
-    b->nstale += s->nstale;
-  }
-  return 0;
-oom:
-  return fail(res, RC_RWR_MEMORY, RC_ELIMIT, "decoded request needs more than %zu bytes of memory",
-              lim->max_arena_bytes);
 }
 
 /*------------------------------------------------------------------------------------------
@@ -561,11 +286,11 @@ int rc_rw_decode(rc_rw_decoder_t *d, int version, const char *body, size_t len,
   memset(res, 0, sizeof(*res));
   *out = NULL;
   if (version != 1 && version != 2)
-    return fail(res, RC_RWR_PROTOBUF, RC_EINVAL, "unknown remote write version %d", version);
-  if (len == 0) return fail(res, RC_RWR_EMPTY_BODY, RC_EPARSE, "empty request body");
+    return rw_fail(res, RC_RWR_PROTOBUF, RC_EINVAL, "unknown remote write version %d", version);
+  if (len == 0) return rw_fail(res, RC_RWR_EMPTY_BODY, RC_EPARSE, "empty request body");
   if (len >= sizeof(snappy_framed_magic) &&
       memcmp(body, snappy_framed_magic, sizeof(snappy_framed_magic)) == 0)
-    return fail(res, RC_RWR_SNAPPY_FRAMED, RC_EPARSE,
+    return rw_fail(res, RC_RWR_SNAPPY_FRAMED, RC_EPARSE,
                 "snappy framed (stream) format is not accepted; send the block format");
   /* Read the declared length ourselves first: snappy's own reader stops at 32 bits, and a
    * declared 4 GiB should be answered "too large" (413), not "malformed" (400). */
@@ -576,48 +301,52 @@ int rc_rw_decode(rc_rw_decoder_t *d, int version, const char *body, size_t len,
     if (!((unsigned char)body[vi] & 0x80)) break;
   }
   if (vi < len && vi < 10 && declared > d->lim.max_decoded_bytes)
-    return fail(res, RC_RWR_TOO_LARGE, RC_ELIMIT,
+    return rw_fail(res, RC_RWR_TOO_LARGE, RC_ELIMIT,
                 "decoded body would be %llu bytes, over the limit of %zu",
                 (unsigned long long)declared, d->lim.max_decoded_bytes);
   size_t ulen;
   if (snappy_uncompressed_length(body, len, &ulen) != SNAPPY_OK)
-    return fail(res, RC_RWR_SNAPPY, RC_EPARSE,
+    return rw_fail(res, RC_RWR_SNAPPY, RC_EPARSE,
                 "malformed snappy block: bad uncompressed-length header");
   if (ulen > d->lim.max_decoded_bytes)
-    return fail(res, RC_RWR_TOO_LARGE, RC_ELIMIT,
+    return rw_fail(res, RC_RWR_TOO_LARGE, RC_ELIMIT,
                 "decoded body would be %zu bytes, over the limit of %zu", ulen,
                 d->lim.max_decoded_bytes);
-  if (ulen > d->cap) {
-    /* The scratch buffer only grows; its size is bounded by max_decoded_bytes. */
-    size_t cap = d->cap ? d->cap : 64 * 1024;
-    while (cap < ulen) cap *= 2;
-    if (cap > d->lim.max_decoded_bytes) cap = d->lim.max_decoded_bytes;
-    char *nb = realloc(d->buf, cap ? cap : 1);
-    if (nb == NULL) return fail(res, RC_RWR_MEMORY, RC_ENOMEM, "out of memory decompressing");
-    d->buf = nb;
-    d->cap = cap;
-  }
-  size_t got = ulen;
-  if (ulen > 0 && (snappy_uncompress(body, len, d->buf, &got) != SNAPPY_OK || got != ulen))
-    return fail(res, RC_RWR_SNAPPY, RC_EPARSE, "malformed snappy block: corrupt or truncated");
-  res->decoded_bytes = ulen;
-
   rc_arena_t a;
-  /* protobuf-c's unpacked form is typically 2-4x the wire size. */
-  rc_arena_init(&a, ulen * 3 + 4096, d->lim.max_arena_bytes);
+  /* One chunk for the decompressed bytes (the wire reader's labels point into them) and the
+   * batch's arrays, which come to about as much again; protobuf-c's unpacked messages take
+   * several times the wire size. */
+  rc_arena_init(&a, (d->lim.reference_decoder ? 4 : 2) * ulen + 4096, d->lim.max_arena_bytes);
   rc_batch_t *b = rc_arena_alloc(&a, sizeof(*b));
   if (b == NULL) {
     int limited = a.exhausted && a.allocated + 4096 > a.limit;
     rc_arena_free(&a);
-    return limited ? fail(res, RC_RWR_MEMORY, RC_ELIMIT,
+    return limited ? rw_fail(res, RC_RWR_MEMORY, RC_ELIMIT,
                           "decoded request needs more than %zu bytes of memory",
                           d->lim.max_arena_bytes)
-                   : fail(res, RC_RWR_MEMORY, RC_ENOMEM, "out of memory");
+                   : rw_fail(res, RC_RWR_MEMORY, RC_ENOMEM, "out of memory");
   }
   memset(b, 0, sizeof(*b));
   b->version = (uint8_t)version;
-  int rc = version == 1 ? decode_v1(&a, &d->lim, d->buf, ulen, b, res)
-                        : decode_v2(&a, &d->lim, d->buf, ulen, b, res);
+  char *raw = rc_arena_alloc(&a, ulen ? ulen : 1);
+  if (raw == NULL) {
+    rc_arena_free(&a);
+    return rw_fail(res, RC_RWR_MEMORY, RC_ELIMIT,
+                   "decoded request needs more than %zu bytes of memory", d->lim.max_arena_bytes);
+  }
+  size_t got = ulen;
+  if (ulen > 0 && (snappy_uncompress(body, len, raw, &got) != SNAPPY_OK || got != ulen)) {
+    rc_arena_free(&a);
+    return rw_fail(res, RC_RWR_SNAPPY, RC_EPARSE, "malformed snappy block: corrupt or truncated");
+  }
+  res->decoded_bytes = ulen;
+  rw_ctx_t ctx = {.a = &a, .lim = &d->lim, .b = b, .res = res};
+  const uint8_t *p = (const uint8_t *)raw;
+  int rc;
+  if (d->lim.reference_decoder)
+    rc = version == 1 ? rw_pbc_v1(&ctx, p, ulen) : rw_pbc_v2(&ctx, p, ulen);
+  else
+    rc = version == 1 ? rw_wire_v1(&ctx, p, ulen) : rw_wire_v2(&ctx, p, ulen);
   if (rc != 0) {
     rc_arena_free(&a);
     return rc;

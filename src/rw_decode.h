@@ -3,8 +3,9 @@
  * loop thread, tests and fuzzers call it directly.
  *
  * What it checks, in order: the snappy block header (declared length against a limit, before
- * any allocation), the snappy payload, the protobuf message (unpacked into an arena with its
- * own byte limit), then every series (labels, histograms, v2 symbol references). A bad series
+ * any allocation), the snappy payload (decompressed into the batch's arena), the protobuf
+ * message (read zero-copy, or by protobuf-c as the reference; the arena has a byte limit),
+ * then every series (labels, histograms, v2 symbol references). A bad series
  * is dropped and counted and the rest of the request is kept, which spec 1.0 allows; the
  * caller answers 400 naming the first problem so the sender does not retry.
  */
@@ -58,6 +59,8 @@ typedef struct rc_rw_limits {
   size_t max_decoded_bytes; /* cap on the snappy-declared uncompressed length */
   size_t max_arena_bytes;   /* cap on memory for the unpacked message and the batch */
   rc_label_limits_t labels;
+  int reference_decoder;    /* 1: decode with protobuf-c (the reference) instead of the
+                               zero-copy wire reader; --ingest.decoder=protobuf-c */
 } rc_rw_limits_t;
 
 typedef struct rc_rw_result {
@@ -69,10 +72,10 @@ typedef struct rc_rw_result {
   size_t decoded_bytes;  /* uncompressed protobuf size */
 } rc_rw_result_t;
 
-/* Owns the reusable decompression buffer. One per thread that decodes. */
+/* A decoder's settings. Decoding keeps no state between requests (each batch's arena holds
+ * its own decompressed bytes), so one decoder may serve any number of requests in turn; it is
+ * not shared between threads. */
 typedef struct rc_rw_decoder {
-  char *buf;
-  size_t cap;
   rc_rw_limits_t lim;
 } rc_rw_decoder_t;
 

@@ -7,6 +7,8 @@
 
 #include <string.h>
 
+#include "rc.h"
+
 static const char *const problem_names[] = {
 #define RC_LP_STR(n, s) s,
     RC_LABEL_PROBLEMS(RC_LP_STR)
@@ -19,9 +21,8 @@ const char *rc_label_problem_name(rc_label_problem_t p) {
 
 /* Validation follows the Unicode table of well-formed byte sequences (Unicode 15, table 3-7),
  * which excludes overlong forms, UTF-16 surrogates and code points above U+10FFFF. */
-int rc_utf8_valid(const char *str, size_t len) {
-  const unsigned char *s = (const unsigned char *)str;
-  size_t i = 0;
+/* Slow path: validates from the first byte at or after `i` that may be non-ASCII. */
+static int utf8_valid_from(const unsigned char *s, size_t len, size_t i) {
   while (i < len) {
     /* ASCII fast path: 8 bytes at a time while no byte has its top bit set. */
     while (i + 8 <= len) {
@@ -60,6 +61,24 @@ int rc_utf8_valid(const char *str, size_t len) {
   return 1;
 }
 
+/* Validation follows the Unicode table of well-formed byte sequences (Unicode 15, table 3-7),
+ * which excludes overlong forms, UTF-16 surrogates and code points above U+10FFFF. Label
+ * names and values are short and almost always ASCII, so the common case is one OR over the
+ * bytes with no branch per byte; only strings with a high bit set take the full check. */
+int rc_utf8_valid(const char *str, size_t len) {
+  const unsigned char *s = (const unsigned char *)str;
+  uint64_t acc = 0;
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    uint64_t w;
+    memcpy(&w, s + i, 8);
+    acc |= w;
+  }
+  for (; i < len; i++) acc |= s[i];
+  if (RC_LIKELY(!(acc & UINT64_C(0x8080808080808080)))) return 1;
+  return utf8_valid_from(s, len, 0);
+}
+
 static int name_char(unsigned char c, int first, int colon) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_') return 1;
   if (colon && c == ':') return 1;
@@ -80,8 +99,21 @@ int rc_legacy_label_name(const char *s, size_t len) {
   return 1;
 }
 
-static int label_cmp(const rc_label_t *a, const rc_label_t *b) {
+/* Label names nearly always differ in their first byte; compare that inline and leave the
+ * rest to memcmp. */
+static inline int label_cmp(const rc_label_t *a, const rc_label_t *b) {
+  if (a->name_len && b->name_len && a->name[0] != b->name[0])
+    return (unsigned char)a->name[0] - (unsigned char)b->name[0];
   return rc_bytes_cmp(a->name, a->name_len, b->name, b->name_len);
+}
+
+static inline int is_metric_name_label(const rc_label_t *l) {
+  static const char name[8] = {'_', '_', 'n', 'a', 'm', 'e', '_', '_'};
+  uint64_t a, b;
+  if (l->name_len != 8) return 0;
+  memcpy(&a, l->name, 8);
+  memcpy(&b, name, 8);
+  return a == b;
 }
 
 /* Insertion sort: label sets are small (typically under 16) and nearly always sorted already;
@@ -135,7 +167,7 @@ rc_label_problem_t rc_labels_normalize(rc_label_t *labels, uint32_t *n,
       *bad = (int)i;
       return RC_LP_DUPLICATE;
     }
-    if (labels[i].name_len == 8 && memcmp(labels[i].name, "__name__", 8) == 0) {
+    if (is_metric_name_label(&labels[i])) {
       found = (int)i;
     } else if (lim != NULL && lim->legacy_names &&
                !rc_legacy_label_name(labels[i].name, labels[i].name_len)) {

@@ -64,6 +64,9 @@ static void test_flags(void **st) {
   assert_string_equal(o.listen_address, "127.0.0.1:0");
   assert_int_equal(o.http.header_timeout_ms, 2000);
   assert_int_equal(o.http.max_body_bytes, 1u << 20);
+  assert_int_equal(o.ingest.limits.reference_decoder, 0);
+  assert_int_equal(parse(&o, &e, 2, "serve", "--ingest.decoder=protobuf-c"), 0);
+  assert_int_equal(o.ingest.limits.reference_decoder, 1);
   assert_int_equal(parse(&o, &e, 1, "--version"), 0);
   assert_int_equal(o.cmd, RC_CMD_VERSION);
   assert_int_equal(parse(&o, &e, 1, "-h"), 0);
@@ -81,6 +84,7 @@ static void test_bad_flags(void **st) {
       {"serve", "--web.max-body-size=big", "not a size"},
       {"serve", "--log.level=loud", "not one of"},
       {"serve", "--ingest.overload-status=500", "must be 503 or 429"},
+      {"serve", "--ingest.decoder=fast", "must be wire or protobuf-c"},
       {"serve", "--web.listen-address=nohost", "host:port"},
       {"serve", "--web.listen-address=1.2.3.4:99999", "port must be"},
       {"serve", "--web.listen-address=example.com:80", "not an IP address"},

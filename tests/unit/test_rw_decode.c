@@ -14,10 +14,25 @@
 #include "rw_decode.h"
 #include "rwbuild.h"
 
+/* Every test runs twice: with the zero-copy wire reader and with the protobuf-c reference. */
+static int g_reference;
+
 static rc_rw_limits_t limits(void) {
   return (rc_rw_limits_t){.max_decoded_bytes = 64u << 20,
                           .max_arena_bytes = 256u << 20,
-                          .labels = {.max_labels = 64, .max_label_bytes = 4096}};
+                          .labels = {.max_labels = 64, .max_label_bytes = 4096},
+                          .reference_decoder = g_reference};
+}
+
+static int use_wire(void **st) {
+  (void)st;
+  g_reference = 0;
+  return 0;
+}
+static int use_pbc(void **st) {
+  (void)st;
+  g_reference = 1;
+  return 0;
 }
 
 /* Decodes with default limits; returns rc; *out owned by caller. */
@@ -408,18 +423,20 @@ static void test_legacy_names(void **st) {
   free(body);
 }
 
+#define BOTH(t) cmocka_unit_test_setup(t, use_wire), cmocka_unit_test_setup(t, use_pbc)
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_v1_ok),
-      cmocka_unit_test(test_v2_ok),
-      cmocka_unit_test(test_v1_body_as_v2_is_empty),
-      cmocka_unit_test(test_series_table),
-      cmocka_unit_test(test_request_table),
-      cmocka_unit_test(test_unknown_fields_skipped),
-      cmocka_unit_test(test_stale_marker),
-      cmocka_unit_test(test_memory_limit),
-      cmocka_unit_test(test_every_truncation),
-      cmocka_unit_test(test_legacy_names),
+      BOTH(test_v1_ok),
+      BOTH(test_v2_ok),
+      BOTH(test_v1_body_as_v2_is_empty),
+      BOTH(test_series_table),
+      BOTH(test_request_table),
+      BOTH(test_unknown_fields_skipped),
+      BOTH(test_stale_marker),
+      BOTH(test_memory_limit),
+      BOTH(test_every_truncation),
+      BOTH(test_legacy_names),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

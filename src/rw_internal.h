@@ -1,0 +1,51 @@
+/* rw_internal.h: what the remote-write decode backends share — not part of the public API.
+ *
+ * rw_decode.c owns the entry point (snappy, limits) and the per-series acceptance rules; a
+ * backend walks one protobuf message and, for each TimeSeries, fills an rc_series_t plus an
+ * unnormalised label array in the arena, then calls rw_accept() or rw_reject(). Two backends
+ * exist:
+ *   rw_wire.c  the default: a zero-copy protobuf reader (labels point into the decompressed
+ *              buffer, which the batch's arena owns);
+ *   rw_pbc.c   protobuf-c's generated unpacker, kept as the reference implementation that
+ *              the wire reader is differential-tested and fuzzed against
+ *              (--ingest.decoder=protobuf-c selects it at run time).
+ */
+#ifndef RC_RW_INTERNAL_H
+#define RC_RW_INTERNAL_H
+
+#include "rw_decode.h"
+
+typedef struct rw_ctx {
+  rc_arena_t *a;
+  const rc_rw_limits_t *lim;
+  rc_batch_t *b; /* b->series has room for every TimeSeries entry of the message */
+  rc_rw_result_t *res;
+} rw_ctx_t;
+
+/* Records a request-level failure in res; returns code. */
+int rw_fail(rc_rw_result_t *res, rc_rw_reason_t reason, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Drops a series for `problem` (an rc_label_problem_t or RC_RWS_*), counting its samples,
+ * histograms and exemplars as dropped; the first problem becomes res->msg. */
+void rw_reject(rw_ctx_t *c, int problem, const rc_label_t *labels, uint32_t nlabels,
+               uint64_t ns, uint64_t nh, uint64_t ne, const char *fmt, ...)
+    __attribute__((format(printf, 8, 9)));
+
+/* Normalises and checks labels, validates the histograms, counts stale markers, and appends
+ * *s (labels/samples/histograms arrays and counts filled by the backend, all arena memory)
+ * to the batch. Returns 1 when accepted, 0 when rejected (already recorded). */
+int rw_accept(rw_ctx_t *c, rc_series_t *s, rc_label_t *labels, uint32_t nlabels);
+
+#define RW_OOM(c)                                                                      \
+  rw_fail((c)->res, RC_RWR_MEMORY, RC_ELIMIT,                                          \
+          "decoded request needs more than %zu bytes of memory", (c)->lim->max_arena_bytes)
+
+#define RW_MIXED_HISTOGRAM "histogram mixes integer deltas and float counts"
+
+int rw_pbc_v1(rw_ctx_t *c, const uint8_t *buf, size_t len);
+int rw_pbc_v2(rw_ctx_t *c, const uint8_t *buf, size_t len);
+int rw_wire_v1(rw_ctx_t *c, const uint8_t *buf, size_t len);
+int rw_wire_v2(rw_ctx_t *c, const uint8_t *buf, size_t len);
+
+#endif
