@@ -8,7 +8,7 @@
  * Semantics follow protobuf and protobuf-c (the reference, rw_pbc.c), and a differential test
  * plus a fuzz target hold the two to the same answers:
  *   - tags are varints of at most 5 bytes; wire types 3, 4, 6, 7 are errors; field number 0
- *     is skipped like any unknown field (protobuf-c does so);
+ *     is an error in a one-byte tag and skipped otherwise (protobuf-c's behaviour);
  *   - a known field with the wrong wire type is an error; unknown fields are skipped;
  *   - varints are at most 10 bytes; length prefixes at most 5 bytes and within the message;
  *   - repeated scalars are accepted packed and unpacked, even mixed;
@@ -71,6 +71,9 @@ static inline int rd_varint32(rd_t *r, uint64_t *v) {
 
 static inline int rd_tag(rd_t *r, uint32_t *field, int *wt) {
   uint64_t t;
+  /* protobuf-c refuses field 0 in a one-byte tag (0x00..0x07) but skips it as unknown when
+   * the tag takes more bytes; we match it, since no real sender writes either. */
+  if (r->p < r->end && *r->p < 0x08) return 0;
   if (!rd_varint32(r, &t)) return 0;
   *field = (uint32_t)(t >> 3) & 0x1fffffffu;
   *wt = (int)(t & 7);

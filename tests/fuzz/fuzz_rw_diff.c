@@ -14,8 +14,14 @@
 #include "rw_decode.h"
 #include "rwbuild.h"
 
+static const uint8_t *g_input;
+static size_t g_input_len;
+
+/* Reports the disagreement with the input in hex (the replay driver has no crash files). */
 static void differ(const char *what) {
-  fprintf(stderr, "rw_wire and protobuf-c disagree: %s\n", what);
+  fprintf(stderr, "rw_wire and protobuf-c disagree: %s\ninput (%zu bytes): ", what, g_input_len);
+  for (size_t i = 0; i < g_input_len && i < 4096; i++) fprintf(stderr, "%02x", g_input[i]);
+  fprintf(stderr, "\n");
   abort();
 }
 
@@ -72,6 +78,8 @@ static void compare(const rc_batch_t *a, const rc_batch_t *b) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1 || size > (1u << 20)) return 0;
   int version = (data[0] & 1) ? 2 : 1;
+  g_input = data;
+  g_input_len = size;
   size_t clen = snappy_max_compressed_length(size - 1);
   char *body = malloc(clen ? clen : 1);
   if (body == NULL || snappy_compress((const char *)data + 1, size - 1, body, &clen) != SNAPPY_OK) {

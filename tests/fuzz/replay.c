@@ -73,8 +73,26 @@ static void mutate_and_run(const uint8_t *src, size_t n) {
   free(buf);
 }
 
+/* --write-seeds DIR: store the built-in seeds as files, to start a libFuzzer corpus. */
+static int write_seeds(const char *dir) {
+  for (size_t i = 0; i < nseeds; i++) {
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/seed-%02zu", dir, i);
+    FILE *f = fopen(path, "wb");
+    if (f == NULL || fwrite(seeds[i], 1, seed_len[i], f) != seed_len[i]) {
+      fprintf(stderr, "replay: cannot write %s\n", path);
+      if (f) fclose(f);
+      return 2;
+    }
+    fclose(f);
+  }
+  printf("replay: wrote %zu seeds to %s\n", nseeds, dir);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   fuzz_seeds(keep_seed);
+  if (argc == 3 && strcmp(argv[1], "--write-seeds") == 0) return write_seeds(argv[2]);
   for (int i = 1; i < argc; i++) {
     FILE *f = fopen(argv[i], "rb");
     if (f == NULL) {

@@ -571,6 +571,86 @@ def case_second_signal(exe):
         d.cleanup()
 
 
+def _big_status_daemon(exe):
+    """A daemon whose /api/v1/status/ingest answer is ~0.8 MB (8000 metric names), so that 20
+    pipelined answers (~16 MB) overflow the kernel socket buffers and wait in ripcord's own
+    write queue."""
+    d = Daemon(exe).start()
+    ts = [V1.timeseries([("__name__", "big_status_%05d_padding_padding_padding" % i)], [(1.0, TS)])
+          for i in range(8000)]
+    expect_eq(post_write(d.port, V1.request(ts), timeout=30).status, 204, "seed write")
+    wait_until(lambda: ingest_status(d.port)["totals"]["series"] == 8000, 20,
+               what="seed series consumed")
+    return d
+
+
+STATUS_REQ = b"GET /api/v1/status/ingest HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def _status_served(port):
+    return metric(port, "ripcord_http_requests_total", handler="/api/v1/status/ingest",
+                  code="200") or 0
+
+
+def _read_all_status(c, n, what):
+    want = None
+    for i in range(n):
+        r = c.read_response(timeout=30)
+        expect_eq(r.status, 200, "%s: response %d" % (what, i))
+        if want is None:
+            want = len(r.body)
+            expect(want > 500_000, "status answer only %d bytes", want)
+        expect_eq(len(r.body), want, "%s: length of response %d" % (what, i))
+        ingest = r.body.decode()
+        expect(ingest.endswith("}"), "%s: response %d truncated", what, i)
+    expect(c.wait_closed(10), "%s: connection not closed after the last answer" % what)
+    expect_eq(c.buf, b"", "%s: bytes after the last answer" % what)
+
+
+def case_half_close(exe):
+    """A client that sends its requests and then half-closes (shutdown(SHUT_WR), as HTTP/1.0
+    tools and `nc -N` do) still gets every answer in full, and is not counted as aborted —
+    also when the answers do not fit in the socket buffers."""
+    d = _big_status_daemon(exe)
+    try:
+        ab0 = metric(d.port, "ripcord_http_connections_aborted_total")
+        for last in (b"HTTP/1.1", b"HTTP/1.0"):
+            base = _status_served(d.port)
+            with Conn(d.port, timeout=30) as c:
+                c.send(STATUS_REQ * 19 + STATUS_REQ.replace(b"HTTP/1.1", last))
+                c.sock.shutdown(socket.SHUT_WR)
+                # Let ripcord answer everything (and see the EOF) before we read a byte.
+                wait_until(lambda: _status_served(d.port) >= base + 20, 20,
+                           what="20 status requests answered")
+                _read_all_status(c, 20, last.decode())
+        expect_eq(metric(d.port, "ripcord_http_connections_aborted_total") - ab0, 0, "aborted")
+    finally:
+        d.stop()
+
+
+def case_shutdown_slow_reader(exe):
+    """SIGTERM while a keep-alive connection between requests still has answers queued for a
+    client that has not read them yet: the answers are delivered in full, then the connection
+    is closed and the process exits 0."""
+    d = _big_status_daemon(exe)
+    try:
+        base = _status_served(d.port)
+        c = Conn(d.port, timeout=30)
+        try:
+            c.send(STATUS_REQ * 20)
+            wait_until(lambda: _status_served(d.port) >= base + 20, 20,
+                       what="20 status requests answered")
+            d.signal(signal.SIGTERM)
+            _wait_log(d, r'msg="shutting down"', 10)
+            _read_all_status(c, 20, "slow reader")
+        finally:
+            c.close()
+        rc, secs = d.wait_exit(15)
+        expect_eq(rc, 0, "exit status")
+    finally:
+        d.cleanup()
+
+
 def main():
     if len(sys.argv) < 2:
         print("usage: %s <ripcord-binary>" % sys.argv[0], file=sys.stderr)
@@ -604,6 +684,8 @@ def main():
     r.run("graceful shutdown with a request in flight", case_graceful_shutdown, exe)
     r.run("--web.shutdown-timeout bounds the drain", case_shutdown_timeout, exe)
     r.run("second SIGTERM exits at once with status 1", case_second_signal, exe)
+    r.run("half-closing client gets every answer in full", case_half_close, exe)
+    r.run("SIGTERM delivers answers queued for a slow reader", case_shutdown_slow_reader, exe)
     print("%d cases in %.1fs" % (r.passed + r.failed, time.monotonic() - t0))
     return r.finish()
 
