@@ -174,21 +174,42 @@ int rc_histogram_valid(const rc_histogram_t *h, char *why, size_t wsz) {
  * Series acceptance, shared by both backends
  *----------------------------------------------------------------------------------------*/
 
-/* Writes `{name="value", ...}` for the first few labels into buf, for error messages. */
-static void describe_labels(char *buf, size_t size, const rc_label_t *l, uint32_t n) {
-  size_t o = 0;
-  buf[o++] = '{';
-  for (uint32_t i = 0; i < n && o + 8 < size; i++) {
-    int w = snprintf(buf + o, size - o, "%s%.*s=\"%.*s\"", i ? ", " : "",
-                     (int)(l[i].name_len > 40 ? 40 : l[i].name_len), l[i].name,
-                     (int)(l[i].value_len > 40 ? 40 : l[i].value_len), l[i].value);
-    if (w < 0 || (size_t)w >= size - o) {
-      o = size - 5;
-      memcpy(buf + o, "...", 3);
-      o += 3;
-      break;
+/* Appends at most max bytes of s to buf[*o] (stopping before `limit`), keeping the reason one
+ * printable line: control bytes and, in invalid UTF-8, bytes >= 0x80 become '?', and quotes
+ * and backslashes are escaped. */
+static void put_text(char *buf, size_t *o, size_t limit, const char *s, size_t len, size_t max) {
+  int utf8 = rc_utf8_valid(s, len);
+  for (size_t i = 0; i < len && i < max && *o + 2 < limit; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (ch == '"' || ch == '\\') {
+      buf[(*o)++] = '\\';
+      buf[(*o)++] = (char)ch;
+    } else if (ch < 0x20 || ch == 0x7f || (ch >= 0x80 && !utf8)) {
+      buf[(*o)++] = '?';
+    } else {
+      buf[(*o)++] = (char)ch;
     }
-    o += (size_t)w;
+  }
+}
+
+/* Writes `{name="value", ...}` for the first labels into buf (size >= 16), for 400 reasons.
+ * Names and values are cut at 40 bytes and the whole at size - 1, ending in "...}". */
+static void describe_labels(char *buf, size_t size, const rc_label_t *l, uint32_t n) {
+  size_t o = 0, limit = size - 5; /* room for "...}" and the NUL */
+  buf[o++] = '{';
+  uint32_t i;
+  for (i = 0; i < n && o + 8 < limit; i++) {
+    if (i) put_text(buf, &o, limit, ", ", 2, 2);
+    put_text(buf, &o, limit, l[i].name, l[i].name_len, 40);
+    put_text(buf, &o, limit, "=", 1, 1);
+    if (o + 3 < limit) buf[o++] = '"';
+    put_text(buf, &o, limit, l[i].value, l[i].value_len, 40);
+    if (o + 3 < limit) buf[o++] = '"';
+  }
+  /* Every write above keeps o <= limit = size - 5, so "...}" and the NUL always fit. */
+  if (i < n || o + 8 >= limit) {
+    memcpy(buf + o, "...", 3);
+    o += 3;
   }
   buf[o++] = '}';
   buf[o] = '\0';

@@ -16,12 +16,12 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (CT_V1, CT_V2, NORMAL_NAN, SNAPPY_FRAMED_MAGIC, STALE_NAN, V1, V2, Closed,  # noqa: E402
-                     Conn, Daemon, Runner, build_request, chunked, expect, expect_eq, good_histogram,
+from harness import (NORMAL_NAN, SNAPPY_FRAMED_MAGIC, STALE_NAN, V1, V2, Closed, Conn,  # noqa: E402
+                     Daemon, Runner, build_request, chunked, expect, expect_eq, good_histogram,
                      healthy, ingest_status, metric, pb_bytes, pb_double, pb_fixed32, pb_fixed64,
-                     pb_histogram, pb_key, pb_message, pb_uint, pb_varint, post_write, request,
-                     rw_headers, scrape, snappy_compress, snappy_literal, v1_simple, wait_until,
-                     write_request_bytes, WT_LEN, WT_VARINT)
+                     pb_histogram, pb_key, pb_message, pb_packed_uint, pb_uint, pb_varint,
+                     post_write, request, rw_headers, scrape, snappy_compress, snappy_literal,
+                     v1_simple, wait_until, write_request_bytes, WT_LEN, WT_VARINT)
 
 MAX_BODY = 256 * 1024
 TS = 1700000000000
@@ -286,6 +286,36 @@ def build_cases():
         "malformed protobuf", {dec("protobuf"): 1})
     add("protobuf: v2 garbage", post_pb(b"\x22\x05ab", version=2), 400, "malformed protobuf",
         {dec("protobuf"): 1}, written_is(0, 0, 0))
+    add("protobuf: field number 0", post_pb(v1(series("f0", 1)) + pb_uint(0, 1)), 400,
+        "malformed protobuf", {dec("protobuf"): 1})
+    add("protobuf: group wire types (3, 4) are not proto3",
+        post_pb(v1(series("grp", 1)) + pb_key(9, 3) + pb_key(9, 4)), 400, "malformed protobuf",
+        {dec("protobuf"): 1})
+    add("protobuf: truncated fixed64",
+        post_pb(v1(series("f64", 1)) + pb_key(9, 1) + b"\x00\x00\x00"), 400, "malformed protobuf",
+        {dec("protobuf"): 1})
+    add("protobuf: truncated embedded message",
+        post_pb(pb_message(1, pb_message(1, V1.label("__name__", "t"))[:-1])), 400,
+        "malformed protobuf", {dec("protobuf"): 1})
+    add("protobuf: length varint overflows 64 bits",
+        post_pb(v1(series("lo", 1)) + pb_key(9, 2) + b"\xff" * 9 + b"\x01"), 400,
+        "malformed protobuf", {dec("protobuf"): 1})
+    add("protobuf: v2 labels_refs as fixed32",
+        post_pb(pb_bytes(4, b"") + pb_bytes(4, b"__name__") + pb_bytes(4, b"q")
+                + pb_message(5, pb_fixed32(1, 1) + pb_message(2, pb_double(1, 1) + pb_uint(2, TS)))
+                , version=2), 400, "malformed protobuf", {dec("protobuf"): 1}, written_is(0, 0, 0))
+    add("protobuf: repeated scalar field, last value wins; empty Sample; negative timestamp",
+        post_pb(pb_message(1, pb_message(1, V1.label("__name__", "edge")) + pb_message(1, V1.label(
+            "nul", "a\x00b")) + pb_message(2, pb_double(1, 1.0) + pb_double(1, 2.0) + pb_uint(2, TS)
+                                           + pb_uint(2, TS + 1))
+            + pb_message(2, b"") + pb_message(2, pb_double(1, 3.0) + pb_uint(2, -5)))),
+        204, None, {S: 3})
+    add("protobuf: v2 labels_refs half packed, half not; unknown metric type 99",
+        post_pb(pb_bytes(4, b"") + pb_bytes(4, b"__name__") + pb_bytes(4, b"q")
+                + pb_message(5, pb_uint(1, 1) + pb_packed_uint(1, [2])
+                             + pb_message(2, pb_double(1, 1) + pb_uint(2, TS))
+                             + pb_message(5, pb_uint(1, 99))), version=2),
+        204, None, {S: 1}, written_is(1, 0, 0))
     add("unknown fields are skipped (v1, all wire types, all levels)",
         post_pb(unknown_fields_v1()), 204, None, {S: 2}, no_written)
     add("unknown and reserved fields are skipped (v2)", post_pb(unknown_fields_v2(), version=2),
@@ -692,25 +722,31 @@ def main():
     r = Runner("test_bad_input")
     t0 = time.monotonic()
     cases = build_cases()
-    d = None
-    try:
-        d = Daemon(exe, ["--web.read-header-timeout=1s", "--web.max-body-size=%d" % MAX_BODY]).start()
-        for case in cases:
-            r.run(case["name"], run_table_case, d.port, case)
-        r.run("snappy literals of every length form", case_snappy_literal_forms, d.port)
-        r.run("slow headers: 408 after --web.read-header-timeout", case_slow_headers, d.port)
-        r.run("connection reset mid-body", case_reset_mid_body, d.port)
-        r.run("pipelined good/bad/good answered in order", case_pipelined, d.port)
-        r.run("v1 answers carry no Written headers", case_v1_no_written_headers, d.port)
-        r.run("ingest tally equals the accepted counters", case_tally_matches, d.port)
-        r.run("daemon exits 0 on SIGTERM", lambda: (d.stop(), None))
-    except Exception as e:  # setup failure
-        r.fail_setup("daemon", e)
-        if d is not None:
-            print(d.log()[-3000:])
-    finally:
-        if d is not None:
-            d.cleanup()
+    # The whole table runs once per protobuf decoder: both must give the same answers.
+    for decoder in ("wire", "protobuf-c"):
+        tag = "[%s] " % decoder
+        d = None
+        try:
+            d = Daemon(exe, ["--web.read-header-timeout=1s", "--web.max-body-size=%d" % MAX_BODY,
+                             "--ingest.decoder=" + decoder]).start()
+            for case in cases:
+                r.run(tag + case["name"], run_table_case, d.port, case)
+            r.run(tag + "snappy literals of every length form", case_snappy_literal_forms, d.port)
+            if decoder == "wire":  # HTTP-level, decoder-independent
+                r.run("slow headers: 408 after --web.read-header-timeout", case_slow_headers,
+                      d.port)
+                r.run("connection reset mid-body", case_reset_mid_body, d.port)
+            r.run(tag + "pipelined good/bad/good answered in order", case_pipelined, d.port)
+            r.run(tag + "v1 answers carry no Written headers", case_v1_no_written_headers, d.port)
+            r.run(tag + "ingest tally equals the accepted counters", case_tally_matches, d.port)
+            r.run(tag + "daemon exits 0 on SIGTERM", d.stop)
+        except Exception as e:  # setup failure
+            r.fail_setup(tag + "daemon", e)
+            if d is not None:
+                print(d.log()[-3000:])
+        finally:
+            if d is not None:
+                d.cleanup()
     r.run("queue full: 503 + Retry-After (--ingest.queue-capacity=1)", case_queue_full, exe)
     print("%d cases in %.1fs" % (r.passed + r.failed, time.monotonic() - t0))
     return r.finish()

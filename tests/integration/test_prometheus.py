@@ -205,9 +205,14 @@ def main():
         def case_counts_agree():
             # ripcord counts a sample when the request arrives; Prometheus counts it just before
             # sending. So ripcord's count read first can never exceed Prometheus' read after.
-            r0 = metric(d.port, "ripcord_write_samples_total")
-            p1 = prom_sum(p.metrics(), "prometheus_remote_storage_samples_total")
+            rs = scrape(d.port)
+            ps = p.metrics()
+            r0 = metric(rs, "ripcord_write_samples_total")
+            p1 = prom_sum(ps, "prometheus_remote_storage_samples_total")
             expect(r0 <= p1, "ripcord counted %d samples, Prometheus sent only %d", r0, p1)
+            m0 = metric(rs, "ripcord_write_metadata_total")
+            pm = prom_sum(ps, "prometheus_remote_storage_metadata_total")
+            expect(0 < m0 <= pm, "ripcord counted %d metadata entries, Prometheus sent %d", m0, pm)
             state["p1"] = p1
 
         r.run("Prometheus' series arrive at ripcord", case_delivery)

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -423,6 +424,33 @@ static void test_legacy_names(void **st) {
   free(body);
 }
 
+/* The 400 reason stays one bounded, printable line however many and however odd the labels
+ * (regression: the description once overflowed its buffer, found by the differential fuzzer). */
+static void test_reason_bounded(void **st) {
+  (void)st;
+  rwb_t *b = rwb_new(1);
+  rwb_series(b, "__name__=x");
+  for (int i = 0; i < 40; i++) {
+    char name[64], value[64];
+    snprintf(name, sizeof(name), "label_%02d_with_a_rather_long_name_xxxxxxxxxx", i);
+    snprintf(value, sizeof(value), "v\n\"\\\x01%02d\xff", i);
+    rwb_label(b, name, strlen(name), value, strlen(value));
+  }
+  rwb_label(b, "", 0, "x", 1);
+  rwb_sample(b, 1, 1);
+  size_t len;
+  char *body = rwb_finish(b, &len);
+  rc_batch_t *batch;
+  rc_rw_result_t r;
+  assert_int_equal(dec(1, body, len, &batch, &r), 0);
+  assert_int_equal(r.invalid_series, 1);
+  assert_non_null(strstr(r.msg, "...}"));
+  assert_true(strlen(r.msg) < sizeof(r.msg));
+  for (const char *p = r.msg; *p; p++) assert_true((unsigned char)*p >= 0x20 && *p != 0x7f);
+  rc_batch_free(batch);
+  free(body);
+}
+
 #define BOTH(t) cmocka_unit_test_setup(t, use_wire), cmocka_unit_test_setup(t, use_pbc)
 
 int main(void) {
@@ -437,6 +465,7 @@ int main(void) {
       BOTH(test_memory_limit),
       BOTH(test_every_truncation),
       BOTH(test_legacy_names),
+      BOTH(test_reason_bounded),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
