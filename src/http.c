@@ -528,7 +528,10 @@ static int on_message_complete(http_parser *p) {
   rc_buf_free(&res.headers);
   rc_buf_free(&res.body);
   if (c->body.cap > KEEP_BODY_BUF) rc_buf_free(&c->body);
-  if (!c->closing) arm_timer(c, PH_IDLE);
+  /* Keep-alive: wait for the next request. After a Connection: close answer that is still
+   * queued (the client is not reading it), the idle timeout bounds how long that client may
+   * hold the connection; before, no timer ran in that state and it was held forever. */
+  if (c->phase != PH_LINGER && c->phase != PH_CLOSING) arm_timer(c, PH_IDLE);
   /* Stop parsing after a response that closes the connection: pipelined bytes behind it
    * belong to requests we will not answer. */
   return c->closing ? 1 : 0;

@@ -258,10 +258,11 @@ static void label_problem_text(char *buf, size_t size, rc_label_problem_t p,
     snprintf(buf, size, "%s", what);
 }
 
-int rw_accept(rw_ctx_t *c, rc_series_t *s, rc_label_t *labels, uint32_t nl) {
+int rw_accept(rw_ctx_t *c, rc_series_t *s, rc_label_t *labels, uint32_t nl, int utf8_checked) {
   int bad;
   uint32_t n0 = nl, midx = 0;
-  rc_label_problem_t p = rc_labels_normalize(labels, &nl, &c->lim->labels, &midx, &bad);
+  rc_label_problem_t p =
+      rc_labels_normalize_ex(labels, &nl, &c->lim->labels, utf8_checked, &midx, &bad);
   if (p != RC_LP_OK) {
     char text[120];
     label_problem_text(text, sizeof(text), p, labels, bad);

@@ -34,8 +34,10 @@ void rw_reject(rw_ctx_t *c, int problem, const rc_label_t *labels, uint32_t nlab
 
 /* Normalises and checks labels, validates the histograms, counts stale markers, and appends
  * *s (labels/samples/histograms arrays and counts filled by the backend, all arena memory)
- * to the batch. Returns 1 when accepted, 0 when rejected (already recorded). */
-int rw_accept(rw_ctx_t *c, rc_series_t *s, rc_label_t *labels, uint32_t nlabels);
+ * to the batch. utf8_checked: the backend has already verified every name and value is valid
+ * UTF-8. Returns 1 when accepted, 0 when rejected (already recorded). */
+int rw_accept(rw_ctx_t *c, rc_series_t *s, rc_label_t *labels, uint32_t nlabels,
+              int utf8_checked);
 
 #define RW_OOM(c)                                                                      \
   rw_fail((c)->res, RC_RWR_MEMORY, RC_ELIMIT,                                          \

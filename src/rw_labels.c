@@ -133,6 +133,12 @@ static void labels_sort(rc_label_t *l, uint32_t n) {
 rc_label_problem_t rc_labels_normalize(rc_label_t *labels, uint32_t *n,
                                        const rc_label_limits_t *lim, uint32_t *metric_idx,
                                        int *bad) {
+  return rc_labels_normalize_ex(labels, n, lim, 0, metric_idx, bad);
+}
+
+rc_label_problem_t rc_labels_normalize_ex(rc_label_t *labels, uint32_t *n,
+                                          const rc_label_limits_t *lim, int utf8_checked,
+                                          uint32_t *metric_idx, int *bad) {
   uint32_t out = 0, total_bytes = 0;
   int sorted = 1;
   *bad = -1;
@@ -142,11 +148,11 @@ rc_label_problem_t rc_labels_normalize(rc_label_t *labels, uint32_t *n,
       *bad = (int)i;
       return RC_LP_NAME_EMPTY;
     }
-    if (!rc_utf8_valid(l->name, l->name_len)) {
+    if (!utf8_checked && !rc_utf8_valid(l->name, l->name_len)) {
       *bad = (int)i;
       return RC_LP_NAME_UTF8;
     }
-    if (!rc_utf8_valid(l->value, l->value_len)) {
+    if (!utf8_checked && !rc_utf8_valid(l->value, l->value_len)) {
       *bad = (int)i;
       return RC_LP_VALUE_UTF8;
     }

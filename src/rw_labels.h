@@ -54,6 +54,11 @@ typedef struct rc_label_limits {
 rc_label_problem_t rc_labels_normalize(rc_label_t *labels, uint32_t *n,
                                        const rc_label_limits_t *lim, uint32_t *metric_idx,
                                        int *bad);
+/* The same, but when utf8_checked is 1 the caller vouches that every name and value is valid
+ * UTF-8 (remote write 2.0 checks each symbol once per request, not once per reference). */
+rc_label_problem_t rc_labels_normalize_ex(rc_label_t *labels, uint32_t *n,
+                                          const rc_label_limits_t *lim, int utf8_checked,
+                                          uint32_t *metric_idx, int *bad);
 
 /* Bytewise comparison of two byte strings, Go style. */
 static inline int rc_bytes_cmp(const char *a, size_t alen, const char *b, size_t blen) {

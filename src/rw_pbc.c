@@ -132,7 +132,7 @@ int rw_pbc_v1(rw_ctx_t *c, const uint8_t *buf, size_t len) {
       }
       s.histograms = hs;
     }
-    rw_accept(c, &s, labels, nl);
+    rw_accept(c, &s, labels, nl, 0);
   }
   return 0;
 }
@@ -227,7 +227,7 @@ int rw_pbc_v2(rw_ctx_t *c, const uint8_t *buf, size_t len) {
       }
       s.histograms = hs;
     }
-    rw_accept(c, &s, labels, nl);
+    rw_accept(c, &s, labels, nl, 0);
   }
   return 0;
 }

@@ -452,7 +452,7 @@ static int parse_series_v1_general(rw_ctx_t *c, rd_t m) {
   sr.nsamples = ns;
   sr.nhistograms = nh;
   sr.nexemplars = ne;
-  rw_accept(c, &sr, labels, nl);
+  rw_accept(c, &sr, labels, nl, 0);
   return 0;
 }
 
@@ -501,7 +501,7 @@ static int parse_series_v1(rw_ctx_t *c, rd_t m) {
   sr.samples = samples;
   sr.nsamples = ns;
   sr.nexemplars = ne;
-  rw_accept(c, &sr, labels, nl);
+  rw_accept(c, &sr, labels, nl, 0);
   return 0;
 }
 
@@ -549,6 +549,7 @@ int rw_wire_v1(rw_ctx_t *c, const uint8_t *buf, size_t len) {
 typedef struct sym {
   const char *p;
   uint32_t len;
+  uint32_t utf8; /* 1 if valid UTF-8: checked once per request, not once per reference */
 } sym_t;
 
 /* Exemplar (v2) {1: uint32* refs, 2: double, 3: int64}. Sets *refs_ok to whether the refs are
@@ -672,8 +673,10 @@ static int parse_series_v2_general(rw_ctx_t *c, rd_t m, const sym_t *syms, uint3
   uint32_t nl = nrefs / 2;
   rc_label_t *labels = rc_arena_alloc(c->a, (nl ? nl : 1) * sizeof(rc_label_t));
   if (labels == NULL) return RW_OOM(c);
+  uint32_t all_utf8 = 1;
   for (uint32_t k = 0; k < nl; k++) {
     const sym_t *n = &syms[(uint32_t)refs[2 * k]], *val = &syms[(uint32_t)refs[2 * k + 1]];
+    all_utf8 &= n->utf8 & val->utf8;
     labels[k].name = n->p;
     labels[k].name_len = n->len;
     labels[k].value = val->p;
@@ -710,7 +713,7 @@ static int parse_series_v2_general(rw_ctx_t *c, rd_t m, const sym_t *syms, uint3
   sr.nsamples = ns;
   sr.nhistograms = nh;
   sr.nexemplars = ne;
-  rw_accept(c, &sr, labels, nl);
+  rw_accept(c, &sr, labels, nl, (int)all_utf8);
   return 0;
 }
 
@@ -774,8 +777,10 @@ static int parse_series_v2(rw_ctx_t *c, rd_t m, const sym_t *syms, uint32_t nsym
   uint32_t nl = nrefs / 2;
   rc_label_t *labels = rc_arena_alloc(c->a, (nl ? nl : 1) * sizeof(rc_label_t));
   if (labels == NULL) return RW_OOM(c);
+  uint32_t all_utf8 = 1;
   for (uint32_t k = 0; k < nl; k++) {
     const sym_t *n = &syms[refs[2 * k]], *val = &syms[refs[2 * k + 1]];
+    all_utf8 &= n->utf8 & val->utf8;
     labels[k].name = n->p;
     labels[k].name_len = n->len;
     labels[k].value = val->p;
@@ -802,7 +807,7 @@ static int parse_series_v2(rw_ctx_t *c, rd_t m, const sym_t *syms, uint32_t nsym
   sr.samples = samples;
   sr.nsamples = ns;
   sr.nexemplars = ne;
-  rw_accept(c, &sr, labels, nl);
+  rw_accept(c, &sr, labels, nl, (int)all_utf8);
   return 0;
 }
 
@@ -836,6 +841,7 @@ int rw_wire_v2(rw_ctx_t *c, const uint8_t *buf, size_t len) {
     rd_len(&scan, &s);
     syms[k].p = (const char *)s.p;
     syms[k].len = (uint32_t)(s.end - s.p);
+    syms[k].utf8 = (uint32_t)rc_utf8_valid(syms[k].p, syms[k].len);
     k++;
   }
   if (nts > 0 && (nsym == 0 || syms[0].len != 0)) {
