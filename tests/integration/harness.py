@@ -69,15 +69,18 @@ except OSError:  # pragma: no cover
     _libc = None
 
 
-def _child_setup():
+def _child_setup(nofile=None):
     # The child gets SIGKILL if the test script dies, even by SIGKILL.
     if _libc is not None:
         _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if nofile is not None:
+        import resource
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
 
-def spawn(argv, **kw):
-    """Popen with the kill-on-exit safety nets."""
-    p = subprocess.Popen(argv, preexec_fn=_child_setup, **kw)
+def spawn(argv, nofile=None, **kw):
+    """Popen with the kill-on-exit safety nets; nofile sets the child's RLIMIT_NOFILE."""
+    p = subprocess.Popen(argv, preexec_fn=lambda: _child_setup(nofile), **kw)
     _live.append(p)
     return p
 
@@ -90,8 +93,9 @@ class Daemon:
         finally: d.stop()      # SIGTERM, asserts exit status 0 within stop_bound seconds
     """
 
-    def __init__(self, exe, flags=(), start_timeout=20.0, stop_bound=15.0):
+    def __init__(self, exe, flags=(), start_timeout=20.0, stop_bound=15.0, nofile=None):
         self.exe = exe
+        self.nofile = nofile
         self.flags = list(flags)
         self.start_timeout = start_timeout
         self.stop_bound = stop_bound
@@ -106,8 +110,8 @@ class Daemon:
         self.tmp = tempfile.mkdtemp(prefix="ripcord-it-")
         argv = [self.exe, "serve", "--web.listen-address=127.0.0.1:0",
                 "--storage.path=" + os.path.join(self.tmp, "data")] + self.flags
-        self.proc = spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE)
+        self.proc = spawn(argv, nofile=self.nofile, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._reader = threading.Thread(target=self._read_log, daemon=True)
         self._reader.start()
         deadline = time.monotonic() + self.start_timeout
@@ -161,7 +165,10 @@ class Daemon:
             self.kill()
             raise AssertionError("ripcord did not exit within %.1fs of SIGTERM:\n%s"
                                  % (bound, self.log()[-3000:]))
-        return rc, time.monotonic() - t0
+        secs = time.monotonic() - t0
+        if self._reader is not None:  # so that log() has every line the process wrote
+            self._reader.join(timeout=10)
+        return rc, secs
 
     def stop(self, expect_status=0):
         """SIGTERM; asserts the exit status and that it exited within stop_bound seconds."""
@@ -231,8 +238,9 @@ def wait_until(pred, timeout, interval=0.05, what="condition"):
 # HTTP over raw sockets
 # ---------------------------------------------------------------------------------------------
 
-class Closed(Exception):
-    """The peer closed the connection (EOF or reset) before a complete response."""
+class Closed(ConnectionError):
+    """The peer closed the connection (EOF or reset) before a complete response. An OSError,
+    so wait_until() retries a poll that hit one."""
 
 
 class Response:
