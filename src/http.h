@@ -16,6 +16,8 @@
  *   keep-alive connection idle for idle_timeout_ms                          -> closed
  *   malformed HTTP (bad chunk size, bad header syntax, ...)                 -> 400, close
  *   more than max_connections open                                          -> accepted, closed at once
+ *   more than 4 MiB of answers queued to a client that pipelines but does not read
+ *                                      -> parsing pauses (input held) until the client reads
  * Every one of these is counted in rc_stats.
  */
 #ifndef RC_HTTP_H

@@ -80,15 +80,22 @@ int rc_ingest_content_encoding(const char *v, size_t n, char *why, size_t wsz) {
  * Consumer thread
  *----------------------------------------------------------------------------------------*/
 
+/* Wake-up protocol (a Dekker-style handshake, hence the seq_cst operations): the consumer
+ * announces idle=1, re-checks the ring, and only then sleeps; the producer pushes, then takes
+ * idle with an exchange and posts only if it was 1. Either the consumer's re-check sees the
+ * new batch, or the producer's exchange sees idle=1 and posts: a batch is never left waiting.
+ * A post that races with a re-check that already found the batch only causes one spurious
+ * wake-up later, which finds the ring empty and sleeps again. */
 static void consumer_main(void *arg) {
   rc_ingest_t *ing = arg;
   for (;;) {
-    uv_sem_wait(&ing->items);
     rc_batch_t *b = rc_ring_pop(&ing->ring);
     if (b == NULL) {
-      /* A post with no batch behind it is the stop signal; everything pushed before it has
-       * already been popped, because posts and pushes happen in the same order. */
-      if (atomic_load(&ing->stop)) break;
+      if (atomic_load(&ing->stop)) break; /* stop is set only after the last push */
+      atomic_store(&ing->idle, 1);
+      atomic_thread_fence(memory_order_seq_cst);
+      if (rc_ring_size(&ing->ring) == 0 && !atomic_load(&ing->stop)) uv_sem_wait(&ing->wake);
+      atomic_store(&ing->idle, 0);
       continue;
     }
     rc_stat_sub(&rc_stats.queue_depth, 1);
@@ -101,6 +108,11 @@ static void consumer_main(void *arg) {
   }
 }
 
+/* Producer side of the handshake above. */
+static void wake_consumer(rc_ingest_t *ing) {
+  if (atomic_exchange(&ing->idle, 0)) uv_sem_post(&ing->wake);
+}
+
 int rc_ingest_init(rc_ingest_t *ing, const rc_ingest_config_t *cfg, rc_err_t *err) {
   memset(ing, 0, sizeof(*ing));
   if (cfg->overload_status != 503 && cfg->overload_status != 429)
@@ -109,13 +121,13 @@ int rc_ingest_init(rc_ingest_t *ing, const rc_ingest_config_t *cfg, rc_err_t *er
   int rc = rc_ring_init(&ing->ring, cfg->queue_capacity);
   if (rc != 0) return rc_err_set(err, rc, "ingest queue capacity %u: %s", cfg->queue_capacity,
                                  rc_strerror(rc));
-  if (uv_sem_init(&ing->items, 0) != 0) {
+  if (uv_sem_init(&ing->wake, 0) != 0) {
     rc_ring_close(&ing->ring);
     return rc_err_set(err, RC_ENOMEM, "cannot create semaphore");
   }
   rc = rc_tally_init(&ing->tally, cfg->tally_max_names ? cfg->tally_max_names : 10000);
   if (rc != 0) {
-    uv_sem_destroy(&ing->items);
+    uv_sem_destroy(&ing->wake);
     rc_ring_close(&ing->ring);
     return rc_err_set(err, rc, "tally: %s", rc_strerror(rc));
   }
@@ -126,6 +138,7 @@ int rc_ingest_init(rc_ingest_t *ing, const rc_ingest_config_t *cfg, rc_err_t *er
 
 int rc_ingest_start(rc_ingest_t *ing, rc_err_t *err) {
   atomic_store(&ing->stop, 0);
+  atomic_store(&ing->idle, 0);
   if (uv_thread_create(&ing->thread, consumer_main, ing) != 0)
     return rc_err_set(err, RC_ENOMEM, "cannot start the ingest consumer thread");
   ing->running = 1;
@@ -135,7 +148,7 @@ int rc_ingest_start(rc_ingest_t *ing, rc_err_t *err) {
 void rc_ingest_stop(rc_ingest_t *ing) {
   if (!ing->running) return;
   atomic_store(&ing->stop, 1);
-  uv_sem_post(&ing->items);
+  uv_sem_post(&ing->wake); /* unconditionally: the consumer may be asleep or about to be */
   uv_thread_join(&ing->thread);
   ing->running = 0;
 }
@@ -146,7 +159,7 @@ void rc_ingest_close(rc_ingest_t *ing) {
   while ((b = rc_ring_pop(&ing->ring)) != NULL) rc_batch_free(b);
   rc_rw_decoder_close(&ing->dec);
   rc_tally_close(&ing->tally);
-  uv_sem_destroy(&ing->items);
+  uv_sem_destroy(&ing->wake);
   rc_ring_close(&ing->ring);
 }
 
@@ -246,7 +259,7 @@ void rc_ingest_handle_write(rc_ingest_t *ing, const rc_http_request_t *req,
       reply(res, 500, "internal error: ingest queue rejected a batch");
       return;
     }
-    uv_sem_post(&ing->items);
+    wake_consumer(ing);
   } else {
     rc_batch_free(b);
   }

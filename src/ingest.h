@@ -35,7 +35,9 @@ typedef struct rc_ingest {
   rc_ingest_config_t cfg;
   rc_rw_decoder_t dec; /* loop thread only */
   rc_ring_t ring;
-  uv_sem_t items;      /* counts batches in the ring; the consumer sleeps on it */
+  uv_sem_t wake;       /* the consumer sleeps on it when the ring is empty */
+  _Atomic int idle;    /* 1 while the consumer is (about to be) asleep: only then is a post
+                          needed, which saves a futex wake-up and a context switch per request */
   uv_thread_t thread;
   _Atomic int stop;
   int running;

@@ -42,6 +42,7 @@ const char *rc_rw_reason_name(rc_rw_reason_t r);
 #define RC_RW_SERIES_PROBLEMS(X)                   \
   X(LABEL_REFS, "label_refs_invalid")              \
   X(EXEMPLAR_REFS, "exemplar_refs_invalid")        \
+  X(METADATA_REFS, "metadata_refs_invalid")        \
   X(HISTOGRAM, "histogram_invalid")                \
   X(EMPTY, "no_samples_or_histograms")             \
   X(MIXED, "samples_and_histograms")

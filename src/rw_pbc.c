@@ -190,6 +190,11 @@ int rw_pbc_v2(rw_ctx_t *c, const uint8_t *buf, size_t len) {
                 "exemplar labels_refs has odd length or points outside the symbols");
       continue;
     }
+    if (ts->metadata != NULL && (ts->metadata->help_ref >= nsym || ts->metadata->unit_ref >= nsym)) {
+      rw_reject(c, RC_RWS_METADATA_REFS, labels, nl, ns, nh, ne,
+                "metadata help_ref or unit_ref points outside the symbols");
+      continue;
+    }
     rc_series_t s;
     memset(&s, 0, sizeof(s));
     s.nsamples = (uint32_t)ns;

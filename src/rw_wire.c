@@ -591,8 +591,9 @@ static int parse_exemplar_v2(rd_t m, uint32_t nsym, int *refs_ok) {
   return 1;
 }
 
-/* Metadata {1: enum type, 3: uint32 help_ref, 4: uint32 unit_ref}; sets *type when present. */
-static int parse_metadata_v2(rd_t m, int32_t *type) {
+/* Metadata {1: enum type, 3: uint32 help_ref, 4: uint32 unit_ref}; sets *type when present
+ * and raises *max_ref to the largest of the refs seen (they must index the symbols). */
+static int parse_metadata_v2(rd_t m, int32_t *type, uint32_t *max_ref) {
   while (m.p < m.end) {
     uint32_t f = 0;
     int wt = 0, ok = 1;
@@ -601,6 +602,7 @@ static int parse_metadata_v2(rd_t m, int32_t *type) {
     if (f == 1 || f == 3 || f == 4) {
       ok = wt == WT_VARINT && rd_varint(&m, &v);
       if (f == 1) *type = (int32_t)(uint32_t)v;
+      else if ((uint32_t)v > *max_ref) *max_ref = (uint32_t)v;
     } else {
       ok = rd_skip(&m, wt);
     }
@@ -636,6 +638,7 @@ static int parse_series_v2_general(rw_ctx_t *c, rd_t m, const sym_t *syms, uint3
   uint32_t ir = 0, is = 0, ih = 0;
   int any_mixed = 0, oom = 0, ex_refs_ok = 1;
   int32_t mtype = 0;
+  uint32_t meta_ref = 0;
   int64_t created = 0;
   while (m.p < m.end) {
     uint32_t f = 0;
@@ -655,7 +658,7 @@ static int parse_series_v2_general(rw_ctx_t *c, rd_t m, const sym_t *syms, uint3
         ok = parse_exemplar_v2(s, nsym, &rok);
         ex_refs_ok &= rok;
         break;
-      case 5: rd_len(&m, &s); ok = parse_metadata_v2(s, &mtype); break;
+      case 5: rd_len(&m, &s); ok = parse_metadata_v2(s, &mtype, &meta_ref); break;
       case 6: rd_varint(&m, &v); created = (int64_t)v; break;
       default: rd_skip(&m, wt); break;
     }
@@ -696,6 +699,11 @@ static int parse_series_v2_general(rw_ctx_t *c, rd_t m, const sym_t *syms, uint3
               "exemplar labels_refs has odd length or points outside the symbols");
     return 0;
   }
+  if (meta_ref >= nsym) {
+    rw_reject(c, RC_RWS_METADATA_REFS, labels, nl, ns, nh, ne,
+              "metadata help_ref or unit_ref points outside the symbols");
+    return 0;
+  }
   for (uint32_t i = 0; i < ns; i++)
     if (samples[i].start_ts_ms == 0) samples[i].start_ts_ms = created;
   for (uint32_t i = 0; i < nh; i++)
@@ -724,6 +732,7 @@ static int parse_series_v2(rw_ctx_t *c, rd_t m, const sym_t *syms, uint32_t nsym
   uint32_t nrefs = 0, ns = 0, ne = 0;
   int ex_refs_ok = 1;
   int32_t mtype = 0;
+  uint32_t meta_ref = 0;
   int64_t created = 0;
   rd_t all = m, s;
   while (m.p < m.end) {
@@ -758,7 +767,7 @@ static int parse_series_v2(rw_ctx_t *c, rd_t m, const sym_t *syms, uint32_t nsym
         ex_refs_ok &= rok;
         ne++;
         break;
-      case 5: ok = wt == WT_LEN && rd_len(&m, &s) && parse_metadata_v2(s, &mtype); break;
+      case 5: ok = wt == WT_LEN && rd_len(&m, &s) && parse_metadata_v2(s, &mtype, &meta_ref); break;
       case 6:
         ok = wt == WT_VARINT && rd_varint(&m, &v);
         created = (int64_t)v;
@@ -793,6 +802,11 @@ static int parse_series_v2(rw_ctx_t *c, rd_t m, const sym_t *syms, uint32_t nsym
   if (!ex_refs_ok) {
     rw_reject(c, RC_RWS_EXEMPLAR_REFS, labels, nl, ns, 0, ne,
               "exemplar labels_refs has odd length or points outside the symbols");
+    return 0;
+  }
+  if (meta_ref >= nsym) {
+    rw_reject(c, RC_RWS_METADATA_REFS, labels, nl, ns, 0, ne,
+              "metadata help_ref or unit_ref points outside the symbols");
     return 0;
   }
   rc_sample_t *samples = rc_arena_alloc(c->a, ns * sizeof(rc_sample_t));

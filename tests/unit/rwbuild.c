@@ -84,6 +84,15 @@ void rwb_label(rwb_t *b, const char *name, size_t nlen, const char *value, size_
   }
 }
 
+void rwb_v2_metadata(rwb_t *b, int type, uint32_t help_ref) {
+  Io__Prometheus__Write__V2__TimeSeries *ts = cur2(b);
+  Io__Prometheus__Write__V2__Metadata *m = xcalloc(1, sizeof(*m));
+  io__prometheus__write__v2__metadata__init(m);
+  m->type = (Io__Prometheus__Write__V2__Metadata__MetricType)type;
+  m->help_ref = help_ref;
+  ts->metadata = m;
+}
+
 void rwb_v2_raw_ref(rwb_t *b, uint32_t ref) {
   Io__Prometheus__Write__V2__TimeSeries *ts = cur2(b);
   ts->labels_refs = xgrow(ts->labels_refs, ts->n_labels_refs + 1, sizeof(uint32_t));

@@ -22,6 +22,8 @@ void rwb_int_histogram(rwb_t *b, int64_t ts, uint64_t count, double sum, int32_t
                        uint32_t span_len);
 /* v1 only: metadata entries. */
 void rwb_metadata(rwb_t *b, const char *family);
+/* v2 only: metadata of the current series, with a raw help_ref. */
+void rwb_v2_metadata(rwb_t *b, int type, uint32_t help_ref);
 /* v2 only: override symbols[0] (to test the "must be empty" rule). */
 void rwb_v2_first_symbol(rwb_t *b, const char *s);
 /* v2 only: append a raw ref to the current series' labels_refs (for out-of-range refs). */

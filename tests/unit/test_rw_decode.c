@@ -199,6 +199,11 @@ static void b_v2_mixed(rwb_t *b) {
   rwb_int_histogram(b, 1, 1, 1, 0, 0, d, 1, 1);
 }
 static void b_v2_empty(rwb_t *b) { rwb_series(b, "__name__=x"); }
+static void b_v2_meta_ref(rwb_t *b) {
+  rwb_series(b, "__name__=x");
+  rwb_sample(b, 1, 1);
+  rwb_v2_metadata(b, 1, 999);
+}
 
 static const series_case_t series_cases[] = {
     {"duplicate label", 1, b_dup, RC_LP_DUPLICATE, "duplicate label name \"job\""},
@@ -217,6 +222,7 @@ static const series_case_t series_cases[] = {
     {"v2 odd refs", 2, b_v2_ref_odd, RC_RWS_LABEL_REFS, "odd length"},
     {"v2 samples+histograms", 2, b_v2_mixed, RC_RWS_MIXED, "both samples and histograms"},
     {"v2 neither", 2, b_v2_empty, RC_RWS_EMPTY, "must carry samples or histograms"},
+    {"v2 metadata ref", 2, b_v2_meta_ref, RC_RWS_METADATA_REFS, "help_ref or unit_ref"},
 };
 
 static void test_series_table(void **st) {
