@@ -1,0 +1,742 @@
+/* window.c: per-series chunks of compressed samples and the PromQL range functions over them;
+ * see window.h for the design and the contract.
+ *
+ * Chunk encoding (a bit stream, most significant bit first):
+ *   sample 0:  ts (64 bits raw) | value (64 bits raw)
+ *   sample k:  ts delta-of-delta:  '0' (0) | '10'+14 bits | '110'+17 | '1110'+20 | '1111'+64
+ *              value: '0' + integer delta-of-delta, used when this and the previous value are
+ *                     whole numbers of magnitude <= 2^53 (counters):
+ *                     '0' (0) | '10'+7 bits | '110'+16 | '1110'+32 | '1111'+64
+ *                     '1' + Gorilla XOR against the previous value's bits:
+ *                     '0' (same bits) | '10' + bits inside the previous leading/trailing-zero
+ *                     window | '11' + 6 bits leading zeros + 6 bits (length-1) + bits
+ * Values round-trip bit for bit (staleness markers, NaN payloads and -0.0 included: -0.0 and
+ * NaN never take the integer path). A chunk is re-encoded whole when a late sample lands in it.
+ *
+ * PromQL functions follow prometheus/prometheus promql/functions.go (3.x), with the 2.x
+ * differences selected by rc_compat_t; the tests compare against an independent reference.
+ */
+#include "window.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rc_chunk {
+  int64_t min_ts, max_ts;
+  uint32_t count;
+  uint32_t nbits;     /* bits written to data */
+  uint32_t cap;       /* bytes allocated for data */
+  uint8_t lead, trail; /* XOR window of the last XOR-encoded value */
+  uint8_t has_xor;
+  int64_t prev_dts;    /* last timestamp delta */
+  uint64_t prev_vbits; /* last value's bits */
+  int64_t prev_vdelta; /* last integer delta, 0 after an XOR-encoded value */
+  uint8_t data[];
+};
+
+/*------------------------------------------------------------------------------------------
+ * Bits
+ *----------------------------------------------------------------------------------------*/
+
+static void put_bits(uint8_t *buf, uint32_t *pos, uint64_t v, int n) {
+  /* Writes the low n bits of v (n <= 64), most significant first. */
+  while (n > 0) {
+    uint32_t byte = *pos >> 3, off = *pos & 7;
+    int room = 8 - (int)off, take = n < room ? n : room;
+    uint8_t bits = (uint8_t)((v >> (n - take)) & ((1u << take) - 1));
+    if (off == 0) buf[byte] = 0;
+    buf[byte] |= (uint8_t)(bits << (room - take));
+    *pos += (uint32_t)take;
+    n -= take;
+  }
+}
+
+typedef struct br {
+  const uint8_t *buf;
+  uint32_t pos, end;
+} br_t;
+
+static uint64_t get_bits(br_t *r, int n) {
+  uint64_t v = 0;
+  while (n > 0) {
+    uint32_t byte = r->pos >> 3, off = r->pos & 7;
+    int room = 8 - (int)off, take = n < room ? n : room;
+    uint8_t bits = (uint8_t)((r->buf[byte] >> (room - take)) & ((1u << take) - 1));
+    v = (v << take) | bits;
+    r->pos += (uint32_t)take;
+    n -= take;
+  }
+  return v;
+}
+
+static int64_t sign_extend(uint64_t v, int n) {
+  if (n >= 64) return (int64_t)v;
+  uint64_t m = UINT64_C(1) << (n - 1);
+  return (int64_t)((v ^ m) - m);
+}
+
+static int fits(int64_t v, int n) {
+  int64_t lo = -(INT64_C(1) << (n - 1)), hi = (INT64_C(1) << (n - 1)) - 1;
+  return v >= lo && v <= hi;
+}
+
+/* Bucketed signed integer: prefixes of 1..4 bits select a width; '1111' means 64 bits. */
+typedef struct width_table {
+  int w[3];
+} width_table_t;
+static const width_table_t TS_WIDTHS = {{14, 17, 20}};
+static const width_table_t INT_WIDTHS = {{7, 16, 32}};
+
+static uint32_t bucket_bits(int64_t v, const width_table_t *t) {
+  if (v == 0) return 1;
+  for (int i = 0; i < 3; i++)
+    if (fits(v, t->w[i])) return (uint32_t)(i + 2) + (uint32_t)t->w[i];
+  return 4 + 64;
+}
+
+static void put_bucket(uint8_t *buf, uint32_t *pos, int64_t v, const width_table_t *t) {
+  if (v == 0) {
+    put_bits(buf, pos, 0, 1);
+    return;
+  }
+  for (int i = 0; i < 3; i++) {
+    if (fits(v, t->w[i])) {
+      /* prefix: i+1 ones then a zero: '10', '110', '1110' */
+      put_bits(buf, pos, ((UINT64_C(1) << (i + 2)) - 2), i + 2);
+      put_bits(buf, pos, (uint64_t)v, t->w[i]);
+      return;
+    }
+  }
+  put_bits(buf, pos, 0xf, 4);
+  put_bits(buf, pos, (uint64_t)v, 64);
+}
+
+static int64_t get_bucket(br_t *r, const width_table_t *t) {
+  int ones = 0;
+  while (ones < 4 && get_bits(r, 1) == 1) ones++;
+  if (ones == 0) return 0;
+  if (ones == 4) return (int64_t)get_bits(r, 64);
+  int w = t->w[ones - 1];
+  return sign_extend(get_bits(r, w), w);
+}
+
+static uint64_t dbits(double v) {
+  uint64_t b;
+  memcpy(&b, &v, 8);
+  return b;
+}
+static double bitsd(uint64_t b) {
+  double v;
+  memcpy(&v, &b, 8);
+  return v;
+}
+
+/* Whole numbers that int64 holds exactly, excluding -0.0 (it would come back as +0.0). */
+static int is_int(double v) {
+  return v == trunc(v) && fabs(v) <= 9007199254740992.0 && !(v == 0 && signbit(v));
+}
+
+/*------------------------------------------------------------------------------------------
+ * Chunks
+ *----------------------------------------------------------------------------------------*/
+
+static rc_chunk_t *chunk_new(uint32_t cap) {
+  rc_chunk_t *c = malloc(sizeof(*c) + cap);
+  if (c == NULL) return NULL;
+  memset(c, 0, sizeof(*c));
+  c->cap = cap;
+  return c;
+}
+
+/* Makes room for `bits` more bits; may move the chunk. */
+static int chunk_reserve(rc_chunk_t **cp, uint32_t bits) {
+  rc_chunk_t *c = *cp;
+  uint32_t need = (c->nbits + bits + 7) / 8;
+  if (need <= c->cap) return 0;
+  uint32_t cap = c->cap ? c->cap : 16;
+  while (cap < need) cap = cap < 64 ? cap * 2 : cap + cap / 2;
+  rc_chunk_t *n = realloc(c, sizeof(*c) + cap);
+  if (n == NULL) return RC_ENOMEM;
+  n->cap = cap;
+  *cp = n;
+  return 0;
+}
+
+/* Appends (ts, v) to the end of a chunk; ts must be greater than c->max_ts. */
+static int chunk_append(rc_chunk_t **cp, int64_t ts, double v) {
+  rc_chunk_t *c = *cp;
+  uint64_t vb = dbits(v);
+  if (c->count == 0) {
+    if (chunk_reserve(cp, 128) != 0) return RC_ENOMEM;
+    c = *cp;
+    put_bits(c->data, &c->nbits, (uint64_t)ts, 64);
+    put_bits(c->data, &c->nbits, vb, 64);
+    c->min_ts = c->max_ts = ts;
+    c->prev_dts = 0;
+    c->prev_vbits = vb;
+    c->prev_vdelta = 0;
+    c->count = 1;
+    return 0;
+  }
+  int64_t dts = ts - c->max_ts, dod = dts - c->prev_dts;
+  double prev = bitsd(c->prev_vbits);
+  int int_mode = is_int(prev) && is_int(v);
+  int64_t vdelta = 0, vdod = 0;
+  uint64_t x = 0;
+  uint32_t bits = bucket_bits(dod, &TS_WIDTHS) + 1;
+  int lead = 0, trail = 0, reuse = 0;
+  if (int_mode) {
+    vdelta = (int64_t)v - (int64_t)prev;
+    vdod = vdelta - c->prev_vdelta;
+    bits += bucket_bits(vdod, &INT_WIDTHS);
+  } else {
+    x = vb ^ c->prev_vbits;
+    if (x == 0) {
+      bits += 1;
+    } else {
+      lead = __builtin_clzll(x);
+      trail = __builtin_ctzll(x);
+      reuse = c->has_xor && lead >= c->lead && trail >= c->trail;
+      bits += reuse ? 2 + (uint32_t)(64 - c->lead - c->trail) : 2 + 12 + (uint32_t)(64 - lead - trail);
+    }
+  }
+  if (chunk_reserve(cp, bits) != 0) return RC_ENOMEM;
+  c = *cp;
+  put_bucket(c->data, &c->nbits, dod, &TS_WIDTHS);
+  if (int_mode) {
+    put_bits(c->data, &c->nbits, 0, 1);
+    put_bucket(c->data, &c->nbits, vdod, &INT_WIDTHS);
+    c->prev_vdelta = vdelta;
+  } else {
+    put_bits(c->data, &c->nbits, 1, 1);
+    if (x == 0) {
+      put_bits(c->data, &c->nbits, 0, 1);
+    } else if (reuse) {
+      put_bits(c->data, &c->nbits, 2, 2);
+      put_bits(c->data, &c->nbits, x >> c->trail, 64 - c->lead - c->trail);
+    } else {
+      int sig = 64 - lead - trail;
+      put_bits(c->data, &c->nbits, 3, 2);
+      put_bits(c->data, &c->nbits, (uint64_t)lead, 6);
+      put_bits(c->data, &c->nbits, (uint64_t)(sig - 1), 6);
+      put_bits(c->data, &c->nbits, x >> trail, sig);
+      c->lead = (uint8_t)lead;
+      c->trail = (uint8_t)trail;
+      c->has_xor = 1;
+    }
+    c->prev_vdelta = 0;
+  }
+  c->prev_dts = dts;
+  c->prev_vbits = vb;
+  c->max_ts = ts;
+  c->count++;
+  return 0;
+}
+
+/* Sequential decoder of one chunk. */
+typedef struct cit {
+  br_t r;
+  uint32_t left;
+  int64_t ts, dts, vdelta;
+  uint64_t vbits;
+  uint8_t lead, trail, started;
+} cit_t;
+
+static void cit_init(cit_t *it, const rc_chunk_t *c) {
+  memset(it, 0, sizeof(*it));
+  it->r.buf = c->data;
+  it->r.end = c->nbits;
+  it->left = c->count;
+}
+
+static int cit_next(cit_t *it, int64_t *ts, double *v) {
+  if (it->left == 0) return 0;
+  it->left--;
+  if (!it->started) {
+    it->started = 1;
+    it->ts = (int64_t)get_bits(&it->r, 64);
+    it->vbits = get_bits(&it->r, 64);
+  } else {
+    int64_t dod = get_bucket(&it->r, &TS_WIDTHS);
+    it->dts += dod;
+    it->ts += it->dts;
+    if (get_bits(&it->r, 1) == 0) {
+      int64_t vdod = get_bucket(&it->r, &INT_WIDTHS);
+      it->vdelta += vdod;
+      double prev = bitsd(it->vbits);
+      it->vbits = dbits((double)((int64_t)prev + it->vdelta));
+    } else {
+      it->vdelta = 0;
+      if (get_bits(&it->r, 1) == 1) {
+        uint64_t x;
+        if (get_bits(&it->r, 1) == 0) {
+          int sig = 64 - it->lead - it->trail;
+          x = get_bits(&it->r, sig) << it->trail;
+        } else {
+          int lead = (int)get_bits(&it->r, 6), sig = (int)get_bits(&it->r, 6) + 1;
+          int trail = 64 - lead - sig;
+          x = get_bits(&it->r, sig) << trail;
+          it->lead = (uint8_t)lead;
+          it->trail = (uint8_t)trail;
+        }
+        it->vbits ^= x;
+      }
+    }
+  }
+  *ts = it->ts;
+  *v = bitsd(it->vbits);
+  return 1;
+}
+
+/* Decodes a whole chunk into caller arrays of at least c->count entries. */
+static void chunk_decode(const rc_chunk_t *c, int64_t *ts, double *v) {
+  cit_t it;
+  cit_init(&it, c);
+  for (uint32_t i = 0; cit_next(&it, &ts[i], &v[i]); i++) {
+  }
+}
+
+/* Builds a chunk from sorted arrays. */
+static rc_chunk_t *chunk_build(const int64_t *ts, const double *v, uint32_t n) {
+  rc_chunk_t *c = chunk_new(16 + n * 2);
+  if (c == NULL) return NULL;
+  for (uint32_t i = 0; i < n; i++) {
+    if (chunk_append(&c, ts[i], v[i]) != 0) {
+      free(c);
+      return NULL;
+    }
+  }
+  return c;
+}
+
+/*------------------------------------------------------------------------------------------
+ * Window maintenance
+ *----------------------------------------------------------------------------------------*/
+
+void rc_window_init(rc_window_t *w) {
+  memset(w, 0, sizeof(*w));
+  w->max_ts = INT64_MIN;
+}
+
+void rc_window_free(rc_window_t *w) {
+  for (uint32_t i = 0; i < w->nchunks; i++) free(w->chunks[i]);
+  free(w->chunks);
+  rc_window_init(w);
+}
+
+static int add_chunk_slot(rc_window_t *w, uint32_t at) {
+  if (w->nchunks == w->cap) {
+    uint32_t cap = w->cap ? w->cap * 2 : 2;
+    rc_chunk_t **n = realloc(w->chunks, cap * sizeof(*n));
+    if (n == NULL) return RC_ENOMEM;
+    w->chunks = n;
+    w->cap = cap;
+  }
+  memmove(&w->chunks[at + 1], &w->chunks[at], (w->nchunks - at) * sizeof(*w->chunks));
+  w->chunks[at] = NULL;
+  w->nchunks++;
+  return 0;
+}
+
+/* Inserts into chunk i by decoding it, inserting in order and re-encoding. */
+static int insert_into(rc_window_t *w, uint32_t i, int64_t ts, double v) {
+  rc_chunk_t *c = w->chunks[i];
+  uint32_t n = c->count;
+  int64_t sts[256];
+  double sv[256];
+  int64_t *t = n + 1 <= 256 ? sts : malloc((n + 1) * sizeof(int64_t));
+  double *vv = n + 1 <= 256 ? sv : malloc((n + 1) * sizeof(double));
+  int rc = 0;
+  if (t == NULL || vv == NULL) {
+    rc = RC_ENOMEM;
+    goto out;
+  }
+  chunk_decode(c, t, vv);
+  uint32_t pos = 0;
+  while (pos < n && t[pos] < ts) pos++;
+  if (pos < n && t[pos] == ts) {
+    rc = dbits(vv[pos]) == dbits(v) ? RC_EDUP : RC_ECONFLICT;
+    goto out;
+  }
+  memmove(&t[pos + 1], &t[pos], (n - pos) * sizeof(int64_t));
+  memmove(&vv[pos + 1], &vv[pos], (n - pos) * sizeof(double));
+  t[pos] = ts;
+  vv[pos] = v;
+  rc_chunk_t *nc = chunk_build(t, vv, n + 1);
+  if (nc == NULL) {
+    rc = RC_ENOMEM;
+    goto out;
+  }
+  free(c);
+  w->chunks[i] = nc;
+out:
+  if (t != sts) free(t);
+  if (vv != sv) free(vv);
+  return rc;
+}
+
+int rc_window_append(rc_window_t *w, const rc_window_cfg_t *cfg, int64_t ts, double v) {
+  if (w->nchunks == 0 || ts > w->max_ts) {
+    rc_chunk_t *head = w->nchunks ? w->chunks[w->nchunks - 1] : NULL;
+    if (head == NULL || head->count >= cfg->chunk_samples ||
+        ts - head->min_ts >= cfg->chunk_span_ms) {
+      if (head != NULL) {
+        /* The old head is complete: give back its growth slack. */
+        uint32_t used = (head->nbits + 7) / 8;
+        rc_chunk_t *fit = realloc(head, sizeof(*head) + used);
+        if (fit != NULL) {
+          fit->cap = used;
+          w->chunks[w->nchunks - 1] = fit;
+        }
+      }
+      if (add_chunk_slot(w, w->nchunks) != 0) return RC_ENOMEM;
+      w->chunks[w->nchunks - 1] = chunk_new(24);
+      if (w->chunks[w->nchunks - 1] == NULL) {
+        w->nchunks--;
+        return RC_ENOMEM;
+      }
+    }
+    int rc = chunk_append(&w->chunks[w->nchunks - 1], ts, v);
+    if (rc == 0) w->max_ts = ts;
+    return rc;
+  }
+  /* Late or repeated sample. */
+  if (ts < w->max_ts - cfg->ooo_tolerance_ms) return RC_ETOOOLD;
+  uint32_t i = w->nchunks - 1;
+  while (i > 0 && w->chunks[i]->min_ts > ts) i--;
+  rc_chunk_t *c = w->chunks[i];
+  if (ts > c->max_ts) return chunk_append(&w->chunks[i], ts, v); /* fills a gap in order */
+  return insert_into(w, i, ts, v);
+}
+
+void rc_window_expire(rc_window_t *w, int64_t before_ms) {
+  uint32_t drop = 0;
+  while (drop < w->nchunks && w->chunks[drop]->max_ts < before_ms) free(w->chunks[drop++]);
+  if (drop == 0) return;
+  memmove(w->chunks, &w->chunks[drop], (w->nchunks - drop) * sizeof(*w->chunks));
+  w->nchunks -= drop;
+  if (w->nchunks == 0) {
+    free(w->chunks);
+    w->chunks = NULL;
+    w->cap = 0;
+    w->max_ts = INT64_MIN; /* nothing left: the next sample starts afresh */
+  }
+}
+
+uint32_t rc_window_count(const rc_window_t *w) {
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < w->nchunks; i++) n += w->chunks[i]->count;
+  return n;
+}
+
+/* Counts what was asked of malloc plus 16 bytes per allocation for the allocator's own
+ * header and rounding (glibc: 8-byte header, 16-byte granularity), so that the figure is what
+ * the process actually pays. */
+size_t rc_window_bytes(const rc_window_t *w) {
+  size_t b = w->cap ? w->cap * sizeof(*w->chunks) + 16 : 0;
+  for (uint32_t i = 0; i < w->nchunks; i++) b += sizeof(rc_chunk_t) + w->chunks[i]->cap + 16;
+  return b;
+}
+
+int rc_window_foreach(const rc_window_t *w, int64_t from_ms, int64_t to_ms,
+                      rc_window_sample_cb cb, void *ctx) {
+  for (uint32_t i = 0; i < w->nchunks; i++) {
+    const rc_chunk_t *c = w->chunks[i];
+    if (c->max_ts < from_ms) continue;
+    if (c->min_ts > to_ms) break;
+    cit_t it;
+    int64_t ts;
+    double v;
+    cit_init(&it, c);
+    while (cit_next(&it, &ts, &v)) {
+      if (ts < from_ms) continue;
+      if (ts > to_ms) return 0;
+      int rc = cb(ctx, ts, v);
+      if (rc != 0) return rc;
+    }
+  }
+  return 0;
+}
+
+/*------------------------------------------------------------------------------------------
+ * PromQL functions
+ *----------------------------------------------------------------------------------------*/
+
+#define STALE_BITS UINT64_C(0x7ff0000000000002)
+
+typedef struct range_buf {
+  int64_t *ts;
+  double *v;
+  size_t n, cap;
+  int64_t sts[512];
+  double sv[512];
+  int oom;
+} range_buf_t;
+
+static int collect(void *ctx, int64_t ts, double v) {
+  range_buf_t *b = ctx;
+  if (dbits(v) == STALE_BITS) return 0; /* range vectors never contain staleness markers */
+  if (b->n == b->cap) {
+    size_t cap = b->cap * 2;
+    int64_t *nt = malloc(cap * sizeof(int64_t));
+    double *nv = malloc(cap * sizeof(double));
+    if (nt == NULL || nv == NULL) {
+      free(nt);
+      free(nv);
+      b->oom = 1;
+      return 1;
+    }
+    memcpy(nt, b->ts, b->n * sizeof(int64_t));
+    memcpy(nv, b->v, b->n * sizeof(double));
+    if (b->ts != b->sts) free(b->ts);
+    if (b->v != b->sv) free(b->v);
+    b->ts = nt;
+    b->v = nv;
+    b->cap = cap;
+  }
+  b->ts[b->n] = ts;
+  b->v[b->n++] = v;
+  return 0;
+}
+
+/* Neumaier-compensated increment, as Prometheus' kahansum.Inc. */
+static void kahan_inc(double inc, double *sum, double *c) {
+  double t = *sum + inc;
+  if (isinf(t)) *c = 0;
+  else if (fabs(*sum) >= fabs(inc)) *c += (*sum - t) + inc;
+  else *c += (inc - t) + *sum;
+  *sum = t;
+}
+
+static int cmp_nan_first(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  if (isnan(x)) return isnan(y) ? 0 : -1;
+  if (isnan(y)) return 1;
+  return (x > y) - (x < y);
+}
+
+static double quantile_sorted(double q, double *v, size_t n) {
+  if (n == 0 || isnan(q)) return NAN;
+  if (q < 0) return -INFINITY;
+  if (q > 1) return INFINITY;
+  qsort(v, n, sizeof(double), cmp_nan_first);
+  double rank = q * (double)(n - 1);
+  double lo = fmax(0, floor(rank)), hi = fmin((double)(n - 1), lo + 1);
+  double weight = rank - floor(rank);
+  return v[(size_t)lo] * (1 - weight) + v[(size_t)hi] * weight;
+}
+
+static double extrapolated_rate(const range_buf_t *b, int64_t start, int64_t end, double range_s,
+                                int is_counter, int is_rate, rc_compat_t compat) {
+  size_t n = b->n;
+  double result = b->v[n - 1] - b->v[0];
+  if (is_counter) {
+    if (compat == RC_COMPAT_PROM2) {
+      /* 2.x compares each sample, the first included, with the previous (initially 0). */
+      double last = 0;
+      for (size_t i = 0; i < n; i++) {
+        if (b->v[i] < last) result += last;
+        last = b->v[i];
+      }
+    } else {
+      for (size_t i = 1; i < n; i++)
+        if (b->v[i] < b->v[i - 1]) result += b->v[i - 1];
+    }
+  }
+  double to_start = (double)(b->ts[0] - start) / 1000;
+  double to_end = (double)(end - b->ts[n - 1]) / 1000;
+  double sampled = (double)(b->ts[n - 1] - b->ts[0]) / 1000;
+  double avg = sampled / (double)(n - 1);
+  double threshold = avg * 1.1;
+  if (compat == RC_COMPAT_PROM2) {
+    /* Before 2.51 the zero clamp came first, then the threshold test on what was left. */
+    if (is_counter && result > 0 && b->v[0] >= 0) {
+      double to_zero = sampled * (b->v[0] / result);
+      if (to_zero < to_start) to_start = to_zero;
+    }
+    double interval = sampled;
+    interval += to_start < threshold ? to_start : avg / 2;
+    interval += to_end < threshold ? to_end : avg / 2;
+    result = result * (interval / sampled);
+    if (is_rate) result = result / range_s;
+    return result;
+  }
+  if (to_start >= threshold) to_start = avg / 2;
+  if (is_counter) {
+    double to_zero = to_start;
+    if (result > 0 && b->v[0] >= 0) to_zero = sampled * (b->v[0] / result);
+    if (to_zero < to_start) to_start = to_zero;
+  }
+  if (to_end >= threshold) to_end = avg / 2;
+  double factor = (sampled + to_start + to_end) / sampled;
+  if (is_rate) factor /= range_s;
+  return result * factor;
+}
+
+int rc_window_eval(const rc_window_t *w, rc_fn_t fn, double param, int64_t t_ms,
+                   int64_t range_ms, rc_compat_t compat, double *out) {
+  range_buf_t b;
+  b.ts = b.sts;
+  b.v = b.sv;
+  b.n = 0;
+  b.cap = 512;
+  b.oom = 0;
+  int64_t start = t_ms - range_ms, end = t_ms;
+  /* 3.x: (start, end]; 2.x: [start, end]. */
+  rc_window_foreach(w, compat == RC_COMPAT_PROM3 ? start + 1 : start, end, collect, &b);
+  int rc = 0;
+  size_t n = b.n;
+  double r = 0;
+  if (b.oom) {
+    rc = RC_ENOMEM;
+    goto out;
+  }
+  if (n == 0) {
+    rc = RC_ENOENT;
+    goto out;
+  }
+  switch (fn) {
+    case RC_FN_RATE:
+    case RC_FN_INCREASE:
+    case RC_FN_DELTA:
+      if (n < 2) {
+        rc = RC_ENOENT;
+        break;
+      }
+      r = extrapolated_rate(&b, start, end, (double)range_ms / 1000, fn != RC_FN_DELTA,
+                            fn == RC_FN_RATE, compat);
+      break;
+    case RC_FN_IRATE:
+    case RC_FN_IDELTA: {
+      if (n < 2) {
+        rc = RC_ENOENT;
+        break;
+      }
+      double last = b.v[n - 1], prev = b.v[n - 2];
+      int64_t dt = b.ts[n - 1] - b.ts[n - 2];
+      if (dt == 0) {
+        rc = RC_ENOENT;
+        break;
+      }
+      r = (fn == RC_FN_IRATE && last < prev) ? last : last - prev;
+      if (fn == RC_FN_IRATE) r /= (double)dt / 1000;
+      break;
+    }
+    case RC_FN_COUNT_OT: r = (double)n; break;
+    case RC_FN_PRESENT_OT: r = 1; break;
+    case RC_FN_LAST_OT: r = b.v[n - 1]; break;
+    case RC_FN_SUM_OT: {
+      double sum = 0, c = 0;
+      for (size_t i = 0; i < n; i++) kahan_inc(b.v[i], &sum, &c);
+      r = isinf(sum) ? sum : sum + c;
+      break;
+    }
+    case RC_FN_AVG_OT: {
+      if (compat == RC_COMPAT_PROM2) {
+        /* 2.x: incremental mean with compensation throughout. */
+        double mean = 0, c = 0, count = 0;
+        for (size_t i = 0; i < n; i++) {
+          count++;
+          if (isinf(mean)) {
+            if (isinf(b.v[i]) && (mean > 0) == (b.v[i] > 0)) continue;
+            if (!isinf(b.v[i]) && !isnan(b.v[i])) continue;
+          }
+          kahan_inc(b.v[i] / count - mean / count, &mean, &c);
+        }
+        r = isinf(mean) ? mean : mean + c;
+        break;
+      }
+      double sum = b.v[0], count = 1, mean = 0, c = 0;
+      int incremental = 0;
+      for (size_t i = 1; i < n; i++) {
+        count = (double)(i + 1);
+        if (!incremental) {
+          double ns = sum, nc = c;
+          kahan_inc(b.v[i], &ns, &nc);
+          if (!isinf(ns)) {
+            sum = ns;
+            c = nc;
+            continue;
+          }
+          incremental = 1;
+          mean = sum / (count - 1);
+          c /= (count - 1);
+        }
+        double q = (count - 1) / count;
+        double m = q * mean, cc = q * c;
+        kahan_inc(b.v[i] / count, &m, &cc);
+        mean = m;
+        c = cc;
+      }
+      r = incremental ? mean + c : sum / count + c / count;
+      break;
+    }
+    case RC_FN_MIN_OT:
+    case RC_FN_MAX_OT: {
+      double m = b.v[0];
+      for (size_t i = 0; i < n; i++) {
+        double x = b.v[i];
+        if ((fn == RC_FN_MAX_OT ? x > m : x < m) || isnan(m)) m = x;
+      }
+      r = m;
+      break;
+    }
+    case RC_FN_STDDEV_OT:
+    case RC_FN_STDVAR_OT: {
+      double count = 0, mean = 0, cmean = 0, aux = 0, caux = 0;
+      for (size_t i = 0; i < n; i++) {
+        count++;
+        double delta = b.v[i] - (mean + cmean);
+        kahan_inc(delta / count, &mean, &cmean);
+        kahan_inc(delta * (b.v[i] - (mean + cmean)), &aux, &caux);
+      }
+      double var = (aux + caux) / count;
+      r = fn == RC_FN_STDDEV_OT ? sqrt(var) : var;
+      break;
+    }
+    case RC_FN_QUANTILE_OT: r = quantile_sorted(param, b.v, n); break;
+    case RC_FN_RESETS:
+    case RC_FN_CHANGES: {
+      double cnt = 0;
+      for (size_t i = 1; i < n; i++) {
+        double cur = b.v[i], prev = b.v[i - 1];
+        if (fn == RC_FN_RESETS ? cur < prev : (cur != prev && !(isnan(cur) && isnan(prev))))
+          cnt++;
+      }
+      r = cnt;
+      break;
+    }
+    default: rc = RC_EINVAL; break;
+  }
+out:
+  if (b.ts != b.sts) free(b.ts);
+  if (b.v != b.sv) free(b.v);
+  if (rc == 0) *out = r;
+  return rc;
+}
+
+typedef struct last_ctx {
+  int64_t ts;
+  double v;
+  int found;
+} last_ctx_t;
+
+static int keep_last(void *ctx, int64_t ts, double v) {
+  last_ctx_t *l = ctx;
+  l->ts = ts;
+  l->v = v;
+  l->found = 1;
+  return 0;
+}
+
+int rc_window_instant(const rc_window_t *w, int64_t t_ms, int64_t lookback_ms,
+                      rc_compat_t compat, double *v, int64_t *ts) {
+  last_ctx_t l = {0, 0, 0};
+  int64_t from = t_ms - lookback_ms + (compat == RC_COMPAT_PROM3 ? 1 : 0);
+  rc_window_foreach(w, from, t_ms, keep_last, &l);
+  if (!l.found || dbits(l.v) == STALE_BITS) return RC_ENOENT;
+  *v = l.v;
+  *ts = l.ts;
+  return 0;
+}
