@@ -31,16 +31,21 @@ static int next(yaml_parser_t *p, yaml_event_t *ev, const char *name, rc_err_t *
                     p->context ? " " : "", p->context ? p->context : "");
 }
 
-static int parse_rule_files(yaml_parser_t *p, const char *name, rc_config_t *c, rc_err_t *err) {
+/* Parses a list of non-empty strings into *items (owned), recording each entry's position. */
+static int parse_string_list(yaml_parser_t *p, const char *name, const char *key, char ***items,
+                             int **lines, int **cols, size_t *n, rc_err_t *err) {
   yaml_event_t ev;
+  char what[120];
   int rc = next(p, &ev, name, err);
   if (rc) return rc;
-  if (ev.type == YAML_SCALAR_EVENT && ev.data.scalar.length == 0) { /* rule_files: (empty) */
+  if (ev.type == YAML_SCALAR_EVENT && ev.data.scalar.length == 0) { /* key: (empty) */
     yaml_event_delete(&ev);
     return 0;
   }
   if (ev.type != YAML_SEQUENCE_START_EVENT) {
-    rc = ev_err(err, name, &ev, "rule_files must be a list of paths or globs");
+    snprintf(what, sizeof(what), "%s must be a list of %s", key,
+             lines ? "selectors" : "paths or globs");
+    rc = ev_err(err, name, &ev, what);
     yaml_event_delete(&ev);
     return rc;
   }
@@ -52,16 +57,33 @@ static int parse_rule_files(yaml_parser_t *p, const char *name, rc_config_t *c, 
       return 0;
     }
     if (ev.type != YAML_SCALAR_EVENT || ev.data.scalar.length == 0) {
-      rc = ev_err(err, name, &ev, "rule_files entries must be non-empty strings");
+      snprintf(what, sizeof(what), "%s entries must be non-empty strings", key);
+      rc = ev_err(err, name, &ev, what);
       yaml_event_delete(&ev);
       return rc;
     }
-    char **nf = realloc(c->rule_files, (c->n_rule_files + 1) * sizeof(char *));
-    char *s = nf ? strndup((const char *)ev.data.scalar.value, ev.data.scalar.length) : NULL;
+    char **nf = realloc(*items, (*n + 1) * sizeof(char *));
+    if (nf) *items = nf;
+    int ok = nf != NULL;
+    if (ok && lines) {
+      int *nl = realloc(*lines, (*n + 1) * sizeof(int));
+      if (nl) *lines = nl;
+      int *nc = nl ? realloc(*cols, (*n + 1) * sizeof(int)) : NULL;
+      if (nc) *cols = nc;
+      ok = nl && nc;
+    }
+    char *str = ok ? strndup((const char *)ev.data.scalar.value, ev.data.scalar.length) : NULL;
+    if (str != NULL && lines) {
+      (*lines)[*n] = (int)ev.start_mark.line + 1;
+      /* Point inside a quoted scalar at its first character, so that a selector's own
+       * column can be added to it. */
+      int quoted = ev.data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
+                   ev.data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
+      (*cols)[*n] = (int)ev.start_mark.column + 1 + (quoted ? 1 : 0);
+    }
     yaml_event_delete(&ev);
-    if (nf) c->rule_files = nf;
-    if (s == NULL) return rc_err_set(err, RC_ENOMEM, "out of memory");
-    c->rule_files[c->n_rule_files++] = s;
+    if (str == NULL) return rc_err_set(err, RC_ENOMEM, "out of memory");
+    (*items)[(*n)++] = str;
   }
 }
 
@@ -70,7 +92,7 @@ int rc_config_parse(const char *name, const char *text, size_t len, rc_config_t 
   memset(c, 0, sizeof(*c));
   yaml_parser_t p;
   yaml_event_t ev;
-  int rc = 0, depth = 0, seen_rule_files = 0;
+  int rc = 0, depth = 0, seen_rule_files = 0, seen_select = 0;
   if (!yaml_parser_initialize(&p)) return rc_err_set(err, RC_ENOMEM, "out of memory");
   yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
   /* stream-start, then an optional document holding one mapping. */
@@ -119,10 +141,23 @@ int rc_config_parse(const char *name, const char *text, size_t len, rc_config_t 
       }
       seen_rule_files = 1;
       yaml_event_delete(&ev);
-      if ((rc = parse_rule_files(&p, name, c, err))) goto out;
+      if ((rc = parse_string_list(&p, name, "rule_files", &c->rule_files, NULL, NULL,
+                                  &c->n_rule_files, err)))
+        goto out;
+    } else if (strcmp(key, "select") == 0) {
+      if (seen_select) {
+        rc = ev_err(err, name, &ev, "duplicate key \"select\"");
+        yaml_event_delete(&ev);
+        goto out;
+      }
+      seen_select = 1;
+      yaml_event_delete(&ev);
+      if ((rc = parse_string_list(&p, name, "select", &c->select, &c->select_line,
+                                  &c->select_col, &c->n_select, err)))
+        goto out;
     } else {
       char what[200];
-      snprintf(what, sizeof(what), "unknown key \"%.60s\" (known: rule_files)", key);
+      snprintf(what, sizeof(what), "unknown key \"%.60s\" (known: rule_files, select)", key);
       rc = ev_err(err, name, &ev, what);
       yaml_event_delete(&ev);
       goto out;
@@ -178,6 +213,10 @@ int rc_config_load(const char *path, rc_config_t *c, rc_err_t *err) {
 void rc_config_free(rc_config_t *c) {
   for (size_t i = 0; i < c->n_rule_files; i++) free(c->rule_files[i]);
   free(c->rule_files);
+  for (size_t i = 0; i < c->n_select; i++) free(c->select[i]);
+  free(c->select);
+  free(c->select_line);
+  free(c->select_col);
   free(c->path);
   memset(c, 0, sizeof(*c));
 }

@@ -1,5 +1,6 @@
 /* config.h: the daemon configuration file (YAML, --config.file). In this stage it names the
- * rule files (`rule_files:`, paths and globs relative to the config file, as in Prometheus);
+ * rule files (`rule_files:`, paths and globs relative to the config file, as in Prometheus)
+ * and the series selectors the store keeps (`select:`, until rules name their own);
  * later stages add webhooks, deploy targets and approval policy here.
  *
  * Errors carry file:line:col (1-based) and a reason; every unknown key is an error, because a
@@ -17,6 +18,11 @@ typedef struct rc_config {
   char *path;        /* the file it was read from, or NULL for the embedded defaults */
   char **rule_files; /* patterns as written, resolved against the config file's directory */
   size_t n_rule_files;
+  /* select: PromQL series selectors whose series the store keeps, until rules (issue 4)
+   * supply their own. line/col locate each entry for error messages. */
+  char **select;
+  int *select_line, *select_col;
+  size_t n_select;
 } rc_config_t;
 
 /* Parses YAML text (name is used in messages only). Returns 0 or RC_EPARSE/RC_ENOMEM with

@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -18,6 +20,14 @@ static void test_ok(void **st) {
   assert_int_equal(c.n_rule_files, 2);
   assert_string_equal(c.rule_files[0], "a/*.yml");
   rc_config_free(&c);
+  const char *y2 = "select:\n  - 'up{job=\"api\"}'\n  - http_requests_total\n";
+  assert_int_equal(rc_config_parse("t.yml", y2, strlen(y2), &c, &e), 0);
+  assert_int_equal(c.n_select, 2);
+  assert_string_equal(c.select[0], "up{job=\"api\"}");
+  assert_int_equal(c.select_line[0], 2);
+  assert_int_equal(c.select_col[0], 6); /* first character inside the quotes */
+  assert_int_equal(c.select_col[1], 5);
+  rc_config_free(&c);
   assert_int_equal(rc_config_parse("t.yml", "", 0, &c, &e), 0); /* empty file: defaults */
   assert_int_equal(c.n_rule_files, 0);
   rc_config_free(&c);
@@ -27,8 +37,11 @@ static void test_bundled_example(void **st) {
   (void)st;
   rc_config_t c;
   rc_err_t e = {0};
-  /* meson runs tests from the build directory; the source tree is one level up. */
-  int rc = rc_config_load("../rules/ripcord.yml", &c, &e);
+  /* meson passes the source tree in RC_SRCDIR (tests/meson.build). */
+  const char *src = getenv("RC_SRCDIR");
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/rules/ripcord.yml", src ? src : "..");
+  int rc = rc_config_load(path, &c, &e);
   if (rc != 0) fail_msg("%s", e.msg);
   assert_true(c.n_rule_files >= 1);
   assert_true(rc_config_count_rule_files(&c, &e) >= 1);
@@ -39,6 +52,8 @@ static void test_bad(void **st) {
   (void)st;
   static const struct { const char *y; int line, col; const char *msg; } t[] = {
       {"rule_file:\n  - a\n", 1, 1, "unknown key \"rule_file\""},
+      {"select: up\n", 1, 9, "select must be a list of selectors"},
+      {"select:\n  - \"\"\n", 2, 5, "non-empty strings"},
       {"rule_files: a.yml\n", 1, 13, "must be a list"},
       {"rule_files:\n  - {a: b}\n", 2, 5, "non-empty strings"},
       {"- a\n- b\n", 1, 1, "must be a mapping"},
