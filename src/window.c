@@ -500,13 +500,21 @@ static int collect(void *ctx, int64_t ts, double v) {
   return 0;
 }
 
-/* Neumaier-compensated increment, as Prometheus' kahansum.Inc. */
-static void kahan_inc(double inc, double *sum, double *c) {
+/* Neumaier-compensated increment, as Prometheus' kahansum.Inc (3.x): an infinite sum resets
+ * the compensation. 2.x (kahanSumInc before PR #14362, 2.54) had no such case, which turns
+ * e.g. stdvar_over_time of [1e300, -1e300] into NaN there and +Inf in 3.x. */
+static void kahan_inc_c(double inc, double *sum, double *c, rc_compat_t compat) {
   double t = *sum + inc;
-  if (isinf(t)) *c = 0;
+  if (compat == RC_COMPAT_PROM3 && isinf(t)) *c = 0;
   else if (fabs(*sum) >= fabs(inc)) *c += (*sum - t) + inc;
   else *c += (inc - t) + *sum;
   *sum = t;
+}
+
+/* Go's time.Duration.Seconds(): whole seconds plus the remainder, which rounds differently
+ * from range_ms / 1000 for some ranges (e.g. 1118 ms). */
+static double duration_seconds(int64_t ms) {
+  return (double)(ms / 1000) + (double)((ms % 1000) * 1000000) / 1e9;
 }
 
 static int cmp_nan_first(const void *a, const void *b) {
@@ -531,19 +539,9 @@ static double extrapolated_rate(const range_buf_t *b, int64_t start, int64_t end
                                 int is_counter, int is_rate, rc_compat_t compat) {
   size_t n = b->n;
   double result = b->v[n - 1] - b->v[0];
-  if (is_counter) {
-    if (compat == RC_COMPAT_PROM2) {
-      /* 2.x compares each sample, the first included, with the previous (initially 0). */
-      double last = 0;
-      for (size_t i = 0; i < n; i++) {
-        if (b->v[i] < last) result += last;
-        last = b->v[i];
-      }
-    } else {
-      for (size_t i = 1; i < n; i++)
-        if (b->v[i] < b->v[i - 1]) result += b->v[i - 1];
-    }
-  }
+  if (is_counter) /* reset corrections, added one by one in time order as Prometheus does */
+    for (size_t i = 1; i < n; i++)
+      if (b->v[i] < b->v[i - 1]) result += b->v[i - 1];
   double to_start = (double)(b->ts[0] - start) / 1000;
   double to_end = (double)(end - b->ts[n - 1]) / 1000;
   double sampled = (double)(b->ts[n - 1] - b->ts[0]) / 1000;
@@ -558,9 +556,9 @@ static double extrapolated_rate(const range_buf_t *b, int64_t start, int64_t end
     double interval = sampled;
     interval += to_start < threshold ? to_start : avg / 2;
     interval += to_end < threshold ? to_end : avg / 2;
-    result = result * (interval / sampled);
-    if (is_rate) result = result / range_s;
-    return result;
+    double factor = interval / sampled;
+    if (is_rate) factor /= range_s;
+    return result * factor;
   }
   if (to_start >= threshold) to_start = avg / 2;
   if (is_counter) {
@@ -604,7 +602,7 @@ int rc_window_eval(const rc_window_t *w, rc_fn_t fn, double param, int64_t t_ms,
         rc = RC_ENOENT;
         break;
       }
-      r = extrapolated_rate(&b, start, end, (double)range_ms / 1000, fn != RC_FN_DELTA,
+      r = extrapolated_rate(&b, start, end, duration_seconds(range_ms), fn != RC_FN_DELTA,
                             fn == RC_FN_RATE, compat);
       break;
     case RC_FN_IRATE:
@@ -628,7 +626,7 @@ int rc_window_eval(const rc_window_t *w, rc_fn_t fn, double param, int64_t t_ms,
     case RC_FN_LAST_OT: r = b.v[n - 1]; break;
     case RC_FN_SUM_OT: {
       double sum = 0, c = 0;
-      for (size_t i = 0; i < n; i++) kahan_inc(b.v[i], &sum, &c);
+      for (size_t i = 0; i < n; i++) kahan_inc_c(b.v[i], &sum, &c, compat);
       r = isinf(sum) ? sum : sum + c;
       break;
     }
@@ -642,7 +640,7 @@ int rc_window_eval(const rc_window_t *w, rc_fn_t fn, double param, int64_t t_ms,
             if (isinf(b.v[i]) && (mean > 0) == (b.v[i] > 0)) continue;
             if (!isinf(b.v[i]) && !isnan(b.v[i])) continue;
           }
-          kahan_inc(b.v[i] / count - mean / count, &mean, &c);
+          kahan_inc_c(b.v[i] / count - mean / count, &mean, &c, compat);
         }
         r = isinf(mean) ? mean : mean + c;
         break;
@@ -653,7 +651,7 @@ int rc_window_eval(const rc_window_t *w, rc_fn_t fn, double param, int64_t t_ms,
         count = (double)(i + 1);
         if (!incremental) {
           double ns = sum, nc = c;
-          kahan_inc(b.v[i], &ns, &nc);
+          kahan_inc_c(b.v[i], &ns, &nc, compat);
           if (!isinf(ns)) {
             sum = ns;
             c = nc;
@@ -665,7 +663,7 @@ int rc_window_eval(const rc_window_t *w, rc_fn_t fn, double param, int64_t t_ms,
         }
         double q = (count - 1) / count;
         double m = q * mean, cc = q * c;
-        kahan_inc(b.v[i] / count, &m, &cc);
+        kahan_inc_c(b.v[i] / count, &m, &cc, compat);
         mean = m;
         c = cc;
       }
@@ -688,8 +686,8 @@ int rc_window_eval(const rc_window_t *w, rc_fn_t fn, double param, int64_t t_ms,
       for (size_t i = 0; i < n; i++) {
         count++;
         double delta = b.v[i] - (mean + cmean);
-        kahan_inc(delta / count, &mean, &cmean);
-        kahan_inc(delta * (b.v[i] - (mean + cmean)), &aux, &caux);
+        kahan_inc_c(delta / count, &mean, &cmean, compat);
+        kahan_inc_c(delta * (b.v[i] - (mean + cmean)), &aux, &caux, compat);
       }
       double var = (aux + caux) / count;
       r = fn == RC_FN_STDDEV_OT ? sqrt(var) : var;
