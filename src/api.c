@@ -2,6 +2,7 @@
 #include "api.h"
 
 #include <http_parser.h>
+#include <stddef.h>
 #include <string.h>
 #include <uv.h>
 
@@ -20,6 +21,33 @@ static int get_only(const rc_http_request_t *req, rc_http_response_t *res) {
   return 0;
 }
 
+/* Store figures for /metrics. rc_store_stats is safe from any thread. */
+static void render_store(rc_buf_t *o, rc_store_t *store) {
+  rc_store_stats_t st;
+  if (store == NULL) return;
+  rc_store_stats(store, &st);
+  static const struct { const char *name, *type, *help; size_t off; } m[] = {
+      {"ripcord_store_series", "gauge", "Series the store holds for rules.", offsetof(rc_store_stats_t, series)},
+      {"ripcord_store_series_created_total", "counter", "Series added to the store.", offsetof(rc_store_stats_t, series_created)},
+      {"ripcord_store_series_removed_total", "counter", "Series removed after their samples aged out.", offsetof(rc_store_stats_t, series_removed)},
+      {"ripcord_store_series_refused_total", "counter", "New series refused because --storage.max-series was reached.", offsetof(rc_store_stats_t, refused_series)},
+      {"ripcord_store_unselected_series_total", "counter", "Series entries no rule selector wants: counted and dropped.", offsetof(rc_store_stats_t, dropped_series)},
+      {"ripcord_store_unselected_samples_total", "counter", "Samples of unselected series.", offsetof(rc_store_stats_t, dropped_samples)},
+      {"ripcord_store_samples_appended_total", "counter", "Samples stored.", offsetof(rc_store_stats_t, appended)},
+      {"ripcord_store_samples_too_old_total", "counter", "Samples older than the out-of-order tolerance: dropped.", offsetof(rc_store_stats_t, too_old)},
+      {"ripcord_store_samples_duplicate_total", "counter", "Samples repeated with the same timestamp and value: ignored.", offsetof(rc_store_stats_t, duplicates)},
+      {"ripcord_store_samples_conflict_total", "counter", "Samples with a stored timestamp but another value: dropped.", offsetof(rc_store_stats_t, conflicts)},
+      {"ripcord_store_histograms_skipped_total", "counter", "Native histogram samples not stored (not supported by the store yet).", offsetof(rc_store_stats_t, histograms_skipped)},
+      {"ripcord_store_bytes", "gauge", "Memory held by stored series, estimated at the last sweep.", offsetof(rc_store_stats_t, bytes)},
+  };
+  for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+    uint64_t v;
+    memcpy(&v, (const char *)&st + m[i].off, sizeof(v));
+    rc_buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", m[i].name, m[i].help, m[i].name,
+                  m[i].type, m[i].name, (unsigned long long)v);
+  }
+}
+
 void rc_api_handle(void *ctx, const rc_http_request_t *req, rc_http_response_t *res) {
   rc_api_t *api = ctx;
   rc_handler_t h = RC_HANDLER_OTHER;
@@ -32,6 +60,7 @@ void rc_api_handle(void *ctx, const rc_http_request_t *req, rc_http_response_t *
       res->status = 200;
       res->content_type = "text/plain; version=0.0.4; charset=utf-8";
       rc_stats_render(&res->body);
+      render_store(&res->body, api->store);
     }
   } else if (path_is(req, "/-/healthy")) {
     h = RC_HANDLER_HEALTHY;

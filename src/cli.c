@@ -96,6 +96,10 @@ static const flag_t flags[] = {
     {"web.read-timeout", F_DUR, OFF(http.body_timeout_ms), 1, 86400000, "Time allowed to receive a request body."},
     {"web.idle-timeout", F_DUR, OFF(http.idle_timeout_ms), 1, 86400000, "Keep-alive connections idle this long are closed."},
     {"web.shutdown-timeout", F_DUR, OFF(http.shutdown_timeout_ms), 1, 86400000, "On SIGTERM, how long requests in flight may take."},
+    {"storage.max-series", F_U32, OFF(store.max_series), 1, 1u << 28, "Most series the store keeps for rules; new ones past it are refused and counted."},
+    {"storage.retention", F_DUR, OFF(store.window.retention_ms), 1000, 7ull * 86400000, "How far back rule windows may reach."},
+    {"storage.out-of-order-tolerance", F_DUR, OFF(store.window.ooo_tolerance_ms), 0, 3600000, "How late a sample may arrive and still land in its place."},
+    {"storage.decision-cache-size", F_U32, OFF(store.cache_entries), 1, 1u << 28, "Series whose keep-or-drop decision is remembered (selected and dropped alike)."},
     {"ingest.queue-capacity", F_U32, OFF(ingest.queue_capacity), 1, 1u << 20, "Decoded requests that may wait for the aggregation layer."},
     {"ingest.max-decoded-size", F_SIZE, OFF(ingest.limits.max_decoded_bytes), 1024, 4ull << 30, "Largest uncompressed remote-write body."},
     {"ingest.max-decoded-memory", F_SIZE, OFF(ingest.limits.max_arena_bytes), 4096, 16ull << 30, "Most memory one decoded request may take."},
@@ -111,6 +115,11 @@ static void defaults(rc_options_t *o) {
   o->storage_path = "./data";
   o->log_level = RC_LOG_INFO;
   o->http = RC_HTTP_CONFIG_DEFAULT;
+  o->store = (rc_store_cfg_t){
+      .max_series = 100000,
+      .cache_entries = 1u << 20,
+      .window = RC_WINDOW_CFG_DEFAULT,
+  };
   o->ingest = (rc_ingest_config_t){
       .queue_capacity = 256,
       .overload_status = 503,

@@ -14,6 +14,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "rc.h"
+#include "store.h"
 
 typedef enum { RC_CMD_NONE = 0, RC_CMD_SERVE, RC_CMD_VERSION, RC_CMD_HELP } rc_cmd_t;
 
@@ -25,6 +26,7 @@ typedef struct rc_options {
   rc_log_level_t log_level;
   rc_http_config_t http;
   rc_ingest_config_t ingest;
+  rc_store_cfg_t store;
 } rc_options_t;
 
 /* Fills o with the defaults, then applies argv. Returns 0, or RC_EINVAL with a one-line

@@ -100,6 +100,11 @@ static void consumer_main(void *arg) {
     }
     rc_stat_sub(&rc_stats.queue_depth, 1);
     rc_tally_add_batch(&ing->tally, b);
+    if (ing->store != NULL && rc_store_apply(ing->store, b) != 0) {
+      static rc_complaint_t oom;
+      rc_log_complain(&oom, uv_hrtime() / 1000000u, 60000, RC_LOG_ERROR,
+                      "store: out of memory applying a batch", NULL);
+    }
     rc_stat_add(&rc_stats.consumed_batches, 1);
     rc_stat_add(&rc_stats.consumed_series, b->nseries);
     rc_stat_add(&rc_stats.consumed_samples, b->nsamples);

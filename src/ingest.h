@@ -20,6 +20,7 @@
 
 #include "http.h"
 #include "ring.h"
+#include "store.h"
 #include "rw_decode.h"
 #include "tally.h"
 
@@ -42,6 +43,7 @@ typedef struct rc_ingest {
   _Atomic int stop;
   int running;
   rc_tally_t tally;    /* written by the consumer thread */
+  rc_store_t *store;   /* borrowed; NULL: no store. Owned (used) by the consumer thread */
   uint64_t complain_ms;
 } rc_ingest_t;
 

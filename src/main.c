@@ -18,7 +18,10 @@
 #include "http.h"
 #include "ingest.h"
 #include "log.h"
+#include "selector.h"
+#include "selindex.h"
 #include "stats.h"
+#include "store.h"
 
 typedef struct daemon {
   uv_loop_t *loop;
@@ -27,7 +30,49 @@ typedef struct daemon {
   rc_ingest_t ingest;
   rc_api_t api;
   int shutting_down;
+  rc_selector_t **selectors; /* from the config's select: list; owned */
+  size_t nselectors;
+  rc_selindex_t *index;      /* owned */
+  rc_store_t *store;         /* owned; used by the ingest consumer thread */
 } daemon_t;
+
+/* Parses the config's select: entries and builds the selector index. Every bad selector is
+ * reported (file:line:col) before giving up, as a config check should. */
+static int build_selection(daemon_t *d, const rc_config_t *cfg) {
+  int bad = 0;
+  d->selectors = calloc(cfg->n_select ? cfg->n_select : 1, sizeof(*d->selectors));
+  rc_selindex_entry_t *entries = calloc(cfg->n_select ? cfg->n_select : 1, sizeof(*entries));
+  if (d->selectors == NULL || entries == NULL) {
+    free(entries);
+    return RC_ENOMEM;
+  }
+  for (size_t i = 0; i < cfg->n_select; i++) {
+    rc_err_t err = {0};
+    rc_selector_t *sel = NULL;
+    if (rc_selector_parse(cfg->select[i], strlen(cfg->select[i]), 0, &sel, &err) != 0) {
+      /* The selector's own position is relative to the string; add the entry's. */
+      rc_log(RC_LOG_ERROR, "bad selector in select:", "at=%s:%d:%d err=\"%s\"",
+             cfg->path ? cfg->path : "-", cfg->select_line[i],
+             cfg->select_col[i] + (err.col > 0 ? err.col - 1 : 0), err.msg);
+      bad++;
+      continue;
+    }
+    d->selectors[d->nselectors] = sel;
+    entries[d->nselectors].sel = sel;
+    entries[d->nselectors].id = (uint32_t)i;
+    d->nselectors++;
+  }
+  int rc = bad ? RC_EPARSE : rc_selindex_build(entries, d->nselectors, &d->index);
+  free(entries);
+  return rc;
+}
+
+static void free_selection(daemon_t *d) {
+  rc_store_free(d->store);
+  rc_selindex_free(d->index);
+  for (size_t i = 0; i < d->nselectors; i++) rc_selector_free(d->selectors[i]);
+  free(d->selectors);
+}
 
 static uint64_t wall_ms(void) {
   struct timeval tv;
@@ -106,18 +151,34 @@ static int serve(const rc_options_t *o) {
     return 1;
   }
 
+  if (build_selection(&d, &cfg) != 0 || rc_store_new(&o->store, d.index, &d.store) != 0) {
+    rc_log(RC_LOG_ERROR, "cannot set up the series store", NULL);
+    free_selection(&d);
+    rc_config_free(&cfg);
+    return 1;
+  }
+  rc_log(RC_LOG_INFO, "series store ready", "selectors=%zu max_series=%u retention_ms=%lld",
+         d.nselectors, o->store.max_series, (long long)o->store.window.retention_ms);
+
   d.loop = uv_default_loop();
-  if (rc_ingest_init(&d.ingest, &o->ingest, &err) != 0 ||
-      rc_ingest_start(&d.ingest, &err) != 0) {
+  int irc = rc_ingest_init(&d.ingest, &o->ingest, &err);
+  if (irc == 0) {
+    d.ingest.store = d.store; /* before the consumer thread starts: it owns the store */
+    irc = rc_ingest_start(&d.ingest, &err);
+  }
+  if (irc != 0) {
     rc_log(RC_LOG_ERROR, "cannot start ingest", "err=\"%s\"", err.msg);
+    free_selection(&d);
     rc_config_free(&cfg);
     return 1;
   }
   d.api.ingest = &d.ingest;
+  d.api.store = d.store;
   if (rc_http_server_init(&d.http, d.loop, &o->http, rc_api_handle, &d.api, &err) != 0 ||
       rc_http_server_listen(&d.http, o->listen_address, &err) != 0) {
     rc_log(RC_LOG_ERROR, "cannot start the HTTP server", "err=\"%s\"", err.msg);
     rc_ingest_close(&d.ingest);
+    free_selection(&d);
     rc_config_free(&cfg);
     return 1;
   }
@@ -133,7 +194,8 @@ static int serve(const rc_options_t *o) {
          RC_VERSION, o->listen_address, rc_http_server_port(&d.http), o->storage_path);
   uv_run(d.loop, UV_RUN_DEFAULT);
 
-  rc_ingest_close(&d.ingest);
+  rc_ingest_close(&d.ingest); /* the consumer is joined: the store has no user left */
+  free_selection(&d);
   rc_config_free(&cfg);
   int rc = uv_loop_close(d.loop);
   if (rc != 0) rc_log(RC_LOG_WARN, "loop closed with handles open", "err=%s", uv_strerror(rc));

@@ -139,7 +139,13 @@ def main():
         r.fail_setup("prometheus binary", "%s is not executable (apt-get install prometheus)"
                      % prom_exe)
         return r.finish()
-    d = Daemon(exe)
+    # The store keeps what the config's select: list names (until rules do): Prometheus' `up`
+    # series and its HTTP request counters; everything else is counted and dropped.
+    sel_dir = tempfile.mkdtemp(prefix="ripcord-it-sel-")
+    sel_cfg = os.path.join(sel_dir, "ripcord.yml")
+    with open(sel_cfg, "w") as f:
+        f.write("select:\n  - up\n  - 'prometheus_http_requests_total{handler=~\"/metrics|/-/ready\"}'\n")
+    d = Daemon(exe, flags=["--config.file=" + sel_cfg])
     p = None
     state = {}
     try:
@@ -220,6 +226,21 @@ def main():
               case_no_errors_ripcord)
         r.run("Prometheus: nothing failed, retried or dropped", case_no_errors_prometheus)
         r.run("metadata requests accepted", case_metadata)
+
+        def case_store():
+            # Prometheus scrapes itself and ripcord: two `up` series, plus its request
+            # counters; the store holds them and drops the rest without loss or conflict.
+            def stored():
+                s = scrape(d.port)
+                return metric(s, "ripcord_store_series") >= 3 and s
+            s = wait_until(stored, 30, interval=0.5, what="selected series in the store")
+            expect(metric(s, "ripcord_store_samples_appended_total") > 0, "nothing appended")
+            expect(metric(s, "ripcord_store_unselected_series_total") > 0, "nothing dropped")
+            for name in ("ripcord_store_samples_conflict_total", "ripcord_store_samples_too_old_total",
+                         "ripcord_store_series_refused_total"):
+                expect_eq(metric(s, name), 0, name)
+
+        r.run("store keeps the selected series, drops the rest", case_store)
         r.run("sample counts agree (ripcord <= Prometheus sent)", case_counts_agree)
 
         def case_prom_stop():
@@ -250,6 +271,7 @@ def main():
         if r.failed and d.proc is not None:
             print("---- ripcord log (tail) ----\n" + d.log()[-3000:])
         d.cleanup()
+        shutil.rmtree(sel_dir, ignore_errors=True)
     print("%d cases in %.1fs" % (r.passed + r.failed, time.monotonic() - t0))
     return r.finish()
 

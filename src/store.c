@@ -1,0 +1,275 @@
+/* store.c: series table, selection, appends and retention; see store.h.
+ *
+ * The series table is open addressing with linear probing over pointers, keyed by the
+ * 128-bit label hash (the low 64 bits pick the slot, all 128 are compared, as the decision
+ * cache does). Deletion uses backward shifting, so there are no tombstones and probe chains
+ * stay short under churn. Capacity is fixed at creation (a power of two >= 2 x max_series),
+ * so the table never rehashes on the ingest path.
+ */
+#include "store.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "log.h"
+
+typedef struct counters {
+  _Atomic uint64_t series, created, removed, refused, dropped_series, dropped_samples,
+      appended, too_old, dups, conflicts, hist_skipped, bytes;
+  _Atomic int64_t watermark;
+} counters_t;
+
+struct rc_store {
+  rc_store_cfg_t cfg;
+  const rc_selindex_t *idx;
+  rc_selindex_cache_t *cache;
+  rc_store_series_t **tab;
+  uint32_t mask;
+  uint32_t nseries;
+  int64_t watermark, last_sweep;
+  rc_complaint_t full_complaint;
+  counters_t c;
+};
+
+static void add(_Atomic uint64_t *c, uint64_t n) {
+  atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+int rc_store_new(const rc_store_cfg_t *cfg, const rc_selindex_t *idx, rc_store_t **out) {
+  *out = NULL;
+  if (cfg->max_series == 0 || cfg->max_series > (1u << 28) || cfg->cache_entries == 0)
+    return RC_EINVAL;
+  rc_store_t *s = calloc(1, sizeof(*s));
+  if (s == NULL) return RC_ENOMEM;
+  s->cfg = *cfg;
+  s->idx = idx;
+  uint32_t cap = 16;
+  while (cap < cfg->max_series * 2u) cap <<= 1;
+  s->tab = calloc(cap, sizeof(*s->tab));
+  rc_selindex_cache_opts_t co = {.max_entries = cfg->cache_entries, .policy = RC_SELINDEX_EVICT};
+  if (s->tab == NULL || rc_selindex_cache_new(&co, &s->cache) != 0) {
+    free(s->tab);
+    free(s);
+    return RC_ENOMEM;
+  }
+  s->mask = cap - 1;
+  s->watermark = INT64_MIN;
+  s->last_sweep = INT64_MIN;
+  atomic_store(&s->c.watermark, INT64_MIN);
+  *out = s;
+  return 0;
+}
+
+static size_t series_bytes(const rc_store_series_t *r) {
+  size_t b = sizeof(*r) + 16 + r->nsel * sizeof(uint32_t) + 16 + rc_window_bytes(&r->win);
+  b += r->nlabels * sizeof(rc_label_t) + 16;
+  for (uint32_t i = 0; i < r->nlabels; i++) b += r->labels[i].name_len + r->labels[i].value_len;
+  return b;
+}
+
+static void series_free(rc_store_series_t *r) {
+  rc_window_free(&r->win);
+  free(r->labels);
+  free(r->sel);
+  free(r);
+}
+
+void rc_store_free(rc_store_t *s) {
+  if (s == NULL) return;
+  for (uint32_t i = 0; i <= s->mask; i++)
+    if (s->tab[i]) series_free(s->tab[i]);
+  free(s->tab);
+  rc_selindex_cache_free(s->cache);
+  free(s);
+}
+
+void rc_store_set_index(rc_store_t *s, const rc_selindex_t *idx) { s->idx = idx; }
+
+static int hash_eq(rc_selindex_hash_t a, rc_selindex_hash_t b) { return a.lo == b.lo && a.hi == b.hi; }
+
+static uint32_t find_slot(const rc_store_t *s, rc_selindex_hash_t h) {
+  uint32_t i = (uint32_t)h.lo & s->mask;
+  while (s->tab[i] != NULL && !hash_eq(s->tab[i]->h, h)) i = (i + 1) & s->mask;
+  return i;
+}
+
+/* Backward-shift deletion for linear probing. */
+static void remove_slot(rc_store_t *s, uint32_t i) {
+  uint32_t j = i;
+  for (;;) {
+    s->tab[i] = NULL;
+    for (;;) {
+      j = (j + 1) & s->mask;
+      if (s->tab[j] == NULL) return;
+      uint32_t home = (uint32_t)s->tab[j]->h.lo & s->mask;
+      /* Move tab[j] into the hole at i unless its home lies cyclically in (i, j]. */
+      if (i <= j ? (i < home && home <= j) : (i < home || home <= j)) continue;
+      break;
+    }
+    s->tab[i] = s->tab[j];
+    i = j;
+  }
+}
+
+static rc_store_series_t *series_new(const rc_series_t *src, rc_selindex_hash_t h,
+                                     const uint32_t *ids, uint32_t nids) {
+  size_t bytes = src->nlabels * sizeof(rc_label_t);
+  for (uint32_t i = 0; i < src->nlabels; i++)
+    bytes += src->labels[i].name_len + src->labels[i].value_len;
+  rc_store_series_t *r = calloc(1, sizeof(*r));
+  rc_label_t *l = malloc(bytes ? bytes : 1);
+  uint32_t *sel = malloc((nids ? nids : 1) * sizeof(uint32_t));
+  if (r == NULL || l == NULL || sel == NULL) {
+    free(r);
+    free(l);
+    free(sel);
+    return NULL;
+  }
+  /* Labels and their bytes in one allocation: the array first, the strings after it. */
+  char *p = (char *)(l + src->nlabels);
+  for (uint32_t i = 0; i < src->nlabels; i++) {
+    const rc_label_t *x = &src->labels[i];
+    memcpy(p, x->name, x->name_len);
+    l[i].name = p;
+    l[i].name_len = x->name_len;
+    p += x->name_len;
+    memcpy(p, x->value, x->value_len);
+    l[i].value = p;
+    l[i].value_len = x->value_len;
+    p += x->value_len;
+  }
+  memcpy(sel, ids, nids * sizeof(uint32_t));
+  r->h = h;
+  r->labels = l;
+  r->nlabels = src->nlabels;
+  r->sel = sel;
+  r->nsel = nids;
+  rc_window_init(&r->win);
+  return r;
+}
+
+/* Expires chunks past the retention and removes series left empty. Runs when the watermark
+ * has moved a chunk span since the last sweep, so its O(series) cost is amortised. */
+static void sweep(rc_store_t *s) {
+  int64_t cutoff = s->watermark - s->cfg.window.retention_ms;
+  uint64_t bytes = 0;
+  for (uint32_t i = 0; i <= s->mask; i++) {
+    rc_store_series_t *r = s->tab[i];
+    if (r == NULL) continue;
+    rc_window_expire(&r->win, cutoff);
+    if (r->win.nchunks == 0) {
+      remove_slot(s, i);
+      series_free(r);
+      s->nseries--;
+      add(&s->c.removed, 1);
+      /* The shift may have moved an unvisited entry into slot i: look at it again. */
+      if (s->tab[i] != NULL) i--;
+      continue;
+    }
+    bytes += series_bytes(r);
+  }
+  atomic_store_explicit(&s->c.series, s->nseries, memory_order_relaxed);
+  atomic_store_explicit(&s->c.bytes, bytes, memory_order_relaxed);
+  s->last_sweep = s->watermark;
+}
+
+int rc_store_apply(rc_store_t *s, const rc_batch_t *b) {
+  uint64_t dropped = 0, dropped_samples = 0, appended = 0, too_old = 0, dups = 0, conflicts = 0,
+           hist = 0, refused = 0;
+  for (uint32_t k = 0; k < b->nseries; k++) {
+    const rc_series_t *src = &b->series[k];
+    hist += src->nhistograms;
+    if (src->nsamples == 0) continue;
+    rc_selindex_hash_t h = rc_selindex_hash_labels(src->labels, src->nlabels);
+    rc_selindex_decision_t d = {0};
+    if (s->idx == NULL ||
+        rc_selindex_cache_decide_hashed(s->cache, s->idx, h, src->labels, src->nlabels, &d) != 0 ||
+        d.n == 0) {
+      dropped++;
+      dropped_samples += src->nsamples;
+      continue;
+    }
+    uint32_t slot = find_slot(s, h);
+    rc_store_series_t *r = s->tab[slot];
+    if (r == NULL) {
+      if (s->nseries >= s->cfg.max_series) {
+        refused++;
+        rc_log_complain(&s->full_complaint, uv_hrtime() / 1000000u, 60000, RC_LOG_WARN,
+                        "series limit reached: new series refused", "max_series=%u",
+                        s->cfg.max_series);
+        continue;
+      }
+      r = series_new(src, h, d.ids, d.n);
+      if (r == NULL) return RC_ENOMEM;
+      s->tab[slot] = r;
+      s->nseries++;
+      add(&s->c.created, 1);
+    }
+    for (uint32_t i = 0; i < src->nsamples; i++) {
+      const rc_sample_t *x = &src->samples[i];
+      int rc = rc_window_append(&r->win, &s->cfg.window, x->ts_ms, x->value);
+      switch (rc) {
+        case 0: appended++; r->appended++; break;
+        case RC_ETOOOLD: too_old++; break;
+        case RC_EDUP: dups++; break;
+        case RC_ECONFLICT: conflicts++; break;
+        default: return rc;
+      }
+      if (x->ts_ms > s->watermark) s->watermark = x->ts_ms;
+    }
+  }
+  add(&s->c.dropped_series, dropped);
+  add(&s->c.dropped_samples, dropped_samples);
+  add(&s->c.appended, appended);
+  add(&s->c.too_old, too_old);
+  add(&s->c.dups, dups);
+  add(&s->c.conflicts, conflicts);
+  add(&s->c.hist_skipped, hist);
+  add(&s->c.refused, refused);
+  atomic_store_explicit(&s->c.watermark, s->watermark, memory_order_relaxed);
+  atomic_store_explicit(&s->c.series, s->nseries, memory_order_relaxed);
+  if (s->watermark != INT64_MIN &&
+      (s->last_sweep == INT64_MIN || s->watermark - s->last_sweep >= s->cfg.window.chunk_span_ms))
+    sweep(s);
+  return 0;
+}
+
+rc_store_series_t *rc_store_find(rc_store_t *s, const rc_label_t *labels, uint32_t n) {
+  rc_selindex_hash_t h = rc_selindex_hash_labels(labels, n);
+  return s->tab[find_slot(s, h)];
+}
+
+int rc_store_foreach(rc_store_t *s, uint32_t sel_id,
+                     int (*cb)(void *ctx, rc_store_series_t *series), void *ctx) {
+  /* A scan of the table: fine at the sizes of this stage; an index from selector id to its
+   * series is the next step when rules evaluate per batch (issue 4). */
+  for (uint32_t i = 0; i <= s->mask; i++) {
+    rc_store_series_t *r = s->tab[i];
+    if (r == NULL) continue;
+    for (uint32_t k = 0; k < r->nsel; k++) {
+      if (r->sel[k] != sel_id) continue;
+      int rc = cb(ctx, r);
+      if (rc != 0) return rc;
+      break;
+    }
+  }
+  return 0;
+}
+
+void rc_store_stats(const rc_store_t *s, rc_store_stats_t *o) {
+  counters_t *c = (counters_t *)&s->c;
+  o->series = atomic_load_explicit(&c->series, memory_order_relaxed);
+  o->series_created = atomic_load_explicit(&c->created, memory_order_relaxed);
+  o->series_removed = atomic_load_explicit(&c->removed, memory_order_relaxed);
+  o->refused_series = atomic_load_explicit(&c->refused, memory_order_relaxed);
+  o->dropped_series = atomic_load_explicit(&c->dropped_series, memory_order_relaxed);
+  o->dropped_samples = atomic_load_explicit(&c->dropped_samples, memory_order_relaxed);
+  o->appended = atomic_load_explicit(&c->appended, memory_order_relaxed);
+  o->too_old = atomic_load_explicit(&c->too_old, memory_order_relaxed);
+  o->duplicates = atomic_load_explicit(&c->dups, memory_order_relaxed);
+  o->conflicts = atomic_load_explicit(&c->conflicts, memory_order_relaxed);
+  o->histograms_skipped = atomic_load_explicit(&c->hist_skipped, memory_order_relaxed);
+  o->bytes = atomic_load_explicit(&c->bytes, memory_order_relaxed);
+  o->watermark_ms = atomic_load_explicit(&c->watermark, memory_order_relaxed);
+}

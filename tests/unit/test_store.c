@@ -1,0 +1,231 @@
+/* test_store.c: the series store — selection through the selector index and decision cache,
+ * the max-series bound, appends with late, duplicate and conflicting samples, retention
+ * sweeps that remove emptied series, lookups by selector id, and a rule reload. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "rw_decode.h"
+#include "rwbuild.h"
+#include "selector.h"
+#include "selindex.h"
+#include "store.h"
+
+typedef struct fixture {
+  rc_selector_t *sel[3];
+  rc_selindex_t *idx;
+  rc_store_t *store;
+} fixture_t;
+
+static rc_selindex_t *build_index(rc_selector_t **sel, const char *const *text, size_t n) {
+  rc_selindex_entry_t e[8];
+  for (size_t i = 0; i < n; i++) {
+    rc_err_t err = {0};
+    if (rc_selector_parse(text[i], strlen(text[i]), 0, &sel[i], &err) != 0)
+      fail_msg("selector %s: %s", text[i], err.msg);
+    e[i].sel = sel[i];
+    e[i].id = (uint32_t)(10 + i);
+  }
+  rc_selindex_t *idx = NULL;
+  assert_int_equal(rc_selindex_build(e, n, &idx), 0);
+  return idx;
+}
+
+static rc_store_cfg_t cfg(uint32_t max_series) {
+  rc_store_cfg_t c = {.max_series = max_series, .cache_entries = 1024,
+                      .window = RC_WINDOW_CFG_DEFAULT};
+  c.window.retention_ms = 600000; /* 10 min */
+  return c;
+}
+
+static int setup(void **st) {
+  fixture_t *f = calloc(1, sizeof(*f));
+  static const char *const text[] = {"http_requests_total{code=~\"5..\"}", "{job=\"db\"}"};
+  f->idx = build_index(f->sel, text, 2);
+  rc_store_cfg_t c = cfg(3);
+  assert_int_equal(rc_store_new(&c, f->idx, &f->store), 0);
+  *st = f;
+  return 0;
+}
+
+static int teardown(void **st) {
+  fixture_t *f = *st;
+  rc_store_free(f->store);
+  rc_selindex_free(f->idx);
+  for (int i = 0; i < 3; i++) rc_selector_free(f->sel[i]);
+  free(f);
+  return 0;
+}
+
+/* Decodes a body built with rwbuild into a batch. */
+static rc_batch_t *batch_of(rwb_t *b) {
+  size_t len;
+  char *body = rwb_finish(b, &len);
+  rc_rw_limits_t lim = {.max_decoded_bytes = 1 << 24, .max_arena_bytes = 1 << 26,
+                        .labels = {.max_labels = 64, .max_label_bytes = 4096}};
+  rc_rw_decoder_t d;
+  rc_rw_decoder_init(&d, &lim);
+  rc_batch_t *batch = NULL;
+  rc_rw_result_t r;
+  assert_int_equal(rc_rw_decode(&d, 1, body, len, &batch, &r), 0);
+  free(body);
+  return batch;
+}
+
+static rc_store_series_t *find(rc_store_t *s, const char *spec) {
+  rwb_t *b = rwb_new(1);
+  rwb_series(b, spec);
+  rwb_sample(b, 0, 1);
+  rc_batch_t *batch = batch_of(b);
+  rc_store_series_t *r = rc_store_find(s, batch->series[0].labels, batch->series[0].nlabels);
+  rc_batch_free(batch);
+  return r;
+}
+
+static void test_selection(void **st) {
+  fixture_t *f = *st;
+  rwb_t *b = rwb_new(1);
+  rwb_series(b, "__name__=http_requests_total,code=500,job=api");
+  rwb_sample(b, 1, 1000);
+  rwb_sample(b, 2, 2000);
+  rwb_series(b, "__name__=http_requests_total,code=200,job=api"); /* not selected */
+  rwb_sample(b, 7, 1000);
+  rwb_series(b, "__name__=up,job=db");
+  rwb_sample(b, 1, 1000);
+  rc_batch_t *batch = batch_of(b);
+  assert_int_equal(rc_store_apply(f->store, batch), 0);
+  rc_batch_free(batch);
+  rc_store_stats_t s;
+  rc_store_stats(f->store, &s);
+  assert_int_equal(s.series, 2);
+  assert_int_equal(s.appended, 3);
+  assert_int_equal(s.dropped_series, 1);
+  assert_int_equal(s.dropped_samples, 1);
+  rc_store_series_t *r = find(f->store, "__name__=http_requests_total,code=500,job=api");
+  assert_non_null(r);
+  assert_int_equal(rc_window_count(&r->win), 2);
+  assert_int_equal(r->nsel, 1);
+  assert_int_equal(r->sel[0], 10);
+  assert_null(find(f->store, "__name__=http_requests_total,code=200,job=api"));
+  /* The window answers PromQL questions about what was stored. */
+  double v;
+  assert_int_equal(rc_window_eval(&r->win, RC_FN_INCREASE, 0, 2000, 2000, RC_COMPAT_PROM3, &v), 0);
+}
+
+static int count_cb(void *ctx, rc_store_series_t *r) {
+  (void)r;
+  (*(int *)ctx)++;
+  return 0;
+}
+
+static void test_max_series_and_foreach(void **st) {
+  fixture_t *f = *st;
+  rwb_t *b = rwb_new(1);
+  for (int i = 0; i < 5; i++) {
+    char spec[96];
+    snprintf(spec, sizeof(spec), "__name__=up,job=db,instance=i%d", i);
+    rwb_series(b, spec);
+    rwb_sample(b, 1, 1000);
+  }
+  rc_batch_t *batch = batch_of(b);
+  assert_int_equal(rc_store_apply(f->store, batch), 0);
+  rc_batch_free(batch);
+  rc_store_stats_t s;
+  rc_store_stats(f->store, &s);
+  assert_int_equal(s.series, 3); /* max_series */
+  assert_int_equal(s.refused_series, 2);
+  int n = 0;
+  rc_store_foreach(f->store, 11, count_cb, &n);
+  assert_int_equal(n, 3);
+  n = 0;
+  rc_store_foreach(f->store, 10, count_cb, &n);
+  assert_int_equal(n, 0);
+}
+
+static void test_late_duplicate_conflict(void **st) {
+  fixture_t *f = *st;
+  rwb_t *b = rwb_new(1);
+  rwb_series(b, "__name__=up,job=db");
+  rwb_sample(b, 1, 100000);
+  rwb_sample(b, 3, 130000);
+  rwb_sample(b, 2, 115000);  /* late, within 1m: lands in place */
+  rwb_sample(b, 3, 130000);  /* duplicate: ignored */
+  rwb_sample(b, 9, 130000);  /* conflict: dropped */
+  rwb_sample(b, 0, 10000);   /* older than the tolerance */
+  rc_batch_t *batch = batch_of(b);
+  assert_int_equal(rc_store_apply(f->store, batch), 0);
+  rc_batch_free(batch);
+  rc_store_stats_t s;
+  rc_store_stats(f->store, &s);
+  assert_int_equal(s.appended, 3);
+  assert_int_equal(s.duplicates, 1);
+  assert_int_equal(s.conflicts, 1);
+  assert_int_equal(s.too_old, 1);
+  rc_store_series_t *r = find(f->store, "__name__=up,job=db");
+  double v;
+  assert_int_equal(rc_window_eval(&r->win, RC_FN_LAST_OT, 0, 130000, 60000, RC_COMPAT_PROM3, &v), 0);
+  assert_true(v == 3);
+  assert_int_equal(rc_window_eval(&r->win, RC_FN_COUNT_OT, 0, 130000, 60000, RC_COMPAT_PROM3, &v), 0);
+  assert_true(v == 3);
+}
+
+static void test_retention_removes(void **st) {
+  fixture_t *f = *st;
+  rwb_t *b = rwb_new(1);
+  rwb_series(b, "__name__=up,job=db,instance=old");
+  rwb_sample(b, 1, 1000);
+  rc_batch_t *batch = batch_of(b);
+  assert_int_equal(rc_store_apply(f->store, batch), 0);
+  rc_batch_free(batch);
+  /* Another series moves the watermark an hour on: the old one ages out entirely. */
+  b = rwb_new(1);
+  rwb_series(b, "__name__=up,job=db,instance=new");
+  rwb_sample(b, 1, 3600000);
+  batch = batch_of(b);
+  assert_int_equal(rc_store_apply(f->store, batch), 0);
+  rc_batch_free(batch);
+  rc_store_stats_t s;
+  rc_store_stats(f->store, &s);
+  assert_int_equal(s.series, 1);
+  assert_int_equal(s.series_removed, 1);
+  assert_null(find(f->store, "__name__=up,job=db,instance=old"));
+  assert_non_null(find(f->store, "__name__=up,job=db,instance=new"));
+  assert_true(s.bytes > 0 && s.bytes < 1024);
+}
+
+static void test_reload(void **st) {
+  fixture_t *f = *st;
+  rwb_t *b = rwb_new(1);
+  rwb_series(b, "__name__=cpu,job=web");
+  rwb_sample(b, 1, 1000);
+  rc_batch_t *batch = batch_of(b);
+  assert_int_equal(rc_store_apply(f->store, batch), 0);
+  assert_null(find(f->store, "__name__=cpu,job=web"));
+  /* A new rule set selects it: the cached "drop" decision must not stick. */
+  rc_selector_t *sel[1];
+  static const char *const text[] = {"cpu"};
+  rc_selindex_t *idx = build_index(sel, text, 1);
+  rc_store_set_index(f->store, idx);
+  assert_int_equal(rc_store_apply(f->store, batch), 0);
+  rc_batch_free(batch);
+  assert_non_null(find(f->store, "__name__=cpu,job=web"));
+  rc_store_set_index(f->store, f->idx);
+  rc_selindex_free(idx);
+  rc_selector_free(sel[0]);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_selection, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_max_series_and_foreach, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_late_duplicate_conflict, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_retention_removes, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
