@@ -177,14 +177,25 @@ static void sweep(rc_store_t *s) {
 int rc_store_apply(rc_store_t *s, const rc_batch_t *b) {
   uint64_t dropped = 0, dropped_samples = 0, appended = 0, too_old = 0, dups = 0, conflicts = 0,
            hist = 0, refused = 0;
+  if (s->idx == NULL || rc_selindex_size(s->idx) == 0) {
+    /* No selector at all: every series is dropped, no need to hash or cache anything. */
+    for (uint32_t k = 0; k < b->nseries; k++) {
+      hist += b->series[k].nhistograms;
+      dropped += b->series[k].nsamples != 0;
+      dropped_samples += b->series[k].nsamples;
+    }
+    add(&s->c.dropped_series, dropped);
+    add(&s->c.dropped_samples, dropped_samples);
+    add(&s->c.hist_skipped, hist);
+    return 0;
+  }
   for (uint32_t k = 0; k < b->nseries; k++) {
     const rc_series_t *src = &b->series[k];
     hist += src->nhistograms;
     if (src->nsamples == 0) continue;
     rc_selindex_hash_t h = rc_selindex_hash_labels(src->labels, src->nlabels);
     rc_selindex_decision_t d = {0};
-    if (s->idx == NULL ||
-        rc_selindex_cache_decide_hashed(s->cache, s->idx, h, src->labels, src->nlabels, &d) != 0 ||
+    if (rc_selindex_cache_decide_hashed(s->cache, s->idx, h, src->labels, src->nlabels, &d) != 0 ||
         d.n == 0) {
       dropped++;
       dropped_samples += src->nsamples;
