@@ -62,17 +62,30 @@ int rc_store_new(const rc_store_cfg_t *cfg, const rc_selindex_t *idx, rc_store_t
 }
 
 static size_t series_bytes(const rc_store_series_t *r) {
-  size_t b = sizeof(*r) + 16 + r->nsel * sizeof(uint32_t) + 16 + rc_window_bytes(&r->win);
-  b += r->nlabels * sizeof(rc_label_t) + 16;
-  for (uint32_t i = 0; i < r->nlabels; i++) b += r->labels[i].name_len + r->labels[i].value_len;
-  return b;
+  return sizeof(*r) + 16 + r->nsel * sizeof(uint32_t) + r->label_bytes + 16 +
+         rc_window_bytes(&r->win);
 }
 
 static void series_free(rc_store_series_t *r) {
   rc_window_free(&r->win);
-  free(r->labels);
-  free(r->sel);
+  free(r->data);
   free(r);
+}
+
+uint32_t rc_store_series_labels(const rc_store_series_t *r, rc_label_t *out, uint32_t max) {
+  const uint8_t *p = r->data + r->nsel * sizeof(uint32_t);
+  for (uint32_t i = 0; i < r->nlabels && i < max; i++) {
+    uint16_t nl, vl;
+    memcpy(&nl, p, 2);
+    out[i].name = (const char *)p + 2;
+    out[i].name_len = nl;
+    p += 2 + nl;
+    memcpy(&vl, p, 2);
+    out[i].value = (const char *)p + 2;
+    out[i].value_len = vl;
+    p += 2 + vl;
+  }
+  return r->nlabels;
 }
 
 void rc_store_free(rc_store_t *s) {
@@ -114,37 +127,38 @@ static void remove_slot(rc_store_t *s, uint32_t i) {
 
 static rc_store_series_t *series_new(const rc_series_t *src, rc_selindex_hash_t h,
                                      const uint32_t *ids, uint32_t nids) {
-  size_t bytes = src->nlabels * sizeof(rc_label_t);
-  for (uint32_t i = 0; i < src->nlabels; i++)
-    bytes += src->labels[i].name_len + src->labels[i].value_len;
+  size_t lbytes = 0;
+  for (uint32_t i = 0; i < src->nlabels; i++) {
+    /* 16-bit lengths: the decoder caps a label set at --ingest.max-labels and 64 KiB. */
+    if (src->labels[i].name_len > UINT16_MAX || src->labels[i].value_len > UINT16_MAX)
+      return NULL;
+    lbytes += 4 + src->labels[i].name_len + src->labels[i].value_len;
+  }
+  if (nids > UINT16_MAX || src->nlabels > UINT16_MAX) return NULL;
   rc_store_series_t *r = calloc(1, sizeof(*r));
-  rc_label_t *l = malloc(bytes ? bytes : 1);
-  uint32_t *sel = malloc((nids ? nids : 1) * sizeof(uint32_t));
-  if (r == NULL || l == NULL || sel == NULL) {
+  uint8_t *d = malloc(nids * sizeof(uint32_t) + lbytes + 1);
+  if (r == NULL || d == NULL) {
     free(r);
-    free(l);
-    free(sel);
+    free(d);
     return NULL;
   }
-  /* Labels and their bytes in one allocation: the array first, the strings after it. */
-  char *p = (char *)(l + src->nlabels);
+  memcpy(d, ids, nids * sizeof(uint32_t));
+  uint8_t *p = d + nids * sizeof(uint32_t);
   for (uint32_t i = 0; i < src->nlabels; i++) {
     const rc_label_t *x = &src->labels[i];
-    memcpy(p, x->name, x->name_len);
-    l[i].name = p;
-    l[i].name_len = x->name_len;
-    p += x->name_len;
-    memcpy(p, x->value, x->value_len);
-    l[i].value = p;
-    l[i].value_len = x->value_len;
-    p += x->value_len;
+    uint16_t nl = (uint16_t)x->name_len, vl = (uint16_t)x->value_len;
+    memcpy(p, &nl, 2);
+    memcpy(p + 2, x->name, nl);
+    p += 2 + nl;
+    memcpy(p, &vl, 2);
+    memcpy(p + 2, x->value, vl);
+    p += 2 + vl;
   }
-  memcpy(sel, ids, nids * sizeof(uint32_t));
   r->h = h;
-  r->labels = l;
-  r->nlabels = src->nlabels;
-  r->sel = sel;
-  r->nsel = nids;
+  r->data = d;
+  r->nsel = (uint16_t)nids;
+  r->nlabels = (uint16_t)src->nlabels;
+  r->label_bytes = (uint32_t)lbytes;
   rc_window_init(&r->win);
   return r;
 }
@@ -258,8 +272,9 @@ int rc_store_foreach(rc_store_t *s, uint32_t sel_id,
   for (uint32_t i = 0; i <= s->mask; i++) {
     rc_store_series_t *r = s->tab[i];
     if (r == NULL) continue;
+    const uint32_t *sel = rc_store_series_sel(r);
     for (uint32_t k = 0; k < r->nsel; k++) {
-      if (r->sel[k] != sel_id) continue;
+      if (sel[k] != sel_id) continue;
       int rc = cb(ctx, r);
       if (rc != 0) return rc;
       break;

@@ -35,13 +35,24 @@ typedef struct rc_store_cfg {
 
 typedef struct rc_store_series {
   rc_selindex_hash_t h;
-  rc_label_t *labels; /* owned, sorted; names and values live in the same allocation */
-  uint32_t nlabels;
-  uint32_t nsel;
-  uint32_t *sel;      /* ids of the selectors that want this series (owned) */
+  /* Owned, one allocation: the selector ids (uint32_t each) that want this series, then the
+   * label set packed as (name length, name, value length, value) with 16-bit lengths.
+   * Packed because an array of rc_label_t would cost 24 bytes per label on top of the
+   * strings: a third of a selected series' budget. rc_store_series_labels() unpacks. */
+  uint8_t *data;
+  uint16_t nsel, nlabels;
+  uint32_t label_bytes;
   rc_window_t win;
   uint64_t appended;  /* samples appended over its life */
 } rc_store_series_t;
+
+/* The selector ids that want the series (borrowed from it). */
+static inline const uint32_t *rc_store_series_sel(const rc_store_series_t *r) {
+  return (const uint32_t *)r->data;
+}
+/* Unpacks up to max labels into out (pointing into the series; valid while it lives) and
+ * returns the number of labels. */
+uint32_t rc_store_series_labels(const rc_store_series_t *r, rc_label_t *out, uint32_t max);
 
 typedef struct rc_store_stats {
   uint64_t series;            /* selected series held now */

@@ -110,7 +110,12 @@ static void test_selection(void **st) {
   assert_non_null(r);
   assert_int_equal(rc_window_count(&r->win), 2);
   assert_int_equal(r->nsel, 1);
-  assert_int_equal(r->sel[0], 10);
+  assert_int_equal(rc_store_series_sel(r)[0], 10);
+  rc_label_t l[8];
+  assert_int_equal(rc_store_series_labels(r, l, 8), 3); /* __name__, code, job */
+  assert_int_equal(l[1].name_len, 4);
+  assert_memory_equal(l[1].name, "code", 4);
+  assert_memory_equal(l[1].value, "500", 3);
   assert_null(find(f->store, "__name__=http_requests_total,code=200,job=api"));
   /* The window answers PromQL questions about what was stored. */
   double v;
