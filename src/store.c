@@ -203,11 +203,21 @@ int rc_store_apply(rc_store_t *s, const rc_batch_t *b) {
     add(&s->c.hist_skipped, hist);
     return 0;
   }
+  /* Hash the series a group at a time and prefetch their cache slots before deciding, so
+   * that the cache misses of a large decision table overlap instead of queueing up. */
+  enum { GROUP = 16 };
+  rc_selindex_hash_t hs[GROUP];
   for (uint32_t k = 0; k < b->nseries; k++) {
     const rc_series_t *src = &b->series[k];
+    if (k % GROUP == 0) {
+      for (uint32_t j = k; j < b->nseries && j < k + GROUP; j++) {
+        hs[j - k] = rc_selindex_hash_labels(b->series[j].labels, b->series[j].nlabels);
+        rc_selindex_cache_prefetch(s->cache, hs[j - k]);
+      }
+    }
     hist += src->nhistograms;
     if (src->nsamples == 0) continue;
-    rc_selindex_hash_t h = rc_selindex_hash_labels(src->labels, src->nlabels);
+    rc_selindex_hash_t h = hs[k % GROUP];
     rc_selindex_decision_t d = {0};
     if (rc_selindex_cache_decide_hashed(s->cache, s->idx, h, src->labels, src->nlabels, &d) != 0 ||
         d.n == 0) {
