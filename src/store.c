@@ -171,8 +171,8 @@ static void sweep(rc_store_t *s) {
   for (uint32_t i = 0; i <= s->mask; i++) {
     rc_store_series_t *r = s->tab[i];
     if (r == NULL) continue;
-    rc_window_expire(&r->win, cutoff);
-    if (r->win.nchunks == 0) {
+    rc_window_expire(&r->win, &s->cfg.window, cutoff);
+    if (rc_window_empty(&r->win)) {
       remove_slot(s, i);
       series_free(r);
       s->nseries--;

@@ -19,21 +19,46 @@
 #include "window.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ebr.h"
+
+/* Readers use min_ts (fixed once the chunk is published), max_ts (only to skip chunks) and
+ * pub; everything else is the writer's. Data bytes are read and written with relaxed atomic
+ * byte accesses: the byte holding the published end is still being filled by the writer,
+ * and readers only use its published (high) bits. */
 struct rc_chunk {
-  int64_t min_ts, max_ts;
+  int64_t min_ts;
+  _Atomic int64_t max_ts;
+  _Atomic uint64_t pub; /* count << 32 | nbits, stored after the bits are written */
   uint32_t count;
   uint32_t nbits;     /* bits written to data */
   uint32_t cap;       /* bytes allocated for data */
   uint8_t lead, trail; /* XOR window of the last XOR-encoded value */
   uint8_t has_xor;
+  int64_t last_ts;     /* newest timestamp (writer's copy of max_ts) */
   int64_t prev_dts;    /* last timestamp delta */
   uint64_t prev_vbits; /* last value's bits */
   int64_t prev_vdelta; /* last integer delta, 0 after an XOR-encoded value */
   uint8_t data[];
 };
+
+struct rc_chunk_list {
+  _Atomic uint32_t n; /* chunks readers may use; grows in place, shrinks only by a new list */
+  uint32_t cap;
+  rc_chunk_t *_Atomic c[];
+};
+
+static void retire(const rc_window_cfg_t *cfg, void *p) {
+  if (p == NULL) return;
+  if (cfg != NULL && cfg->ebr != NULL) rc_ebr_retire(cfg->ebr, p, free);
+  else free(p);
+}
+
+static inline uint8_t ld8(const uint8_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void st8(uint8_t *p, uint8_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 
 /*------------------------------------------------------------------------------------------
  * Bits
@@ -45,8 +70,8 @@ static void put_bits(uint8_t *buf, uint32_t *pos, uint64_t v, int n) {
     uint32_t byte = *pos >> 3, off = *pos & 7;
     int room = 8 - (int)off, take = n < room ? n : room;
     uint8_t bits = (uint8_t)((v >> (n - take)) & ((1u << take) - 1));
-    if (off == 0) buf[byte] = 0;
-    buf[byte] |= (uint8_t)(bits << (room - take));
+    uint8_t cur = off == 0 ? 0 : ld8(&buf[byte]);
+    st8(&buf[byte], (uint8_t)(cur | (bits << (room - take))));
     *pos += (uint32_t)take;
     n -= take;
   }
@@ -62,7 +87,7 @@ static uint64_t get_bits(br_t *r, int n) {
   while (n > 0) {
     uint32_t byte = r->pos >> 3, off = r->pos & 7;
     int room = 8 - (int)off, take = n < room ? n : room;
-    uint8_t bits = (uint8_t)((r->buf[byte] >> (room - take)) & ((1u << take) - 1));
+    uint8_t bits = (uint8_t)((ld8(&r->buf[byte]) >> (room - take)) & ((1u << take) - 1));
     v = (v << take) | bits;
     r->pos += (uint32_t)take;
     n -= take;
@@ -149,37 +174,61 @@ static rc_chunk_t *chunk_new(uint32_t cap) {
   return c;
 }
 
-/* Makes room for `bits` more bits; may move the chunk. */
-static int chunk_reserve(rc_chunk_t **cp, uint32_t bits) {
+/* Copies a chunk into a new allocation of cap data bytes (cap >= its used bytes). The copy
+ * is private until published; the original is left for the caller to retire. */
+static rc_chunk_t *chunk_copy(const rc_chunk_t *c, uint32_t cap) {
+  rc_chunk_t *n = malloc(sizeof(*n) + cap);
+  if (n == NULL) return NULL;
+  memcpy(n, c, sizeof(*n)); /* the writer's own fields; atomics are re-set below */
+  atomic_init(&n->max_ts, c->last_ts);
+  atomic_init(&n->pub, ((uint64_t)c->count << 32) | c->nbits);
+  uint32_t used = (c->nbits + 7) / 8;
+  for (uint32_t i = 0; i < used; i++) n->data[i] = ld8(&c->data[i]);
+  n->cap = cap;
+  return n;
+}
+
+/* Makes room for `bits` more bits. A chunk readers may hold is never resized in place: it is
+ * copied, *cp points at the copy, and *old at the original for the caller to publish over
+ * and retire. */
+static int chunk_reserve(rc_chunk_t **cp, uint32_t bits, rc_chunk_t **old) {
   rc_chunk_t *c = *cp;
   uint32_t need = (c->nbits + bits + 7) / 8;
   if (need <= c->cap) return 0;
   uint32_t cap = c->cap ? c->cap : 16;
   while (cap < need) cap = cap < 64 ? cap * 2 : cap + cap / 2;
-  rc_chunk_t *n = realloc(c, sizeof(*c) + cap);
+  rc_chunk_t *n = chunk_copy(c, cap);
   if (n == NULL) return RC_ENOMEM;
-  n->cap = cap;
+  if (*old == NULL) *old = c;
+  else free(c); /* an intermediate copy nobody has seen */
   *cp = n;
   return 0;
 }
 
-/* Appends (ts, v) to the end of a chunk; ts must be greater than c->max_ts. */
-static int chunk_append(rc_chunk_t **cp, int64_t ts, double v) {
+static void chunk_publish(rc_chunk_t *c) {
+  atomic_store_explicit(&c->max_ts, c->last_ts, memory_order_relaxed);
+  atomic_store_explicit(&c->pub, ((uint64_t)c->count << 32) | c->nbits, memory_order_release);
+}
+
+/* Appends (ts, v) to the end of a chunk; ts must be greater than its newest timestamp. If the
+ * chunk had to move, *cp is the new one and *old the one to publish over and retire. */
+static int chunk_append(rc_chunk_t **cp, int64_t ts, double v, rc_chunk_t **old) {
   rc_chunk_t *c = *cp;
   uint64_t vb = dbits(v);
   if (c->count == 0) {
-    if (chunk_reserve(cp, 128) != 0) return RC_ENOMEM;
+    if (chunk_reserve(cp, 128, old) != 0) return RC_ENOMEM;
     c = *cp;
     put_bits(c->data, &c->nbits, (uint64_t)ts, 64);
     put_bits(c->data, &c->nbits, vb, 64);
-    c->min_ts = c->max_ts = ts;
+    c->min_ts = c->last_ts = ts;
     c->prev_dts = 0;
     c->prev_vbits = vb;
     c->prev_vdelta = 0;
     c->count = 1;
+    chunk_publish(c);
     return 0;
   }
-  int64_t dts = ts - c->max_ts, dod = dts - c->prev_dts;
+  int64_t dts = ts - c->last_ts, dod = dts - c->prev_dts;
   double prev = bitsd(c->prev_vbits);
   int int_mode = is_int(prev) && is_int(v);
   int64_t vdelta = 0, vdod = 0;
@@ -201,7 +250,7 @@ static int chunk_append(rc_chunk_t **cp, int64_t ts, double v) {
       bits += reuse ? 2 + (uint32_t)(64 - c->lead - c->trail) : 2 + 12 + (uint32_t)(64 - lead - trail);
     }
   }
-  if (chunk_reserve(cp, bits) != 0) return RC_ENOMEM;
+  if (chunk_reserve(cp, bits, old) != 0) return RC_ENOMEM;
   c = *cp;
   put_bucket(c->data, &c->nbits, dod, &TS_WIDTHS);
   if (int_mode) {
@@ -229,8 +278,9 @@ static int chunk_append(rc_chunk_t **cp, int64_t ts, double v) {
   }
   c->prev_dts = dts;
   c->prev_vbits = vb;
-  c->max_ts = ts;
+  c->last_ts = ts;
   c->count++;
+  chunk_publish(c);
   return 0;
 }
 
@@ -243,11 +293,17 @@ typedef struct cit {
   uint8_t lead, trail, started;
 } cit_t;
 
-static void cit_init(cit_t *it, const rc_chunk_t *c) {
+/* Decodes the samples covered by pub, a value of the chunk's pub word that the caller loaded
+ * (acquire): readers may run while the writer appends. */
+static void cit_init_pub(cit_t *it, const rc_chunk_t *c, uint64_t pub) {
   memset(it, 0, sizeof(*it));
   it->r.buf = c->data;
-  it->r.end = c->nbits;
-  it->left = c->count;
+  it->r.end = (uint32_t)pub;
+  it->left = (uint32_t)(pub >> 32);
+}
+
+static void cit_init(cit_t *it, const rc_chunk_t *c) {
+  cit_init_pub(it, c, atomic_load_explicit(&((rc_chunk_t *)c)->pub, memory_order_acquire));
 }
 
 static int cit_next(cit_t *it, int64_t *ts, double *v) {
@@ -297,12 +353,15 @@ static void chunk_decode(const rc_chunk_t *c, int64_t *ts, double *v) {
   }
 }
 
-/* Builds a chunk from sorted arrays. */
+/* Builds a private chunk from sorted arrays. */
 static rc_chunk_t *chunk_build(const int64_t *ts, const double *v, uint32_t n) {
   rc_chunk_t *c = chunk_new(16 + n * 2);
   if (c == NULL) return NULL;
   for (uint32_t i = 0; i < n; i++) {
-    if (chunk_append(&c, ts[i], v[i]) != 0) {
+    rc_chunk_t *old = NULL;
+    int rc = chunk_append(&c, ts[i], v[i], &old);
+    free(old); /* private: nobody else can hold it */
+    if (rc != 0) {
       free(c);
       return NULL;
     }
@@ -311,37 +370,85 @@ static rc_chunk_t *chunk_build(const int64_t *ts, const double *v, uint32_t n) {
 }
 
 /*------------------------------------------------------------------------------------------
- * Window maintenance
+ * Window maintenance (writer)
  *----------------------------------------------------------------------------------------*/
 
+static rc_chunk_list_t *wlist(const rc_window_t *w) {
+  return atomic_load_explicit(&((rc_window_t *)w)->list, memory_order_acquire);
+}
+static uint32_t list_n(const rc_chunk_list_t *l) {
+  return l ? atomic_load_explicit(&((rc_chunk_list_t *)l)->n, memory_order_acquire) : 0;
+}
+static rc_chunk_t *list_get(const rc_chunk_list_t *l, uint32_t i) {
+  return atomic_load_explicit(&((rc_chunk_list_t *)l)->c[i], memory_order_acquire);
+}
+
 void rc_window_init(rc_window_t *w) {
-  memset(w, 0, sizeof(*w));
+  atomic_init(&w->list, NULL);
   w->max_ts = INT64_MIN;
 }
 
 void rc_window_free(rc_window_t *w) {
-  for (uint32_t i = 0; i < w->nchunks; i++) free(w->chunks[i]);
-  free(w->chunks);
+  rc_chunk_list_t *l = wlist(w);
+  for (uint32_t i = 0; i < list_n(l); i++) free(list_get(l, i));
+  free(l);
   rc_window_init(w);
 }
 
-static int add_chunk_slot(rc_window_t *w, uint32_t at) {
-  if (w->nchunks == w->cap) {
-    uint32_t cap = w->cap ? w->cap * 2 : 2;
-    rc_chunk_t **n = realloc(w->chunks, cap * sizeof(*n));
-    if (n == NULL) return RC_ENOMEM;
-    w->chunks = n;
-    w->cap = cap;
+int rc_window_empty(const rc_window_t *w) { return list_n(wlist(w)) == 0; }
+
+static rc_chunk_list_t *list_new(uint32_t cap) {
+  rc_chunk_list_t *l = malloc(sizeof(*l) + cap * sizeof(l->c[0]));
+  if (l == NULL) return NULL;
+  atomic_init(&l->n, 0);
+  l->cap = cap;
+  return l;
+}
+
+/* Publishes chunk c in slot i (replacing what was there) and retires the old one. */
+static void slot_replace(const rc_window_cfg_t *cfg, rc_chunk_list_t *l, uint32_t i,
+                         rc_chunk_t *c, rc_chunk_t *old) {
+  atomic_store_explicit(&l->c[i], c, memory_order_release);
+  retire(cfg, old);
+}
+
+/* Adds a new empty head chunk, growing the list by swapping in a copy when it is full. */
+static int push_chunk(rc_window_t *w, const rc_window_cfg_t *cfg) {
+  rc_chunk_list_t *l = wlist(w);
+  uint32_t n = list_n(l);
+  rc_chunk_t *c = chunk_new(24);
+  if (c == NULL) return RC_ENOMEM;
+  if (l == NULL || n == l->cap) {
+    rc_chunk_list_t *nl = list_new(l ? l->cap * 2 : 2);
+    if (nl == NULL) {
+      free(c);
+      return RC_ENOMEM;
+    }
+    for (uint32_t i = 0; i < n; i++) atomic_init(&nl->c[i], list_get(l, i));
+    atomic_init(&nl->c[n], c);
+    atomic_init(&nl->n, n + 1);
+    atomic_store_explicit(&w->list, nl, memory_order_release);
+    retire(cfg, l);
+    return 0;
   }
-  memmove(&w->chunks[at + 1], &w->chunks[at], (w->nchunks - at) * sizeof(*w->chunks));
-  w->chunks[at] = NULL;
-  w->nchunks++;
+  atomic_store_explicit(&l->c[n], c, memory_order_release); /* before n: readers stop at n */
+  atomic_store_explicit(&l->n, n + 1, memory_order_release);
   return 0;
 }
 
-/* Inserts into chunk i by decoding it, inserting in order and re-encoding. */
-static int insert_into(rc_window_t *w, uint32_t i, int64_t ts, double v) {
-  rc_chunk_t *c = w->chunks[i];
+/* Appends at the end of the chunk in slot i, publishing it anew if it had to move. */
+static int slot_append(const rc_window_cfg_t *cfg, rc_chunk_list_t *l, uint32_t i, int64_t ts,
+                       double v) {
+  rc_chunk_t *c = list_get(l, i), *old = NULL;
+  int rc = chunk_append(&c, ts, v, &old);
+  if (old != NULL) slot_replace(cfg, l, i, c, old);
+  return rc;
+}
+
+/* Inserts into the chunk in slot i by decoding it, inserting in order and re-encoding. */
+static int insert_into(const rc_window_cfg_t *cfg, rc_chunk_list_t *l, uint32_t i, int64_t ts,
+                       double v) {
+  rc_chunk_t *c = list_get(l, i);
   uint32_t n = c->count;
   int64_t sts[256];
   double sv[256];
@@ -368,8 +475,7 @@ static int insert_into(rc_window_t *w, uint32_t i, int64_t ts, double v) {
     rc = RC_ENOMEM;
     goto out;
   }
-  free(c);
-  w->chunks[i] = nc;
+  slot_replace(cfg, l, i, nc, c);
 out:
   if (t != sts) free(t);
   if (vv != sv) free(vv);
@@ -377,78 +483,87 @@ out:
 }
 
 int rc_window_append(rc_window_t *w, const rc_window_cfg_t *cfg, int64_t ts, double v) {
-  if (w->nchunks == 0 || ts > w->max_ts) {
-    rc_chunk_t *head = w->nchunks ? w->chunks[w->nchunks - 1] : NULL;
+  rc_chunk_list_t *l = wlist(w);
+  uint32_t n = list_n(l);
+  if (n == 0 || ts > w->max_ts) {
+    rc_chunk_t *head = n ? list_get(l, n - 1) : NULL;
     if (head == NULL || head->count >= cfg->chunk_samples ||
         ts - head->min_ts >= cfg->chunk_span_ms) {
       if (head != NULL) {
         /* The old head is complete: give back its growth slack. */
         uint32_t used = (head->nbits + 7) / 8;
-        rc_chunk_t *fit = realloc(head, sizeof(*head) + used);
-        if (fit != NULL) {
-          fit->cap = used;
-          w->chunks[w->nchunks - 1] = fit;
-        }
+        rc_chunk_t *fit = used < head->cap ? chunk_copy(head, used) : NULL;
+        if (fit != NULL) slot_replace(cfg, l, n - 1, fit, head);
       }
-      if (add_chunk_slot(w, w->nchunks) != 0) return RC_ENOMEM;
-      w->chunks[w->nchunks - 1] = chunk_new(24);
-      if (w->chunks[w->nchunks - 1] == NULL) {
-        w->nchunks--;
-        return RC_ENOMEM;
-      }
+      if (push_chunk(w, cfg) != 0) return RC_ENOMEM;
+      l = wlist(w);
+      n = list_n(l);
     }
-    int rc = chunk_append(&w->chunks[w->nchunks - 1], ts, v);
+    int rc = slot_append(cfg, l, n - 1, ts, v);
     if (rc == 0) w->max_ts = ts;
     return rc;
   }
   /* Late or repeated sample. */
   if (ts < w->max_ts - cfg->ooo_tolerance_ms) return RC_ETOOOLD;
-  uint32_t i = w->nchunks - 1;
-  while (i > 0 && w->chunks[i]->min_ts > ts) i--;
-  rc_chunk_t *c = w->chunks[i];
-  if (ts > c->max_ts) return chunk_append(&w->chunks[i], ts, v); /* fills a gap in order */
-  return insert_into(w, i, ts, v);
+  uint32_t i = n - 1;
+  while (i > 0 && list_get(l, i)->min_ts > ts) i--;
+  rc_chunk_t *c = list_get(l, i);
+  if (ts > c->last_ts) return slot_append(cfg, l, i, ts, v); /* fills a gap in order */
+  return insert_into(cfg, l, i, ts, v);
 }
 
-void rc_window_expire(rc_window_t *w, int64_t before_ms) {
-  uint32_t drop = 0;
-  while (drop < w->nchunks && w->chunks[drop]->max_ts < before_ms) free(w->chunks[drop++]);
+void rc_window_expire(rc_window_t *w, const rc_window_cfg_t *cfg, int64_t before_ms) {
+  rc_chunk_list_t *l = wlist(w);
+  uint32_t n = list_n(l), drop = 0;
+  while (drop < n && list_get(l, drop)->last_ts < before_ms) drop++;
   if (drop == 0) return;
-  memmove(w->chunks, &w->chunks[drop], (w->nchunks - drop) * sizeof(*w->chunks));
-  w->nchunks -= drop;
-  if (w->nchunks == 0) {
-    free(w->chunks);
-    w->chunks = NULL;
-    w->cap = 0;
-    w->max_ts = INT64_MIN; /* nothing left: the next sample starts afresh */
+  rc_chunk_list_t *nl = NULL;
+  if (drop < n) {
+    nl = list_new(l->cap);
+    if (nl == NULL) return; /* try again at the next sweep */
+    for (uint32_t i = drop; i < n; i++) atomic_init(&nl->c[i - drop], list_get(l, i));
+    atomic_init(&nl->n, n - drop);
   }
+  atomic_store_explicit(&w->list, nl, memory_order_release);
+  for (uint32_t i = 0; i < drop; i++) retire(cfg, list_get(l, i));
+  retire(cfg, l);
+  if (nl == NULL) w->max_ts = INT64_MIN; /* nothing left: the next sample starts afresh */
 }
 
 uint32_t rc_window_count(const rc_window_t *w) {
-  uint32_t n = 0;
-  for (uint32_t i = 0; i < w->nchunks; i++) n += w->chunks[i]->count;
+  rc_chunk_list_t *l = wlist(w);
+  uint32_t n = 0, k = list_n(l);
+  for (uint32_t i = 0; i < k; i++)
+    n += (uint32_t)(atomic_load_explicit(&list_get(l, i)->pub, memory_order_acquire) >> 32);
   return n;
 }
 
 /* Counts what was asked of malloc plus 16 bytes per allocation for the allocator's own
  * header and rounding (glibc: 8-byte header, 16-byte granularity), so that the figure is what
- * the process actually pays. */
+ * the process actually pays. Writer (reads the writer's capacity fields). */
 size_t rc_window_bytes(const rc_window_t *w) {
-  size_t b = w->cap ? w->cap * sizeof(*w->chunks) + 16 : 0;
-  for (uint32_t i = 0; i < w->nchunks; i++) b += sizeof(rc_chunk_t) + w->chunks[i]->cap + 16;
+  rc_chunk_list_t *l = wlist(w);
+  if (l == NULL) return 0;
+  size_t b = sizeof(*l) + l->cap * sizeof(l->c[0]) + 16;
+  for (uint32_t i = 0; i < list_n(l); i++) b += sizeof(rc_chunk_t) + list_get(l, i)->cap + 16;
   return b;
 }
 
 int rc_window_foreach(const rc_window_t *w, int64_t from_ms, int64_t to_ms,
                       rc_window_sample_cb cb, void *ctx) {
-  for (uint32_t i = 0; i < w->nchunks; i++) {
-    const rc_chunk_t *c = w->chunks[i];
-    if (c->max_ts < from_ms) continue;
+  rc_chunk_list_t *l = wlist(w);
+  uint32_t n = list_n(l);
+  for (uint32_t i = 0; i < n; i++) {
+    rc_chunk_t *c = list_get(l, i);
+    /* pub first: min_ts and the bits it covers were written before it (release). */
+    uint64_t pub = atomic_load_explicit(&c->pub, memory_order_acquire);
+    if ((pub >> 32) == 0) continue; /* a new head chunk, not yet holding a sample */
+    if (atomic_load_explicit(&c->max_ts, memory_order_relaxed) < from_ms) continue;
     if (c->min_ts > to_ms) break;
     cit_t it;
     int64_t ts;
     double v;
-    cit_init(&it, c);
+    cit_init_pub(&it, c, pub);
     while (cit_next(&it, &ts, &v)) {
       if (ts < from_ms) continue;
       if (ts > to_ms) return 0;

@@ -18,8 +18,14 @@
  * (RC_ECONFLICT) when it differs, as Prometheus does. Staleness markers are stored as samples:
  * instant lookups stop at them and range functions skip them.
  *
- * Threads: a window has one writer; readers must be the writer or be synchronised by the owner
- * (the store's per-series seqlock). Memory: the window owns its chunks; rc_window_free().
+ * Threads: a window has one writer. Readers on other threads need no lock: closed chunks never
+ * change, the head chunk only grows and publishes its length in one atomic word after writing
+ * the bits, and the chunk list is swapped whole. Whatever the writer replaces (a grown or
+ * re-encoded chunk, an old chunk list, expired chunks) is retired through the EBR named in the
+ * config, so a reader must bracket each read (eval, instant, foreach, count) with
+ * rc_ebr_enter/exit on that EBR. With cfg->ebr NULL there are no other readers and replaced
+ * parts are freed at once. Memory: the window owns its chunks; rc_window_free() (not while
+ * readers may still hold it: retire the whole window through the EBR instead).
  */
 #ifndef RC_WINDOW_H
 #define RC_WINDOW_H
@@ -35,11 +41,13 @@
 #define RC_EDUP (-22)      /* same timestamp and value: nothing to do */
 
 typedef struct rc_chunk rc_chunk_t;
+typedef struct rc_chunk_list rc_chunk_list_t;
+struct rc_ebr;
 
 typedef struct rc_window {
-  rc_chunk_t **chunks; /* oldest first; chunks[nchunks-1] is the head being appended to */
-  uint32_t nchunks, cap;
-  int64_t max_ts;      /* newest sample timestamp, INT64_MIN when empty */
+  rc_chunk_list_t *_Atomic list; /* chunks, oldest first, the last one being appended to;
+                                    NULL when empty. Swapped whole when chunks come or go. */
+  int64_t max_ts;                /* writer's: newest sample timestamp, INT64_MIN when empty */
 } rc_window_t;
 
 typedef struct rc_window_cfg {
@@ -48,6 +56,7 @@ typedef struct rc_window_cfg {
   uint32_t chunk_samples;   /* samples per chunk before a new one starts (default 120) */
   int64_t chunk_span_ms;    /* time span per chunk before a new one starts (default 2m):
                                retention is enforced per chunk, so this bounds the overshoot */
+  struct rc_ebr *ebr;       /* readers on other threads: retire through it; NULL: none */
 } rc_window_cfg_t;
 
 #define RC_WINDOW_CFG_DEFAULT \
@@ -72,8 +81,10 @@ void rc_window_free(rc_window_t *w);
 
 /* Appends or inserts one sample. Returns 0, RC_EDUP, RC_ECONFLICT, RC_ETOOOLD or RC_ENOMEM. */
 int rc_window_append(rc_window_t *w, const rc_window_cfg_t *cfg, int64_t ts, double v);
-/* Drops chunks whose newest sample is older than before_ms (retention). */
-void rc_window_expire(rc_window_t *w, int64_t before_ms);
+/* Drops chunks whose newest sample is older than before_ms (retention). Writer. */
+void rc_window_expire(rc_window_t *w, const rc_window_cfg_t *cfg, int64_t before_ms);
+/* 1 when the window holds no sample. */
+int rc_window_empty(const rc_window_t *w);
 
 /* f(v[range]) at time t_ms, with PromQL's semantics for the chosen compat. param is φ for
  * quantile_over_time. Returns 0 and *out, or RC_ENOENT when PromQL would output nothing

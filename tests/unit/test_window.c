@@ -873,7 +873,7 @@ static void test_window_retention(void **st) {
       size_t prev_n = s.n, prev_bytes = rc_window_bytes(&w);
       for (size_t ci = 0; ci < RC_ARRAY_SIZE(cuts); ci++) {
         int64_t cut = cuts[ci];
-        rc_window_expire(&w, cut);
+        rc_window_expire(&w, cfgs[k], cut);
         collect_t got = {.stop_after = -1};
         assert_int_equal(rc_window_foreach(&w, INT64_MIN, INT64_MAX, collect_cb, &got), 0);
         assert_int_equal(rc_window_count(&w), got.n);
