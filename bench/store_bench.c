@@ -167,7 +167,9 @@ int main(int argc, char **argv) {
   uint64_t sel_bytes = 0, nsel = 0;
   long rss_growth = 0;
   for (uint32_t round = 0; round < rounds; round++) {
-    rc_store_cfg_t cfg = {.max_series = n, .cache_entries = n + n / 4,
+    /* Sized as an operator would: room for twice the selected series, and a decision for
+     * every active series. */
+    rc_store_cfg_t cfg = {.max_series = 2 * (n / every + 1), .cache_entries = n,
                           .window = RC_WINDOW_CFG_DEFAULT};
     cfg.window.retention_ms = 300000;
     rc_store_t *st = NULL;
