@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "selector.h"
 
 static void test_ok(void **st) {
   (void)st;
@@ -45,6 +46,14 @@ static void test_bundled_example(void **st) {
   if (rc != 0) fail_msg("%s", e.msg);
   assert_true(c.n_rule_files >= 1);
   assert_true(rc_config_count_rule_files(&c, &e) >= 1);
+  /* Its select: entries are selectors the daemon accepts. */
+  assert_true(c.n_select >= 1);
+  for (size_t i = 0; i < c.n_select; i++) {
+    rc_selector_t *sel = NULL;
+    if (rc_selector_parse(c.select[i], strlen(c.select[i]), 0, &sel, &e) != 0)
+      fail_msg("select[%zu] %s: %s", i, c.select[i], e.msg);
+    rc_selector_free(sel);
+  }
   rc_config_free(&c);
 }
 
