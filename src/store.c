@@ -166,7 +166,9 @@ static rc_store_series_t *series_new(const rc_series_t *src, rc_selindex_hash_t 
 /* Expires chunks past the retention and removes series left empty. Runs when the watermark
  * has moved a chunk span since the last sweep, so its O(series) cost is amortised. */
 static void sweep(rc_store_t *s) {
-  int64_t cutoff = s->watermark - s->cfg.window.retention_ms;
+  /* Saturating: a sender may send timestamps near INT64_MIN. */
+  int64_t ret = s->cfg.window.retention_ms;
+  int64_t cutoff = s->watermark < INT64_MIN + ret ? INT64_MIN : s->watermark - ret;
   uint64_t bytes = 0;
   for (uint32_t i = 0; i <= s->mask; i++) {
     rc_store_series_t *r = s->tab[i];
@@ -265,7 +267,8 @@ int rc_store_apply(rc_store_t *s, const rc_batch_t *b) {
   atomic_store_explicit(&s->c.watermark, s->watermark, memory_order_relaxed);
   atomic_store_explicit(&s->c.series, s->nseries, memory_order_relaxed);
   if (s->watermark != INT64_MIN &&
-      (s->last_sweep == INT64_MIN || s->watermark - s->last_sweep >= s->cfg.window.chunk_span_ms))
+      (s->last_sweep == INT64_MIN ||
+       (uint64_t)s->watermark - (uint64_t)s->last_sweep >= (uint64_t)s->cfg.window.chunk_span_ms))
     sweep(s);
   return 0;
 }

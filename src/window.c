@@ -57,6 +57,15 @@ static void retire(const rc_window_cfg_t *cfg, void *p) {
   else free(p);
 }
 
+/* Timestamps come from senders and may be anything an int64 holds: arithmetic on them wraps
+ * (as Go's does, which is also what keeps our answers equal to Prometheus') instead of
+ * overflowing, which C leaves undefined. */
+static inline int64_t wsub(int64_t a, int64_t b) { return (int64_t)((uint64_t)a - (uint64_t)b); }
+static inline int64_t wadd(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
+static inline int64_t sat_sub(int64_t a, int64_t b) { /* b >= 0 */
+  return a < INT64_MIN + b ? INT64_MIN : a - b;
+}
+
 static inline uint8_t ld8(const uint8_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void st8(uint8_t *p, uint8_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 
@@ -228,7 +237,7 @@ static int chunk_append(rc_chunk_t **cp, int64_t ts, double v, rc_chunk_t **old)
     chunk_publish(c);
     return 0;
   }
-  int64_t dts = ts - c->last_ts, dod = dts - c->prev_dts;
+  int64_t dts = wsub(ts, c->last_ts), dod = wsub(dts, c->prev_dts);
   double prev = bitsd(c->prev_vbits);
   int int_mode = is_int(prev) && is_int(v);
   int64_t vdelta = 0, vdod = 0;
@@ -315,8 +324,8 @@ static int cit_next(cit_t *it, int64_t *ts, double *v) {
     it->vbits = get_bits(&it->r, 64);
   } else {
     int64_t dod = get_bucket(&it->r, &TS_WIDTHS);
-    it->dts += dod;
-    it->ts += it->dts;
+    it->dts = wadd(it->dts, dod);
+    it->ts = wadd(it->ts, it->dts);
     if (get_bits(&it->r, 1) == 0) {
       int64_t vdod = get_bucket(&it->r, &INT_WIDTHS);
       it->vdelta += vdod;
@@ -488,7 +497,7 @@ int rc_window_append(rc_window_t *w, const rc_window_cfg_t *cfg, int64_t ts, dou
   if (n == 0 || ts > w->max_ts) {
     rc_chunk_t *head = n ? list_get(l, n - 1) : NULL;
     if (head == NULL || head->count >= cfg->chunk_samples ||
-        ts - head->min_ts >= cfg->chunk_span_ms) {
+        wsub(ts, head->min_ts) >= cfg->chunk_span_ms) {
       if (head != NULL) {
         /* The old head is complete: give back its growth slack. */
         uint32_t used = (head->nbits + 7) / 8;
@@ -504,7 +513,7 @@ int rc_window_append(rc_window_t *w, const rc_window_cfg_t *cfg, int64_t ts, dou
     return rc;
   }
   /* Late or repeated sample. */
-  if (ts < w->max_ts - cfg->ooo_tolerance_ms) return RC_ETOOOLD;
+  if (ts < sat_sub(w->max_ts, cfg->ooo_tolerance_ms)) return RC_ETOOOLD;
   uint32_t i = n - 1;
   while (i > 0 && list_get(l, i)->min_ts > ts) i--;
   rc_chunk_t *c = list_get(l, i);
@@ -657,9 +666,9 @@ static double extrapolated_rate(const range_buf_t *b, int64_t start, int64_t end
   if (is_counter) /* reset corrections, added one by one in time order as Prometheus does */
     for (size_t i = 1; i < n; i++)
       if (b->v[i] < b->v[i - 1]) result += b->v[i - 1];
-  double to_start = (double)(b->ts[0] - start) / 1000;
-  double to_end = (double)(end - b->ts[n - 1]) / 1000;
-  double sampled = (double)(b->ts[n - 1] - b->ts[0]) / 1000;
+  double to_start = (double)wsub(b->ts[0], start) / 1000;
+  double to_end = (double)wsub(end, b->ts[n - 1]) / 1000;
+  double sampled = (double)wsub(b->ts[n - 1], b->ts[0]) / 1000;
   double avg = sampled / (double)(n - 1);
   double threshold = avg * 1.1;
   if (compat == RC_COMPAT_PROM2) {
@@ -695,9 +704,10 @@ int rc_window_eval(const rc_window_t *w, rc_fn_t fn, double param, int64_t t_ms,
   b.n = 0;
   b.cap = 512;
   b.oom = 0;
-  int64_t start = t_ms - range_ms, end = t_ms;
-  /* 3.x: (start, end]; 2.x: [start, end]. */
-  rc_window_foreach(w, compat == RC_COMPAT_PROM3 ? start + 1 : start, end, collect, &b);
+  int64_t start = wsub(t_ms, range_ms), end = t_ms;
+  /* 3.x: (start, end]; 2.x: [start, end]. A window that wrapped holds nothing. */
+  if (start <= end)
+    rc_window_foreach(w, compat == RC_COMPAT_PROM3 ? wadd(start, 1) : start, end, collect, &b);
   int rc = 0;
   size_t n = b.n;
   double r = 0;
@@ -727,7 +737,7 @@ int rc_window_eval(const rc_window_t *w, rc_fn_t fn, double param, int64_t t_ms,
         break;
       }
       double last = b.v[n - 1], prev = b.v[n - 2];
-      int64_t dt = b.ts[n - 1] - b.ts[n - 2];
+      int64_t dt = wsub(b.ts[n - 1], b.ts[n - 2]);
       if (dt == 0) {
         rc = RC_ENOENT;
         break;
@@ -846,8 +856,8 @@ static int keep_last(void *ctx, int64_t ts, double v) {
 int rc_window_instant(const rc_window_t *w, int64_t t_ms, int64_t lookback_ms,
                       rc_compat_t compat, double *v, int64_t *ts) {
   last_ctx_t l = {0, 0, 0};
-  int64_t from = t_ms - lookback_ms + (compat == RC_COMPAT_PROM3 ? 1 : 0);
-  rc_window_foreach(w, from, t_ms, keep_last, &l);
+  int64_t from = wadd(wsub(t_ms, lookback_ms), compat == RC_COMPAT_PROM3 ? 1 : 0);
+  if (from <= t_ms) rc_window_foreach(w, from, t_ms, keep_last, &l);
   if (!l.found || dbits(l.v) == STALE_BITS) return RC_ENOENT;
   *v = l.v;
   *ts = l.ts;

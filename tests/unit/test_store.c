@@ -224,6 +224,37 @@ static void test_reload(void **st) {
   rc_selector_free(sel[0]);
 }
 
+/* Timestamps are whatever a sender writes: the extremes of int64 must neither crash nor
+ * overflow (UBSan runs this in scripts/test). */
+static void test_extreme_timestamps(void **st) {
+  fixture_t *f = *st;
+  rwb_t *b = rwb_new(1);
+  rwb_series(b, "__name__=up,job=db");
+  rwb_sample(b, 1, INT64_MIN + 1);
+  rwb_sample(b, 2, -1);
+  rwb_sample(b, 3, INT64_MAX - 1);
+  rwb_sample(b, 4, INT64_MAX);
+  rc_batch_t *batch = batch_of(b);
+  assert_int_equal(rc_store_apply(f->store, batch), 0);
+  rc_batch_free(batch);
+  rc_store_series_t *r = find(f->store, "__name__=up,job=db");
+  assert_non_null(r);
+  const int64_t ts[] = {INT64_MIN, INT64_MIN + 1, -1, 0, INT64_MAX - 1, INT64_MAX};
+  for (size_t i = 0; i < sizeof(ts) / sizeof(ts[0]); i++) {
+    for (int fn = 0; fn < RC_FN__COUNT; fn++) {
+      double v;
+      rc_window_eval(&r->win, (rc_fn_t)fn, 0.5, ts[i], INT64_MAX, RC_COMPAT_PROM3, &v);
+      rc_window_eval(&r->win, (rc_fn_t)fn, 0.5, ts[i], 300000, RC_COMPAT_PROM2, &v);
+    }
+    double v;
+    int64_t at;
+    rc_window_instant(&r->win, ts[i], INT64_MAX, RC_COMPAT_PROM3, &v, &at);
+  }
+  double v;
+  assert_int_equal(rc_window_eval(&r->win, RC_FN_LAST_OT, 0, INT64_MAX, 10, RC_COMPAT_PROM3, &v), 0);
+  assert_true(v == 4);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_selection, setup, teardown),
@@ -231,6 +262,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_late_duplicate_conflict, setup, teardown),
       cmocka_unit_test_setup_teardown(test_retention_removes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_extreme_timestamps, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
