@@ -20,17 +20,87 @@ typedef struct counters {
   _Atomic int64_t watermark;
 } counters_t;
 
+/* The series of one selector id. */
+typedef struct selvec {
+  uint32_t id;
+  uint32_t n, cap;
+  rc_store_series_t **v;
+} selvec_t;
+
+typedef struct ptrvec {
+  rc_store_series_t **v;
+  uint32_t n, cap;
+} ptrvec_t;
+
 struct rc_store {
   rc_store_cfg_t cfg;
   const rc_selindex_t *idx;
   rc_selindex_cache_t *cache;
+  rc_matcher_scratch_t *scratch; /* for re-matching held series on reload */
   rc_store_series_t **tab;
   uint32_t mask;
   uint32_t nseries;
   int64_t watermark, last_sweep;
+  selvec_t *sel; /* sorted by id */
+  uint32_t nsel, capsel;
+  ptrvec_t changed; /* series touched by the last apply */
+  uint64_t applies;
   rc_complaint_t full_complaint;
   counters_t c;
 };
+
+static int ptr_push(rc_store_series_t ***v, uint32_t *n, uint32_t *cap, rc_store_series_t *r) {
+  if (*n == *cap) {
+    uint32_t nc = *cap ? *cap * 2 : 16;
+    rc_store_series_t **nv = realloc(*v, nc * sizeof(*nv));
+    if (nv == NULL) return RC_ENOMEM;
+    *v = nv;
+    *cap = nc;
+  }
+  (*v)[(*n)++] = r;
+  return 0;
+}
+
+/* The vector of selector id, created (kept sorted) when missing. NULL when out of memory. */
+static selvec_t *selvec_get(rc_store_t *s, uint32_t id, int create) {
+  uint32_t lo = 0, hi = s->nsel;
+  while (lo < hi) {
+    uint32_t mid = (lo + hi) / 2;
+    if (s->sel[mid].id < id) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo < s->nsel && s->sel[lo].id == id) return &s->sel[lo];
+  if (!create) return NULL;
+  if (s->nsel == s->capsel) {
+    uint32_t nc = s->capsel ? s->capsel * 2 : 8;
+    selvec_t *nv = realloc(s->sel, nc * sizeof(*nv));
+    if (nv == NULL) return NULL;
+    s->sel = nv;
+    s->capsel = nc;
+  }
+  memmove(&s->sel[lo + 1], &s->sel[lo], (s->nsel - lo) * sizeof(*s->sel));
+  s->sel[lo] = (selvec_t){.id = id};
+  s->nsel++;
+  return &s->sel[lo];
+}
+
+static int selvec_add(rc_store_t *s, rc_store_series_t *r) {
+  const uint32_t *ids = rc_store_series_sel(r);
+  for (uint32_t k = 0; k < r->nsel; k++) {
+    selvec_t *v = selvec_get(s, ids[k], 1);
+    if (v == NULL || ptr_push(&v->v, &v->n, &v->cap, r) != 0) return RC_ENOMEM;
+  }
+  return 0;
+}
+
+/* Rebuilds every selector's list from the table: after series were removed (rare: a sweep
+ * that aged some out, a reload), O(series) once instead of a search per removal. */
+static int selvec_rebuild(rc_store_t *s) {
+  for (uint32_t i = 0; i < s->nsel; i++) s->sel[i].n = 0;
+  for (uint32_t i = 0; i <= s->mask; i++)
+    if (s->tab[i] != NULL && selvec_add(s, s->tab[i]) != 0) return RC_ENOMEM;
+  return 0;
+}
 
 static void add(_Atomic uint64_t *c, uint64_t n) {
   atomic_fetch_add_explicit(c, n, memory_order_relaxed);
@@ -48,7 +118,9 @@ int rc_store_new(const rc_store_cfg_t *cfg, const rc_selindex_t *idx, rc_store_t
   while (cap < cfg->max_series * 2u) cap <<= 1;
   s->tab = calloc(cap, sizeof(*s->tab));
   rc_selindex_cache_opts_t co = {.max_entries = cfg->cache_entries, .policy = RC_SELINDEX_EVICT};
-  if (s->tab == NULL || rc_selindex_cache_new(&co, &s->cache) != 0) {
+  s->scratch = rc_matcher_scratch_new();
+  if (s->tab == NULL || s->scratch == NULL || rc_selindex_cache_new(&co, &s->cache) != 0) {
+    rc_matcher_scratch_free(s->scratch);
     free(s->tab);
     free(s);
     return RC_ENOMEM;
@@ -93,11 +165,13 @@ void rc_store_free(rc_store_t *s) {
   for (uint32_t i = 0; i <= s->mask; i++)
     if (s->tab[i]) series_free(s->tab[i]);
   free(s->tab);
+  for (uint32_t i = 0; i < s->nsel; i++) free(s->sel[i].v);
+  free(s->sel);
+  free(s->changed.v);
+  rc_matcher_scratch_free(s->scratch);
   rc_selindex_cache_free(s->cache);
   free(s);
 }
-
-void rc_store_set_index(rc_store_t *s, const rc_selindex_t *idx) { s->idx = idx; }
 
 static int hash_eq(rc_selindex_hash_t a, rc_selindex_hash_t b) { return a.lo == b.lo && a.hi == b.hi; }
 
@@ -163,13 +237,60 @@ static rc_store_series_t *series_new(const rc_series_t *src, rc_selindex_hash_t 
   return r;
 }
 
+/* Replaces a series' selector ids (the label bytes stay). Returns 0 or RC_ENOMEM. */
+static int series_set_sel(rc_store_series_t *r, const uint32_t *ids, uint32_t nids) {
+  if (nids > UINT16_MAX) return RC_EINVAL;
+  uint8_t *d = malloc(nids * sizeof(uint32_t) + r->label_bytes + 1);
+  if (d == NULL) return RC_ENOMEM;
+  memcpy(d, ids, nids * sizeof(uint32_t));
+  memcpy(d + nids * sizeof(uint32_t), r->data + r->nsel * sizeof(uint32_t), r->label_bytes);
+  free(r->data);
+  r->data = d;
+  r->nsel = (uint16_t)nids;
+  return 0;
+}
+
+int rc_store_set_index(rc_store_t *s, const rc_selindex_t *idx) {
+  s->idx = idx;
+  s->changed.n = 0;
+  uint32_t max = idx ? rc_selindex_size(idx) : 0;
+  uint32_t *ids = malloc((max ? max : 1) * sizeof(uint32_t));
+  rc_label_t *lbl = malloc(256 * sizeof(rc_label_t));
+  int rc = ids && lbl ? 0 : RC_ENOMEM;
+  for (uint32_t i = 0; rc == 0 && i <= s->mask; i++) {
+    rc_store_series_t *r = s->tab[i];
+    if (r == NULL) continue;
+    uint32_t nl = rc_store_series_labels(r, lbl, 256);
+    uint32_t n = idx ? rc_selindex_match(idx, s->scratch, lbl, nl < 256 ? nl : 256, ids, max) : 0;
+    if (n > max) n = max;
+    if (n == 0) {
+      remove_slot(s, i);
+      series_free(r);
+      s->nseries--;
+      add(&s->c.removed, 1);
+      if (s->tab[i] != NULL) i--; /* the shift moved an unvisited entry here */
+      continue;
+    }
+    rc = series_set_sel(r, ids, n);
+  }
+  free(ids);
+  free(lbl);
+  atomic_store_explicit(&s->c.series, s->nseries, memory_order_relaxed);
+  return rc != 0 ? rc : selvec_rebuild(s);
+}
+
+void rc_store_changed(rc_store_t *s, rc_store_series_t *const **out, uint32_t *n) {
+  *out = s->changed.v;
+  *n = s->changed.n;
+}
+
 /* Expires chunks past the retention and removes series left empty. Runs when the watermark
  * has moved a chunk span since the last sweep, so its O(series) cost is amortised. */
 static void sweep(rc_store_t *s) {
   /* Saturating: a sender may send timestamps near INT64_MIN. */
   int64_t ret = s->cfg.window.retention_ms;
   int64_t cutoff = s->watermark < INT64_MIN + ret ? INT64_MIN : s->watermark - ret;
-  uint64_t bytes = 0;
+  uint64_t bytes = 0, removed = 0;
   for (uint32_t i = 0; i <= s->mask; i++) {
     rc_store_series_t *r = s->tab[i];
     if (r == NULL) continue;
@@ -178,6 +299,7 @@ static void sweep(rc_store_t *s) {
       remove_slot(s, i);
       series_free(r);
       s->nseries--;
+      removed++;
       add(&s->c.removed, 1);
       /* The shift may have moved an unvisited entry into slot i: look at it again. */
       if (s->tab[i] != NULL) i--;
@@ -188,9 +310,15 @@ static void sweep(rc_store_t *s) {
   atomic_store_explicit(&s->c.series, s->nseries, memory_order_relaxed);
   atomic_store_explicit(&s->c.bytes, bytes, memory_order_relaxed);
   s->last_sweep = s->watermark;
+  if (removed) {
+    s->changed.n = 0; /* it may name freed series */
+    selvec_rebuild(s); /* out of memory here leaves lists short until the next rebuild */
+  }
 }
 
 int rc_store_apply(rc_store_t *s, const rc_batch_t *b) {
+  s->changed.n = 0;
+  s->applies++;
   uint64_t dropped = 0, dropped_samples = 0, appended = 0, too_old = 0, dups = 0, conflicts = 0,
            hist = 0, refused = 0;
   if (s->idx == NULL || rc_selindex_size(s->idx) == 0) {
@@ -242,12 +370,20 @@ int rc_store_apply(rc_store_t *s, const rc_batch_t *b) {
       s->tab[slot] = r;
       s->nseries++;
       add(&s->c.created, 1);
+      if (selvec_add(s, r) != 0) return RC_ENOMEM;
     }
     for (uint32_t i = 0; i < src->nsamples; i++) {
       const rc_sample_t *x = &src->samples[i];
       int rc = rc_window_append(&r->win, &s->cfg.window, x->ts_ms, x->value);
       switch (rc) {
-        case 0: appended++; r->appended++; break;
+        case 0:
+          appended++;
+          r->appended++;
+          if (r->touched != s->applies) {
+            r->touched = s->applies;
+            if (ptr_push(&s->changed.v, &s->changed.n, &s->changed.cap, r) != 0) return RC_ENOMEM;
+          }
+          break;
         case RC_ETOOOLD: too_old++; break;
         case RC_EDUP: dups++; break;
         case RC_ECONFLICT: conflicts++; break;
@@ -280,18 +416,10 @@ rc_store_series_t *rc_store_find(rc_store_t *s, const rc_label_t *labels, uint32
 
 int rc_store_foreach(rc_store_t *s, uint32_t sel_id,
                      int (*cb)(void *ctx, rc_store_series_t *series), void *ctx) {
-  /* A scan of the table: fine at the sizes of this stage; an index from selector id to its
-   * series is the next step when rules evaluate per batch (issue 4). */
-  for (uint32_t i = 0; i <= s->mask; i++) {
-    rc_store_series_t *r = s->tab[i];
-    if (r == NULL) continue;
-    const uint32_t *sel = rc_store_series_sel(r);
-    for (uint32_t k = 0; k < r->nsel; k++) {
-      if (sel[k] != sel_id) continue;
-      int rc = cb(ctx, r);
-      if (rc != 0) return rc;
-      break;
-    }
+  selvec_t *v = selvec_get(s, sel_id, 0);
+  for (uint32_t i = 0; v != NULL && i < v->n; i++) {
+    int rc = cb(ctx, v->v[i]);
+    if (rc != 0) return rc;
   }
   return 0;
 }

@@ -44,6 +44,7 @@ typedef struct rc_store_series {
   uint32_t label_bytes;
   rc_window_t win;
   uint64_t appended;  /* samples appended over its life */
+  uint64_t touched;   /* the store's apply count when it last received a sample */
 } rc_store_series_t;
 
 /* The selector ids that want the series (borrowed from it). */
@@ -72,17 +73,22 @@ typedef struct rc_store rc_store_t;
 /* Returns 0, RC_EINVAL or RC_ENOMEM. idx may be NULL: then nothing is selected. */
 int rc_store_new(const rc_store_cfg_t *cfg, const rc_selindex_t *idx, rc_store_t **out);
 void rc_store_free(rc_store_t *s);
-/* A rule reload: new decisions are made lazily as series arrive again; series no selector
- * wants any more are removed by the next sweep. Owner thread. */
-void rc_store_set_index(rc_store_t *s, const rc_selindex_t *idx);
+/* A rule reload: every held series is matched against the new index at once (its selector
+ * list updated, or the series removed when no selector wants it any more); decisions for
+ * other series are re-made as they arrive. Returns 0 or RC_ENOMEM. Owner thread. */
+int rc_store_set_index(rc_store_t *s, const rc_selindex_t *idx);
 /* Applies a batch (owner thread). The batch stays the caller's. */
 int rc_store_apply(rc_store_t *s, const rc_batch_t *b);
 /* Looks a series up by its labels (sorted). NULL if the store does not hold it. */
 rc_store_series_t *rc_store_find(rc_store_t *s, const rc_label_t *labels, uint32_t n);
 /* Calls cb for every held series that selector `sel_id` wants; stops when cb returns
- * non-zero. Owner thread. */
+ * non-zero. Owner thread. Costs the number of series of that selector, not the store's. */
 int rc_store_foreach(rc_store_t *s, uint32_t sel_id,
                      int (*cb)(void *ctx, rc_store_series_t *series), void *ctx);
+/* The series that received at least one sample in the last rc_store_apply, each once: what an
+ * evaluator triggered by that batch needs to look at. Borrowed until the next apply or
+ * set_index. Owner thread. */
+void rc_store_changed(rc_store_t *s, rc_store_series_t *const **out, uint32_t *n);
 /* Any thread. */
 void rc_store_stats(const rc_store_t *s, rc_store_stats_t *out);
 

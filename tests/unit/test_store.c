@@ -215,11 +215,16 @@ static void test_reload(void **st) {
   rc_selector_t *sel[1];
   static const char *const text[] = {"cpu"};
   rc_selindex_t *idx = build_index(sel, text, 1);
-  rc_store_set_index(f->store, idx);
+  assert_int_equal(rc_store_set_index(f->store, idx), 0);
   assert_int_equal(rc_store_apply(f->store, batch), 0);
   rc_batch_free(batch);
   assert_non_null(find(f->store, "__name__=cpu,job=web"));
-  rc_store_set_index(f->store, f->idx);
+  /* Back to the first rules: the cpu series is wanted by nobody and goes at once. */
+  assert_int_equal(rc_store_set_index(f->store, f->idx), 0);
+  assert_null(find(f->store, "__name__=cpu,job=web"));
+  int n = 0;
+  rc_store_foreach(f->store, 0, count_cb, &n);
+  assert_int_equal(n, 0);
   rc_selindex_free(idx);
   rc_selector_free(sel[0]);
 }
@@ -255,6 +260,41 @@ static void test_extreme_timestamps(void **st) {
   assert_true(v == 4);
 }
 
+/* What an evaluator triggered by a batch looks at: the series that batch touched, once each,
+ * and each selector's series without scanning the store. */
+static void test_changed_and_by_selector(void **st) {
+  fixture_t *f = *st;
+  rwb_t *b = rwb_new(1);
+  rwb_series(b, "__name__=up,job=db,instance=a");
+  rwb_sample(b, 1, 1000);
+  rwb_sample(b, 2, 2000);
+  rwb_series(b, "__name__=http_requests_total,code=503,job=x");
+  rwb_sample(b, 1, 1000);
+  rwb_series(b, "__name__=up,job=web"); /* not selected */
+  rwb_sample(b, 1, 1000);
+  rc_batch_t *batch = batch_of(b);
+  assert_int_equal(rc_store_apply(f->store, batch), 0);
+  rc_batch_free(batch);
+  rc_store_series_t *const *ch;
+  uint32_t nch;
+  rc_store_changed(f->store, &ch, &nch);
+  assert_int_equal(nch, 2);
+  int n10 = 0, n11 = 0;
+  rc_store_foreach(f->store, 10, count_cb, &n10);
+  rc_store_foreach(f->store, 11, count_cb, &n11);
+  assert_int_equal(n10, 1);
+  assert_int_equal(n11, 1);
+  /* A batch that only repeats a stored sample changes nothing. */
+  b = rwb_new(1);
+  rwb_series(b, "__name__=up,job=db,instance=a");
+  rwb_sample(b, 2, 2000);
+  batch = batch_of(b);
+  assert_int_equal(rc_store_apply(f->store, batch), 0);
+  rc_batch_free(batch);
+  rc_store_changed(f->store, &ch, &nch);
+  assert_int_equal(nch, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_selection, setup, teardown),
@@ -263,6 +303,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_retention_removes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
       cmocka_unit_test_setup_teardown(test_extreme_timestamps, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_changed_and_by_selector, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
