@@ -253,15 +253,24 @@ static int series_set_sel(rc_store_series_t *r, const uint32_t *ids, uint32_t ni
 int rc_store_set_index(rc_store_t *s, const rc_selindex_t *idx) {
   s->idx = idx;
   s->changed.n = 0;
-  uint32_t max = idx ? rc_selindex_size(idx) : 0;
+  uint32_t max = idx ? rc_selindex_size(idx) : 0, cap = 64;
   uint32_t *ids = malloc((max ? max : 1) * sizeof(uint32_t));
-  rc_label_t *lbl = malloc(256 * sizeof(rc_label_t));
+  rc_label_t *lbl = malloc(cap * sizeof(rc_label_t));
   int rc = ids && lbl ? 0 : RC_ENOMEM;
   for (uint32_t i = 0; rc == 0 && i <= s->mask; i++) {
     rc_store_series_t *r = s->tab[i];
     if (r == NULL) continue;
-    uint32_t nl = rc_store_series_labels(r, lbl, 256);
-    uint32_t n = idx ? rc_selindex_match(idx, s->scratch, lbl, nl < 256 ? nl : 256, ids, max) : 0;
+    if (r->nlabels > cap) { /* label sets may be as large as --ingest.max-labels allows */
+      rc_label_t *nl = realloc(lbl, r->nlabels * sizeof(rc_label_t));
+      if (nl == NULL) {
+        rc = RC_ENOMEM;
+        break;
+      }
+      lbl = nl;
+      cap = r->nlabels;
+    }
+    uint32_t nl = rc_store_series_labels(r, lbl, cap);
+    uint32_t n = idx ? rc_selindex_match(idx, s->scratch, lbl, nl, ids, max) : 0;
     if (n > max) n = max;
     if (n == 0) {
       remove_slot(s, i);
