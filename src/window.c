@@ -7,9 +7,12 @@
  *              value: '0' + integer delta-of-delta, used when this and the previous value are
  *                     whole numbers of magnitude <= 2^53 (counters):
  *                     '0' (0) | '10'+7 bits | '110'+16 | '1110'+32 | '1111'+64
- *                     '1' + Gorilla XOR against the previous value's bits:
+ *                     '10' + Gorilla XOR against the previous value's bits:
  *                     '0' (same bits) | '10' + bits inside the previous leading/trailing-zero
  *                     window | '11' + 6 bits leading zeros + 6 bits (length-1) + bits
+ *                     '11' + 2 bits scale k (1..3) + delta-of-delta of the values times 10^k,
+ *                     used when both values are exactly m/10^k (gauges with a few decimals,
+ *                     which XOR cannot compress: the bits of 12.34 and 12.37 differ widely)
  * Values round-trip bit for bit (staleness markers, NaN payloads and -0.0 included: -0.0 and
  * NaN never take the integer path). A chunk is re-encoded whole when a late sample lands in it.
  *
@@ -42,6 +45,8 @@ struct rc_chunk {
   int64_t prev_dts;    /* last timestamp delta */
   uint64_t prev_vbits; /* last value's bits */
   int64_t prev_vdelta; /* last integer delta, 0 after an XOR-encoded value */
+  int64_t prev_ddelta; /* last decimal delta (scaled), 0 unless the last value was decimal */
+  uint8_t prev_k;      /* scale of the last decimal-encoded value, 0 if it was not */
   uint8_t data[];
 };
 
@@ -171,6 +176,20 @@ static int is_int(double v) {
   return v == trunc(v) && fabs(v) <= 9007199254740992.0 && !(v == 0 && signbit(v));
 }
 
+static const double POW10[4] = {1, 10, 100, 1000};
+
+/* If v is exactly m / 10^k with |m| <= 2^53, sets *m and returns 1. The decoder recomputes
+ * (double)m / 10^k, so "exactly" means that division gives v's bits back. */
+static int decimal_of(double v, int k, int64_t *m) {
+  double x = v * POW10[k];
+  if (!(fabs(x) <= 9007199254740992.0)) return 0; /* NaN and Inf fail here too */
+  int64_t r = llround(x);
+  double back = (double)r / POW10[k];
+  if (dbits(back) != dbits(v)) return 0;
+  *m = r;
+  return 1;
+}
+
 /*------------------------------------------------------------------------------------------
  * Chunks
  *----------------------------------------------------------------------------------------*/
@@ -233,6 +252,8 @@ static int chunk_append(rc_chunk_t **cp, int64_t ts, double v, rc_chunk_t **old)
     c->prev_dts = 0;
     c->prev_vbits = vb;
     c->prev_vdelta = 0;
+    c->prev_k = 0;
+    c->prev_ddelta = 0;
     c->count = 1;
     chunk_publish(c);
     return 0;
@@ -240,7 +261,13 @@ static int chunk_append(rc_chunk_t **cp, int64_t ts, double v, rc_chunk_t **old)
   int64_t dts = wsub(ts, c->last_ts), dod = wsub(dts, c->prev_dts);
   double prev = bitsd(c->prev_vbits);
   int int_mode = is_int(prev) && is_int(v);
-  int64_t vdelta = 0, vdod = 0;
+  int64_t vdelta = 0, vdod = 0, dm = 0, pm = 0, ddelta = 0, ddod = 0;
+  int k = 0;
+  if (!int_mode) {
+    /* The smallest scale at which both values are exact decimals. */
+    for (int kk = 1; kk <= 3 && k == 0; kk++)
+      if (decimal_of(v, kk, &dm) && decimal_of(prev, kk, &pm)) k = kk;
+  }
   uint64_t x = 0;
   uint32_t bits = bucket_bits(dod, &TS_WIDTHS) + 1;
   int lead = 0, trail = 0, reuse = 0;
@@ -248,7 +275,12 @@ static int chunk_append(rc_chunk_t **cp, int64_t ts, double v, rc_chunk_t **old)
     vdelta = (int64_t)v - (int64_t)prev;
     vdod = vdelta - c->prev_vdelta;
     bits += bucket_bits(vdod, &INT_WIDTHS);
+  } else if (k != 0) {
+    ddelta = dm - pm;
+    ddod = ddelta - (c->prev_k == k ? c->prev_ddelta : 0);
+    bits += 1 + 2 + bucket_bits(ddod, &INT_WIDTHS);
   } else {
+    bits += 1;
     x = vb ^ c->prev_vbits;
     if (x == 0) {
       bits += 1;
@@ -266,8 +298,17 @@ static int chunk_append(rc_chunk_t **cp, int64_t ts, double v, rc_chunk_t **old)
     put_bits(c->data, &c->nbits, 0, 1);
     put_bucket(c->data, &c->nbits, vdod, &INT_WIDTHS);
     c->prev_vdelta = vdelta;
+    c->prev_k = 0;
+    c->prev_ddelta = 0;
+  } else if (k != 0) {
+    put_bits(c->data, &c->nbits, 3, 2);
+    put_bits(c->data, &c->nbits, (uint64_t)k, 2);
+    put_bucket(c->data, &c->nbits, ddod, &INT_WIDTHS);
+    c->prev_vdelta = 0;
+    c->prev_k = (uint8_t)k;
+    c->prev_ddelta = ddelta;
   } else {
-    put_bits(c->data, &c->nbits, 1, 1);
+    put_bits(c->data, &c->nbits, 2, 2);
     if (x == 0) {
       put_bits(c->data, &c->nbits, 0, 1);
     } else if (reuse) {
@@ -284,6 +325,8 @@ static int chunk_append(rc_chunk_t **cp, int64_t ts, double v, rc_chunk_t **old)
       c->has_xor = 1;
     }
     c->prev_vdelta = 0;
+    c->prev_k = 0;
+    c->prev_ddelta = 0;
   }
   c->prev_dts = dts;
   c->prev_vbits = vb;
@@ -297,9 +340,9 @@ static int chunk_append(rc_chunk_t **cp, int64_t ts, double v, rc_chunk_t **old)
 typedef struct cit {
   br_t r;
   uint32_t left;
-  int64_t ts, dts, vdelta;
+  int64_t ts, dts, vdelta, ddelta;
   uint64_t vbits;
-  uint8_t lead, trail, started;
+  uint8_t lead, trail, started, k;
 } cit_t;
 
 /* Decodes the samples covered by pub, a value of the chunk's pub word that the caller loaded
@@ -331,8 +374,22 @@ static int cit_next(cit_t *it, int64_t *ts, double *v) {
       it->vdelta += vdod;
       double prev = bitsd(it->vbits);
       it->vbits = dbits((double)((int64_t)prev + it->vdelta));
+      it->k = 0;
+      it->ddelta = 0;
+    } else if (get_bits(&it->r, 1) == 1) {
+      /* decimal: both values are m / 10^k */
+      int k = (int)get_bits(&it->r, 2);
+      int64_t ddod = get_bucket(&it->r, &INT_WIDTHS);
+      it->ddelta = (it->k == k ? it->ddelta : 0) + ddod;
+      int64_t pm = 0;
+      decimal_of(bitsd(it->vbits), k, &pm); /* the encoder checked it is exact */
+      it->vbits = dbits((double)(pm + it->ddelta) / POW10[k]);
+      it->k = (uint8_t)k;
+      it->vdelta = 0;
     } else {
       it->vdelta = 0;
+      it->k = 0;
+      it->ddelta = 0;
       if (get_bits(&it->r, 1) == 1) {
         uint64_t x;
         if (get_bits(&it->r, 1) == 0) {
