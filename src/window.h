@@ -7,8 +7,10 @@
  * and the Kahan-summed *_over_time functions, on every value in order. Per-slot aggregates
  * alone would be exact only for windows aligned to slot edges, and rules are evaluated at the
  * arrival of each batch, i.e. almost never aligned. So each chunk keeps its samples compressed
- * (timestamps as delta-of-delta, values as integer delta-of-delta when they are whole numbers
- * — counters — and Gorilla XOR otherwise: about 1-2 bytes per sample for scrape-shaped data)
+ * (timestamps as delta-of-delta; values as integer delta-of-delta when they are whole numbers
+ * — counters —, as scaled delta-of-delta when they have up to 3 decimals, and Gorilla XOR
+ * otherwise: 2-4 bytes per sample for counters and decimal gauges, about 9 for arbitrary
+ * doubles)
  * plus a small header (time span, count, first/last, min/max) that lets a query skip or
  * summarise whole chunks. Only chunks that hold samples cost memory.
  *
