@@ -39,16 +39,12 @@ struct rc_chunk {
   uint32_t count;
   uint32_t nbits;     /* bits written to data */
   uint32_t cap;       /* bytes allocated for data */
-  uint8_t lead, trail; /* XOR window of the last XOR-encoded value */
-  uint8_t has_xor;
-  int64_t last_ts;     /* newest timestamp (writer's copy of max_ts) */
-  int64_t prev_dts;    /* last timestamp delta */
-  uint64_t prev_vbits; /* last value's bits */
-  int64_t prev_vdelta; /* last integer delta, 0 after an XOR-encoded value */
-  int64_t prev_ddelta; /* last decimal delta (scaled), 0 unless the last value was decimal */
-  uint8_t prev_k;      /* scale of the last decimal-encoded value, 0 if it was not */
   uint8_t data[];
 };
+/* The encoder state (rc_window_enc_t, window.h): last_ts is the newest timestamp, prev_dts the
+ * last timestamp delta, prev_vbits the last value's bits, prev_vdelta the last integer delta
+ * (0 after a non-integer value), prev_ddelta/prev_k the last decimal delta and its scale (0
+ * unless the last value was decimal), lead/trail/has_xor the last XOR window. */
 
 struct rc_chunk_list {
   _Atomic uint32_t n; /* chunks readers may use; grows in place, shrinks only by a new list */
@@ -208,7 +204,7 @@ static rc_chunk_t *chunk_copy(const rc_chunk_t *c, uint32_t cap) {
   rc_chunk_t *n = malloc(sizeof(*n) + cap);
   if (n == NULL) return NULL;
   memcpy(n, c, sizeof(*n)); /* the writer's own fields; atomics are re-set below */
-  atomic_init(&n->max_ts, c->last_ts);
+  atomic_init(&n->max_ts, atomic_load_explicit(&((rc_chunk_t *)c)->max_ts, memory_order_relaxed));
   atomic_init(&n->pub, ((uint64_t)c->count << 32) | c->nbits);
   uint32_t used = (c->nbits + 7) / 8;
   for (uint32_t i = 0; i < used; i++) n->data[i] = ld8(&c->data[i]);
@@ -233,14 +229,15 @@ static int chunk_reserve(rc_chunk_t **cp, uint32_t bits, rc_chunk_t **old) {
   return 0;
 }
 
-static void chunk_publish(rc_chunk_t *c) {
-  atomic_store_explicit(&c->max_ts, c->last_ts, memory_order_relaxed);
+static void chunk_publish(rc_chunk_t *c, int64_t last_ts) {
+  atomic_store_explicit(&c->max_ts, last_ts, memory_order_relaxed);
   atomic_store_explicit(&c->pub, ((uint64_t)c->count << 32) | c->nbits, memory_order_release);
 }
 
 /* Appends (ts, v) to the end of a chunk; ts must be greater than its newest timestamp. If the
  * chunk had to move, *cp is the new one and *old the one to publish over and retire. */
-static int chunk_append(rc_chunk_t **cp, int64_t ts, double v, rc_chunk_t **old) {
+static int chunk_append(rc_chunk_t **cp, rc_window_enc_t *e, int64_t ts, double v,
+                        rc_chunk_t **old) {
   rc_chunk_t *c = *cp;
   uint64_t vb = dbits(v);
   if (c->count == 0) {
@@ -248,18 +245,18 @@ static int chunk_append(rc_chunk_t **cp, int64_t ts, double v, rc_chunk_t **old)
     c = *cp;
     put_bits(c->data, &c->nbits, (uint64_t)ts, 64);
     put_bits(c->data, &c->nbits, vb, 64);
-    c->min_ts = c->last_ts = ts;
-    c->prev_dts = 0;
-    c->prev_vbits = vb;
-    c->prev_vdelta = 0;
-    c->prev_k = 0;
-    c->prev_ddelta = 0;
+    c->min_ts = e->last_ts = ts;
+    e->prev_dts = 0;
+    e->prev_vbits = vb;
+    e->prev_vdelta = 0;
+    e->prev_k = 0;
+    e->prev_ddelta = 0;
     c->count = 1;
-    chunk_publish(c);
+    chunk_publish(c, e->last_ts);
     return 0;
   }
-  int64_t dts = wsub(ts, c->last_ts), dod = wsub(dts, c->prev_dts);
-  double prev = bitsd(c->prev_vbits);
+  int64_t dts = wsub(ts, e->last_ts), dod = wsub(dts, e->prev_dts);
+  double prev = bitsd(e->prev_vbits);
   int int_mode = is_int(prev) && is_int(v);
   int64_t vdelta = 0, vdod = 0, dm = 0, pm = 0, ddelta = 0, ddod = 0;
   int k = 0;
@@ -273,22 +270,22 @@ static int chunk_append(rc_chunk_t **cp, int64_t ts, double v, rc_chunk_t **old)
   int lead = 0, trail = 0, reuse = 0;
   if (int_mode) {
     vdelta = (int64_t)v - (int64_t)prev;
-    vdod = vdelta - c->prev_vdelta;
+    vdod = vdelta - e->prev_vdelta;
     bits += bucket_bits(vdod, &INT_WIDTHS);
   } else if (k != 0) {
     ddelta = dm - pm;
-    ddod = ddelta - (c->prev_k == k ? c->prev_ddelta : 0);
+    ddod = ddelta - (e->prev_k == k ? e->prev_ddelta : 0);
     bits += 1 + 2 + bucket_bits(ddod, &INT_WIDTHS);
   } else {
     bits += 1;
-    x = vb ^ c->prev_vbits;
+    x = vb ^ e->prev_vbits;
     if (x == 0) {
       bits += 1;
     } else {
       lead = __builtin_clzll(x);
       trail = __builtin_ctzll(x);
-      reuse = c->has_xor && lead >= c->lead && trail >= c->trail;
-      bits += reuse ? 2 + (uint32_t)(64 - c->lead - c->trail) : 2 + 12 + (uint32_t)(64 - lead - trail);
+      reuse = e->has_xor && lead >= e->lead && trail >= e->trail;
+      bits += reuse ? 2 + (uint32_t)(64 - e->lead - e->trail) : 2 + 12 + (uint32_t)(64 - lead - trail);
     }
   }
   if (chunk_reserve(cp, bits, old) != 0) return RC_ENOMEM;
@@ -297,42 +294,42 @@ static int chunk_append(rc_chunk_t **cp, int64_t ts, double v, rc_chunk_t **old)
   if (int_mode) {
     put_bits(c->data, &c->nbits, 0, 1);
     put_bucket(c->data, &c->nbits, vdod, &INT_WIDTHS);
-    c->prev_vdelta = vdelta;
-    c->prev_k = 0;
-    c->prev_ddelta = 0;
+    e->prev_vdelta = vdelta;
+    e->prev_k = 0;
+    e->prev_ddelta = 0;
   } else if (k != 0) {
     put_bits(c->data, &c->nbits, 3, 2);
     put_bits(c->data, &c->nbits, (uint64_t)k, 2);
     put_bucket(c->data, &c->nbits, ddod, &INT_WIDTHS);
-    c->prev_vdelta = 0;
-    c->prev_k = (uint8_t)k;
-    c->prev_ddelta = ddelta;
+    e->prev_vdelta = 0;
+    e->prev_k = (uint8_t)k;
+    e->prev_ddelta = ddelta;
   } else {
     put_bits(c->data, &c->nbits, 2, 2);
     if (x == 0) {
       put_bits(c->data, &c->nbits, 0, 1);
     } else if (reuse) {
       put_bits(c->data, &c->nbits, 2, 2);
-      put_bits(c->data, &c->nbits, x >> c->trail, 64 - c->lead - c->trail);
+      put_bits(c->data, &c->nbits, x >> e->trail, 64 - e->lead - e->trail);
     } else {
       int sig = 64 - lead - trail;
       put_bits(c->data, &c->nbits, 3, 2);
       put_bits(c->data, &c->nbits, (uint64_t)lead, 6);
       put_bits(c->data, &c->nbits, (uint64_t)(sig - 1), 6);
       put_bits(c->data, &c->nbits, x >> trail, sig);
-      c->lead = (uint8_t)lead;
-      c->trail = (uint8_t)trail;
-      c->has_xor = 1;
+      e->lead = (uint8_t)lead;
+      e->trail = (uint8_t)trail;
+      e->has_xor = 1;
     }
-    c->prev_vdelta = 0;
-    c->prev_k = 0;
-    c->prev_ddelta = 0;
+    e->prev_vdelta = 0;
+    e->prev_k = 0;
+    e->prev_ddelta = 0;
   }
-  c->prev_dts = dts;
-  c->prev_vbits = vb;
-  c->last_ts = ts;
+  e->prev_dts = dts;
+  e->prev_vbits = vb;
+  e->last_ts = ts;
   c->count++;
-  chunk_publish(c);
+  chunk_publish(c, e->last_ts);
   return 0;
 }
 
@@ -419,13 +416,15 @@ static void chunk_decode(const rc_chunk_t *c, int64_t *ts, double *v) {
   }
 }
 
-/* Builds a private chunk from sorted arrays. */
-static rc_chunk_t *chunk_build(const int64_t *ts, const double *v, uint32_t n) {
+/* Builds a private chunk from sorted arrays; its final encoder state goes to *enc. */
+static rc_chunk_t *chunk_build(const int64_t *ts, const double *v, uint32_t n,
+                               rc_window_enc_t *enc) {
   rc_chunk_t *c = chunk_new(16 + n * 2);
   if (c == NULL) return NULL;
+  memset(enc, 0, sizeof(*enc));
   for (uint32_t i = 0; i < n; i++) {
     rc_chunk_t *old = NULL;
-    int rc = chunk_append(&c, ts[i], v[i], &old);
+    int rc = chunk_append(&c, enc, ts[i], v[i], &old);
     free(old); /* private: nobody else can hold it */
     if (rc != 0) {
       free(c);
@@ -452,6 +451,7 @@ static rc_chunk_t *list_get(const rc_chunk_list_t *l, uint32_t i) {
 void rc_window_init(rc_window_t *w) {
   atomic_init(&w->list, NULL);
   w->max_ts = INT64_MIN;
+  memset(&w->enc, 0, sizeof(w->enc));
 }
 
 void rc_window_free(rc_window_t *w) {
@@ -480,6 +480,7 @@ static void slot_replace(const rc_window_cfg_t *cfg, rc_chunk_list_t *l, uint32_
 
 /* Adds a new empty head chunk, growing the list by swapping in a copy when it is full. */
 static int push_chunk(rc_window_t *w, const rc_window_cfg_t *cfg) {
+  memset(&w->enc, 0, sizeof(w->enc)); /* a new head chunk starts from nothing */
   rc_chunk_list_t *l = wlist(w);
   uint32_t n = list_n(l);
   rc_chunk_t *c = chunk_new(24);
@@ -502,18 +503,18 @@ static int push_chunk(rc_window_t *w, const rc_window_cfg_t *cfg) {
   return 0;
 }
 
-/* Appends at the end of the chunk in slot i, publishing it anew if it had to move. */
-static int slot_append(const rc_window_cfg_t *cfg, rc_chunk_list_t *l, uint32_t i, int64_t ts,
-                       double v) {
+/* Appends at the end of the head chunk (slot i), publishing it anew if it had to move. */
+static int head_append(rc_window_t *w, const rc_window_cfg_t *cfg, rc_chunk_list_t *l,
+                       uint32_t i, int64_t ts, double v) {
   rc_chunk_t *c = list_get(l, i), *old = NULL;
-  int rc = chunk_append(&c, ts, v, &old);
+  int rc = chunk_append(&c, &w->enc, ts, v, &old);
   if (old != NULL) slot_replace(cfg, l, i, c, old);
   return rc;
 }
 
 /* Inserts into the chunk in slot i by decoding it, inserting in order and re-encoding. */
-static int insert_into(const rc_window_cfg_t *cfg, rc_chunk_list_t *l, uint32_t i, int64_t ts,
-                       double v) {
+static int insert_into(rc_window_t *w, const rc_window_cfg_t *cfg, rc_chunk_list_t *l,
+                       uint32_t i, int64_t ts, double v) {
   rc_chunk_t *c = list_get(l, i);
   uint32_t n = c->count;
   int64_t sts[256];
@@ -536,11 +537,13 @@ static int insert_into(const rc_window_cfg_t *cfg, rc_chunk_list_t *l, uint32_t 
   memmove(&vv[pos + 1], &vv[pos], (n - pos) * sizeof(double));
   t[pos] = ts;
   vv[pos] = v;
-  rc_chunk_t *nc = chunk_build(t, vv, n + 1);
+  rc_window_enc_t enc;
+  rc_chunk_t *nc = chunk_build(t, vv, n + 1, &enc);
   if (nc == NULL) {
     rc = RC_ENOMEM;
     goto out;
   }
+  if (i == list_n(l) - 1) w->enc = enc; /* the head: appends continue from the new encoding */
   slot_replace(cfg, l, i, nc, c);
 out:
   if (t != sts) free(t);
@@ -565,7 +568,7 @@ int rc_window_append(rc_window_t *w, const rc_window_cfg_t *cfg, int64_t ts, dou
       l = wlist(w);
       n = list_n(l);
     }
-    int rc = slot_append(cfg, l, n - 1, ts, v);
+    int rc = head_append(w, cfg, l, n - 1, ts, v);
     if (rc == 0) w->max_ts = ts;
     return rc;
   }
@@ -573,15 +576,17 @@ int rc_window_append(rc_window_t *w, const rc_window_cfg_t *cfg, int64_t ts, dou
   if (ts < sat_sub(w->max_ts, cfg->ooo_tolerance_ms)) return RC_ETOOOLD;
   uint32_t i = n - 1;
   while (i > 0 && list_get(l, i)->min_ts > ts) i--;
-  rc_chunk_t *c = list_get(l, i);
-  if (ts > c->last_ts) return slot_append(cfg, l, i, ts, v); /* fills a gap in order */
-  return insert_into(cfg, l, i, ts, v);
+  /* Into chunk i, in place or at its end (a gap before the next chunk): either way the chunk
+   * is re-encoded, since only the head keeps an encoder state. */
+  return insert_into(w, cfg, l, i, ts, v);
 }
 
 void rc_window_expire(rc_window_t *w, const rc_window_cfg_t *cfg, int64_t before_ms) {
   rc_chunk_list_t *l = wlist(w);
   uint32_t n = list_n(l), drop = 0;
-  while (drop < n && list_get(l, drop)->last_ts < before_ms) drop++;
+  while (drop < n &&
+         atomic_load_explicit(&list_get(l, drop)->max_ts, memory_order_relaxed) < before_ms)
+    drop++;
   if (drop == 0) return;
   rc_chunk_list_t *nl = NULL;
   if (drop < n) {
@@ -593,7 +598,10 @@ void rc_window_expire(rc_window_t *w, const rc_window_cfg_t *cfg, int64_t before
   atomic_store_explicit(&w->list, nl, memory_order_release);
   for (uint32_t i = 0; i < drop; i++) retire(cfg, list_get(l, i));
   retire(cfg, l);
-  if (nl == NULL) w->max_ts = INT64_MIN; /* nothing left: the next sample starts afresh */
+  if (nl == NULL) { /* nothing left: the next sample starts afresh */
+    w->max_ts = INT64_MIN;
+    memset(&w->enc, 0, sizeof(w->enc));
+  }
 }
 
 uint32_t rc_window_count(const rc_window_t *w) {

@@ -46,10 +46,21 @@ typedef struct rc_chunk rc_chunk_t;
 typedef struct rc_chunk_list rc_chunk_list_t;
 struct rc_ebr;
 
+/* The encoder's state for the chunk being appended to. It lives in the window, not in every
+ * chunk, because only the head chunk is ever appended to (a late sample re-encodes its chunk
+ * from scratch): about 48 bytes saved per closed chunk. Writer only. */
+typedef struct rc_window_enc {
+  int64_t last_ts, prev_dts;
+  uint64_t prev_vbits;
+  int64_t prev_vdelta, prev_ddelta;
+  uint8_t prev_k, lead, trail, has_xor;
+} rc_window_enc_t;
+
 typedef struct rc_window {
   rc_chunk_list_t *_Atomic list; /* chunks, oldest first, the last one being appended to;
                                     NULL when empty. Swapped whole when chunks come or go. */
   int64_t max_ts;                /* writer's: newest sample timestamp, INT64_MIN when empty */
+  rc_window_enc_t enc;           /* writer's: encoder state of the head chunk */
 } rc_window_t;
 
 typedef struct rc_window_cfg {
