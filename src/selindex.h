@@ -29,7 +29,7 @@
  * reclaims only older-generation entries and otherwise answers uncached (correct, just not
  * remembered) and counts it. Distinct decisions are interned in a table bounded by
  * max_decisions and max_decision_ids; past those, answers are uncached and counted too.
- * Memory: 24 bytes per slot, slots = the power of two >= max_entries * 4 / 3.
+ * Memory: 24 bytes per slot, slots = the power of two >= max_entries * 8 / 7.
  *
  * Ownership: the index borrows its selectors; they must outlive it (the rule set that owns
  * both frees the index first). A cache owns its table and a matcher scratch.
