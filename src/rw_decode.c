@@ -47,9 +47,15 @@ const char *rc_rw_series_problem_name(int p) {
   return "unknown";
 }
 
-void rc_rw_decoder_init(rc_rw_decoder_t *d, const rc_rw_limits_t *lim) { d->lim = *lim; }
+void rc_rw_decoder_init(rc_rw_decoder_t *d, const rc_rw_limits_t *lim) {
+  d->lim = *lim;
+  d->lcache = NULL;
+}
 
-void rc_rw_decoder_close(rc_rw_decoder_t *d) { (void)d; }
+void rc_rw_decoder_close(rc_rw_decoder_t *d) {
+  rw_lcache_free(d->lcache);
+  d->lcache = NULL;
+}
 
 int rw_fail(rc_rw_result_t *res, rc_rw_reason_t reason, int code, const char *fmt, ...) {
   va_list ap;
@@ -296,6 +302,23 @@ int rw_accept(rw_ctx_t *c, rc_series_t *s, rc_label_t *labels, uint32_t nl, int 
   return 1;
 }
 
+int rw_accept_known(rw_ctx_t *c, rc_series_t *s, rc_label_t *labels, uint32_t nl,
+                    uint32_t midx) {
+  uint32_t stale = 0;
+  for (uint32_t i = 0; i < s->nsamples; i++) stale += rc_is_stale_nan(s->samples[i].value);
+  s->labels = labels;
+  s->nlabels = nl;
+  s->metric = labels[midx].value;
+  s->metric_len = labels[midx].value_len;
+  s->nstale = stale;
+  rc_batch_t *b = c->b;
+  b->series[b->nseries++] = *s;
+  b->nsamples += s->nsamples;
+  b->nexemplars += s->nexemplars;
+  b->nstale += stale;
+  return 1;
+}
+
 /*------------------------------------------------------------------------------------------
  * Entry point
  *----------------------------------------------------------------------------------------*/
@@ -362,7 +385,9 @@ int rc_rw_decode(rc_rw_decoder_t *d, int version, const char *body, size_t len,
     return rw_fail(res, RC_RWR_SNAPPY, RC_EPARSE, "malformed snappy block: corrupt or truncated");
   }
   res->decoded_bytes = ulen;
-  rw_ctx_t ctx = {.a = &a, .lim = &d->lim, .b = b, .res = res};
+  if (d->lcache == NULL && !d->lim.reference_decoder) d->lcache = rw_lcache_new(); /* NULL: none */
+  if (d->lcache != NULL) rw_lcache_check_limits(d->lcache, &d->lim.labels);
+  rw_ctx_t ctx = {.a = &a, .lim = &d->lim, .lcache = d->lcache, .b = b, .res = res};
   const uint8_t *p = (const uint8_t *)raw;
   int rc;
   if (d->lim.reference_decoder)

@@ -73,11 +73,13 @@ typedef struct rc_rw_result {
   size_t decoded_bytes;  /* uncompressed protobuf size */
 } rc_rw_result_t;
 
-/* A decoder's settings. Decoding keeps no state between requests (each batch's arena holds
- * its own decompressed bytes), so one decoder may serve any number of requests in turn; it is
- * not shared between threads. */
+/* A decoder's settings, and a cache of v1 label sets already found valid (keyed by a seeded
+ * 64-bit hash of their raw bytes plus length), so a series seen before skips the UTF-8, order
+ * and duplicate checks. Each batch's arena holds its own decompressed bytes; the cache holds
+ * no pointers into them. One decoder serves any number of requests in turn on one thread. */
 typedef struct rc_rw_decoder {
   rc_rw_limits_t lim;
+  struct rw_lcache *lcache; /* label sets seen valid before (rw_wire.c); lazily allocated */
 } rc_rw_decoder_t;
 
 void rc_rw_decoder_init(rc_rw_decoder_t *d, const rc_rw_limits_t *lim);

@@ -18,6 +18,7 @@
 typedef struct rw_ctx {
   rc_arena_t *a;
   const rc_rw_limits_t *lim;
+  struct rw_lcache *lcache; /* may be NULL */
   rc_batch_t *b; /* b->series has room for every TimeSeries entry of the message */
   rc_rw_result_t *res;
 } rw_ctx_t;
@@ -38,6 +39,16 @@ void rw_reject(rw_ctx_t *c, int problem, const rc_label_t *labels, uint32_t nlab
  * UTF-8. Returns 1 when accepted, 0 when rejected (already recorded). */
 int rw_accept(rw_ctx_t *c, rc_series_t *s, rc_label_t *labels, uint32_t nlabels,
               int utf8_checked);
+
+/* Like rw_accept for a label set known valid, sorted and free of empty values (a cache hit):
+ * no label checks; metric_idx is the __name__ label's index. */
+int rw_accept_known(rw_ctx_t *c, rc_series_t *s, rc_label_t *labels, uint32_t nlabels,
+                    uint32_t metric_idx);
+
+/* The label-set cache (rw_wire.c). */
+struct rw_lcache *rw_lcache_new(void);
+void rw_lcache_free(struct rw_lcache *lc);
+void rw_lcache_check_limits(struct rw_lcache *lc, const rc_label_limits_t *lim);
 
 #define RW_OOM(c)                                                                      \
   rw_fail((c)->res, RC_RWR_MEMORY, RC_ELIMIT,                                          \

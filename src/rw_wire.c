@@ -23,7 +23,12 @@
  *                     3: Histogram*, 4: Exemplar*, 5: Metadata, 6: created ts } }
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
 
 #include "rw_internal.h"
 
@@ -360,6 +365,47 @@ static int parse_histogram(rw_ctx_t *c, rd_t m, rc_histogram_t *h, int v2, int *
 }
 
 /*------------------------------------------------------------------------------------------
+ * Label-set cache (v1)
+ *
+ * Prometheus sends the same label sets request after request, and checking them (UTF-8,
+ * order, duplicates, names) was about a third of decoding. The cache remembers label sets
+ * found valid, sorted and free of empty values, keyed by a 64-bit hash of their raw protobuf
+ * bytes under a random per-decoder seed plus their length; a hit skips the checks. A wrong
+ * hit needs a 64-bit collision between two byte strings of equal length under a seed the
+ * sender does not know. Direct-mapped: a newer label set simply takes the slot.
+ *----------------------------------------------------------------------------------------*/
+
+#define LCACHE_BITS 16
+
+typedef struct lc_slot {
+  uint64_t key;
+  uint32_t len;
+  uint16_t nlabels, midx1; /* midx1: __name__ index + 1; 0 = empty slot */
+} lc_slot_t;
+
+struct rw_lcache {
+  uint64_t seed;
+  rc_label_limits_t lim; /* the checks the entries passed; other limits clear the cache */
+  lc_slot_t slots[1u << LCACHE_BITS];
+};
+
+struct rw_lcache *rw_lcache_new(void) {
+  struct rw_lcache *lc = calloc(1, sizeof(*lc));
+  if (lc == NULL) return NULL;
+  if (getrandom(&lc->seed, sizeof(lc->seed), GRND_NONBLOCK) != (ssize_t)sizeof(lc->seed))
+    lc->seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
+  return lc;
+}
+
+void rw_lcache_free(struct rw_lcache *lc) { free(lc); }
+
+void rw_lcache_check_limits(struct rw_lcache *lc, const rc_label_limits_t *lim) {
+  if (memcmp(&lc->lim, lim, sizeof(*lim)) == 0) return;
+  memset(lc->slots, 0, sizeof(lc->slots));
+  lc->lim = *lim;
+}
+
+/*------------------------------------------------------------------------------------------
  * Version 1
  *----------------------------------------------------------------------------------------*/
 
@@ -467,14 +513,22 @@ static int parse_series_v1(rw_ctx_t *c, rd_t m) {
   rc_sample_t sbuf[RW_LOCAL_SAMPLES];
   uint32_t nl = 0, ns = 0, ne = 0;
   rd_t all = m, s;
+  /* The raw bytes of the label fields, when they sit together (as every sender writes them):
+   * the label-set cache's key. */
+  const uint8_t *lab_start = NULL, *lab_end = NULL;
+  int lab_together = 1;
   while (m.p < m.end) {
     uint32_t f = 0;
     int wt = 0, ok = 1;
+    const uint8_t *tag_at = m.p;
     if (!rd_tag(&m, &f, &wt)) return PROTO_FAIL_V1(c);
     if (f >= 1 && f <= 4) {
       if (wt != WT_LEN || !rd_len(&m, &s)) return PROTO_FAIL_V1(c);
       if (f == 1) {
         if (nl == RW_LOCAL_LABELS) return parse_series_v1_general(c, all);
+        if (nl == 0) lab_start = tag_at;
+        else if (tag_at != lab_end) lab_together = 0;
+        lab_end = m.p;
         ok = parse_label(s, &lbuf[nl++]);
       } else if (f == 2) {
         if (ns == RW_LOCAL_SAMPLES) return parse_series_v1_general(c, all);
@@ -501,7 +555,31 @@ static int parse_series_v1(rw_ctx_t *c, rd_t m) {
   sr.samples = samples;
   sr.nsamples = ns;
   sr.nexemplars = ne;
-  rw_accept(c, &sr, labels, nl, 0);
+  lc_slot_t *slot = NULL;
+  uint64_t key = 0;
+  uint32_t len = 0;
+  if (c->lcache != NULL && nl > 0 && lab_together) {
+    len = (uint32_t)(lab_end - lab_start);
+    key = XXH3_64bits_withSeed(lab_start, len, c->lcache->seed);
+    slot = &c->lcache->slots[key >> (64 - LCACHE_BITS)];
+    if (slot->midx1 != 0 && slot->key == key && slot->len == len && slot->nlabels == nl) {
+      rw_accept_known(c, &sr, labels, nl, slot->midx1 - 1u);
+      return 0;
+    }
+  }
+  if (!rw_accept(c, &sr, labels, nl, 0) || slot == NULL) return 0;
+  /* Remember it only if the checks changed nothing: same labels in the same order. */
+  const rc_series_t *got = &c->b->series[c->b->nseries - 1];
+  if (got->nlabels != nl) return 0;
+  uint32_t midx = 0;
+  for (uint32_t i = 0; i < nl; i++) {
+    if (got->labels[i].name != lbuf[i].name) return 0;
+    if (got->labels[i].value == got->metric) midx = i;
+  }
+  slot->key = key;
+  slot->len = len;
+  slot->nlabels = (uint16_t)nl;
+  slot->midx1 = (uint16_t)(midx + 1);
   return 0;
 }
 

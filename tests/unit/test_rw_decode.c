@@ -457,6 +457,54 @@ static void test_reason_bounded(void **st) {
   free(body);
 }
 
+/* One decoder, the same bodies again and again: the label-set cache's hits must give exactly
+ * what the checks gave, and a bad label set must be refused every time, cached or not. */
+static void test_repeated_decodes(void **st) {
+  (void)st;
+  rwb_t *b = rwb_new(1);
+  for (int i = 0; i < 20; i++) {
+    char spec[96];
+    snprintf(spec, sizeof(spec), "__name__=m,instance=i%d,job=a", i);
+    rwb_series(b, spec);
+    rwb_sample(b, i, 1000 + i);
+  }
+  rwb_series(b, "job=a,__name__=unsorted");   /* valid, but needs sorting: never cached */
+  rwb_sample(b, 1, 1);
+  rwb_series(b, "__name__=dup,job=a,job=b");  /* invalid */
+  rwb_sample(b, 1, 1);
+  size_t len;
+  char *body = rwb_finish(b, &len);
+  rc_rw_decoder_t d;
+  rc_rw_limits_t l = limits();
+  rc_rw_decoder_init(&d, &l);
+  rc_batch_t *first = NULL;
+  rc_rw_result_t r0;
+  assert_int_equal(rc_rw_decode(&d, 1, body, len, &first, &r0), 0);
+  for (int round = 0; round < 3; round++) {
+    rc_batch_t *again;
+    rc_rw_result_t r;
+    assert_int_equal(rc_rw_decode(&d, 1, body, len, &again, &r), 0);
+    assert_int_equal(r.invalid_series, 1);
+    assert_string_equal(r.msg, r0.msg);
+    assert_int_equal(again->nseries, first->nseries);
+    for (uint32_t i = 0; i < again->nseries; i++) {
+      const rc_series_t *x = &again->series[i], *y = &first->series[i];
+      assert_int_equal(x->nlabels, y->nlabels);
+      assert_int_equal(x->metric_len, y->metric_len);
+      assert_memory_equal(x->metric, y->metric, x->metric_len);
+      for (uint32_t k = 0; k < x->nlabels; k++) {
+        assert_int_equal(x->labels[k].name_len, y->labels[k].name_len);
+        assert_memory_equal(x->labels[k].name, y->labels[k].name, x->labels[k].name_len);
+        assert_memory_equal(x->labels[k].value, y->labels[k].value, x->labels[k].value_len);
+      }
+    }
+    rc_batch_free(again);
+  }
+  rc_batch_free(first);
+  rc_rw_decoder_close(&d);
+  free(body);
+}
+
 #define BOTH(t) cmocka_unit_test_setup(t, use_wire), cmocka_unit_test_setup(t, use_pbc)
 
 int main(void) {
@@ -472,6 +520,7 @@ int main(void) {
       BOTH(test_every_truncation),
       BOTH(test_legacy_names),
       BOTH(test_reason_bounded),
+      BOTH(test_repeated_decodes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
