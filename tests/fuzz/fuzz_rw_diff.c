@@ -125,6 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   rc_batch_free(bw);
   rc_batch_free(bp);
+  rc_rw_decoder_close(&dp);
   free(body);
   return 0;
 }

@@ -73,6 +73,7 @@ static rc_batch_t *batch_of(rwb_t *b) {
   rc_batch_t *batch = NULL;
   rc_rw_result_t r;
   assert_int_equal(rc_rw_decode(&d, 1, body, len, &batch, &r), 0);
+  rc_rw_decoder_close(&d);
   free(body);
   return batch;
 }
