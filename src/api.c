@@ -35,6 +35,7 @@ static void render_store(rc_buf_t *o, rc_store_t *store) {
       {"ripcord_store_unselected_samples_total", "counter", "Samples of unselected series.", offsetof(rc_store_stats_t, dropped_samples)},
       {"ripcord_store_samples_appended_total", "counter", "Samples stored.", offsetof(rc_store_stats_t, appended)},
       {"ripcord_store_samples_too_old_total", "counter", "Samples older than the out-of-order tolerance: dropped.", offsetof(rc_store_stats_t, too_old)},
+      {"ripcord_store_samples_too_far_ahead_total", "counter", "Samples further ahead of the clock than --storage.max-ahead: dropped.", offsetof(rc_store_stats_t, too_far_ahead)},
       {"ripcord_store_samples_duplicate_total", "counter", "Samples repeated with the same timestamp and value: ignored.", offsetof(rc_store_stats_t, duplicates)},
       {"ripcord_store_samples_conflict_total", "counter", "Samples with a stored timestamp but another value: dropped.", offsetof(rc_store_stats_t, conflicts)},
       {"ripcord_store_histograms_skipped_total", "counter", "Native histogram samples not stored (not supported by the store yet).", offsetof(rc_store_stats_t, histograms_skipped)},

@@ -98,6 +98,7 @@ static const flag_t flags[] = {
     {"web.shutdown-timeout", F_DUR, OFF(http.shutdown_timeout_ms), 1, 86400000, "On SIGTERM, how long requests in flight may take."},
     {"storage.max-series", F_U32, OFF(store.max_series), 1, 1u << 28, "Most series the store keeps for rules; new ones past it are refused and counted."},
     {"storage.retention", F_DUR, OFF(store.window.retention_ms), 1000, 7ull * 86400000, "How far back rule windows may reach."},
+    {"storage.max-ahead", F_DUR, OFF(store.max_ahead_ms), 0, 7ull * 86400000, "Samples further ahead of the wall clock are refused (0: no check)."},
     {"storage.out-of-order-tolerance", F_DUR, OFF(store.window.ooo_tolerance_ms), 0, 3600000, "How late a sample may arrive and still land in its place."},
     {"storage.decision-cache-size", F_U32, OFF(store.cache_entries), 1, 1u << 28, "Series whose keep-or-drop decision is remembered (selected and dropped alike)."},
     {"ingest.queue-capacity", F_U32, OFF(ingest.queue_capacity), 1, 1u << 20, "Decoded requests that may wait for the aggregation layer."},
@@ -117,6 +118,7 @@ static void defaults(rc_options_t *o) {
   o->http = RC_HTTP_CONFIG_DEFAULT;
   o->store = (rc_store_cfg_t){
       .max_series = 100000,
+      .max_ahead_ms = 600000,
       .cache_entries = 1u << 20,
       .window = RC_WINDOW_CFG_DEFAULT,
   };

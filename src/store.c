@@ -10,13 +10,14 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uv.h>
 
 #include "log.h"
 
 typedef struct counters {
   _Atomic uint64_t series, created, removed, refused, dropped_series, dropped_samples,
-      appended, too_old, dups, conflicts, hist_skipped, bytes;
+      appended, too_old, dups, conflicts, hist_skipped, bytes, ahead;
   _Atomic int64_t watermark;
 } counters_t;
 
@@ -45,7 +46,7 @@ struct rc_store {
   uint32_t nsel, capsel;
   ptrvec_t changed; /* series touched by the last apply */
   uint64_t applies;
-  rc_complaint_t full_complaint;
+  rc_complaint_t full_complaint, ahead_complaint;
   counters_t c;
 };
 
@@ -328,6 +329,14 @@ static void sweep(rc_store_t *s) {
 int rc_store_apply(rc_store_t *s, const rc_batch_t *b) {
   s->changed.n = 0;
   s->applies++;
+  int64_t ahead_limit = INT64_MAX;
+  if (s->cfg.max_ahead_ms > 0) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    ahead_limit = now_ms + s->cfg.max_ahead_ms;
+  }
+  uint64_t ahead = 0;
   uint64_t dropped = 0, dropped_samples = 0, appended = 0, too_old = 0, dups = 0, conflicts = 0,
            hist = 0, refused = 0;
   if (s->idx == NULL || rc_selindex_size(s->idx) == 0) {
@@ -383,6 +392,10 @@ int rc_store_apply(rc_store_t *s, const rc_batch_t *b) {
     }
     for (uint32_t i = 0; i < src->nsamples; i++) {
       const rc_sample_t *x = &src->samples[i];
+      if (x->ts_ms > ahead_limit) {
+        ahead++;
+        continue;
+      }
       int rc = rc_window_append(&r->win, &s->cfg.window, x->ts_ms, x->value);
       switch (rc) {
         case 0:
@@ -405,6 +418,11 @@ int rc_store_apply(rc_store_t *s, const rc_batch_t *b) {
   add(&s->c.dropped_samples, dropped_samples);
   add(&s->c.appended, appended);
   add(&s->c.too_old, too_old);
+  add(&s->c.ahead, ahead);
+  if (ahead)
+    rc_log_complain(&s->ahead_complaint, uv_hrtime() / 1000000u, 60000, RC_LOG_WARN,
+                    "samples ahead of the clock refused", "count=%llu max_ahead_ms=%lld",
+                    (unsigned long long)ahead, (long long)s->cfg.max_ahead_ms);
   add(&s->c.dups, dups);
   add(&s->c.conflicts, conflicts);
   add(&s->c.hist_skipped, hist);
@@ -443,6 +461,7 @@ void rc_store_stats(const rc_store_t *s, rc_store_stats_t *o) {
   o->dropped_samples = atomic_load_explicit(&c->dropped_samples, memory_order_relaxed);
   o->appended = atomic_load_explicit(&c->appended, memory_order_relaxed);
   o->too_old = atomic_load_explicit(&c->too_old, memory_order_relaxed);
+  o->too_far_ahead = atomic_load_explicit(&c->ahead, memory_order_relaxed);
   o->duplicates = atomic_load_explicit(&c->dups, memory_order_relaxed);
   o->conflicts = atomic_load_explicit(&c->conflicts, memory_order_relaxed);
   o->histograms_skipped = atomic_load_explicit(&c->hist_skipped, memory_order_relaxed);

@@ -29,6 +29,10 @@
 
 typedef struct rc_store_cfg {
   uint32_t max_series;       /* selected series held at most (--storage.max-series) */
+  int64_t max_ahead_ms;      /* samples further than this ahead of the wall clock are refused
+                                (--storage.max-ahead, default 10m as Prometheus): one sample
+                                from a broken clock would otherwise move the watermark and
+                                expire every window. 0 disables the check. */
   uint32_t cache_entries;    /* decisions cached (selected and dropped series alike) */
   rc_window_cfg_t window;
 } rc_store_cfg_t;
@@ -63,6 +67,7 @@ typedef struct rc_store_stats {
   uint64_t dropped_samples;   /* and their samples */
   uint64_t appended;          /* samples stored */
   uint64_t too_old, duplicates, conflicts;
+  uint64_t too_far_ahead;     /* samples refused for being ahead of the clock */
   uint64_t histograms_skipped; /* native histogram samples: not stored yet (see store.c) */
   uint64_t bytes;             /* memory held by series (labels, windows), estimated */
   int64_t watermark_ms;       /* newest sample timestamp seen */

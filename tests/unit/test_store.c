@@ -37,7 +37,7 @@ static rc_selindex_t *build_index(rc_selector_t **sel, const char *const *text, 
 }
 
 static rc_store_cfg_t cfg(uint32_t max_series) {
-  rc_store_cfg_t c = {.max_series = max_series, .cache_entries = 1024,
+  rc_store_cfg_t c = {.max_series = max_series, .cache_entries = 1024, .max_ahead_ms = 600000,
                       .window = RC_WINDOW_CFG_DEFAULT};
   c.window.retention_ms = 600000; /* 10 min */
   return c;
@@ -256,9 +256,36 @@ static void test_extreme_timestamps(void **st) {
     int64_t at;
     rc_window_instant(&r->win, ts[i], INT64_MAX, RC_COMPAT_PROM3, &v, &at);
   }
+  /* The two samples far in the future were refused (--storage.max-ahead), the others kept. */
   double v;
-  assert_int_equal(rc_window_eval(&r->win, RC_FN_LAST_OT, 0, INT64_MAX, 10, RC_COMPAT_PROM3, &v), 0);
-  assert_true(v == 4);
+  assert_int_equal(rc_window_eval(&r->win, RC_FN_LAST_OT, 0, 0, 10, RC_COMPAT_PROM3, &v), 0);
+  assert_true(v == 2);
+  rc_store_stats_t sts;
+  rc_store_stats(f->store, &sts);
+  assert_int_equal(sts.too_far_ahead, 2);
+  assert_int_equal(sts.appended, 2);
+}
+
+/* One sample from a broken clock must not move the watermark and expire every window. */
+static void test_future_sample_refused(void **st) {
+  fixture_t *f = *st;
+  rwb_t *b = rwb_new(1);
+  rwb_series(b, "__name__=up,job=db");
+  rwb_sample(b, 1, 1000);
+  rwb_sample(b, 2, 2000);
+  rwb_sample(b, 3, 4102444800000LL); /* 2100-01-01 */
+  rc_batch_t *batch = batch_of(b);
+  assert_int_equal(rc_store_apply(f->store, batch), 0);
+  rc_batch_free(batch);
+  rc_store_stats_t s;
+  rc_store_stats(f->store, &s);
+  assert_int_equal(s.too_far_ahead, 1);
+  assert_int_equal(s.appended, 2);
+  assert_int_equal(s.series, 1);
+  assert_true(s.watermark_ms == 2000);
+  rc_store_series_t *r = find(f->store, "__name__=up,job=db");
+  assert_non_null(r);
+  assert_int_equal(rc_window_count(&r->win), 2);
 }
 
 /* What an evaluator triggered by a batch looks at: the series that batch touched, once each,
@@ -305,6 +332,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
       cmocka_unit_test_setup_teardown(test_extreme_timestamps, setup, teardown),
       cmocka_unit_test_setup_teardown(test_changed_and_by_selector, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_future_sample_refused, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
