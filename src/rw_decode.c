@@ -277,7 +277,6 @@ int rw_accept(rw_ctx_t *c, rc_series_t *s, rc_label_t *labels, uint32_t nl, int 
               s->nexemplars, "%s", text);
     return 0;
   }
-  uint32_t stale = 0;
   for (uint32_t i = 0; i < s->nhistograms; i++) {
     char why[120];
     if (!rc_histogram_valid(&s->histograms[i], why, sizeof(why))) {
@@ -285,9 +284,15 @@ int rw_accept(rw_ctx_t *c, rc_series_t *s, rc_label_t *labels, uint32_t nl, int 
                 "invalid native histogram: %s", why);
       return 0;
     }
-    stale += s->histograms[i].is_stale;
   }
+  return rw_accept_known(c, s, labels, nl, midx);
+}
+
+int rw_accept_known(rw_ctx_t *c, rc_series_t *s, rc_label_t *labels, uint32_t nl,
+                    uint32_t midx) {
+  uint32_t stale = 0;
   for (uint32_t i = 0; i < s->nsamples; i++) stale += rc_is_stale_nan(s->samples[i].value);
+  for (uint32_t i = 0; i < s->nhistograms; i++) stale += s->histograms[i].is_stale;
   s->labels = labels;
   s->nlabels = nl;
   s->metric = labels[midx].value;
@@ -297,23 +302,6 @@ int rw_accept(rw_ctx_t *c, rc_series_t *s, rc_label_t *labels, uint32_t nl, int 
   b->series[b->nseries++] = *s;
   b->nsamples += s->nsamples;
   b->nhistograms += s->nhistograms;
-  b->nexemplars += s->nexemplars;
-  b->nstale += stale;
-  return 1;
-}
-
-int rw_accept_known(rw_ctx_t *c, rc_series_t *s, rc_label_t *labels, uint32_t nl,
-                    uint32_t midx) {
-  uint32_t stale = 0;
-  for (uint32_t i = 0; i < s->nsamples; i++) stale += rc_is_stale_nan(s->samples[i].value);
-  s->labels = labels;
-  s->nlabels = nl;
-  s->metric = labels[midx].value;
-  s->metric_len = labels[midx].value_len;
-  s->nstale = stale;
-  rc_batch_t *b = c->b;
-  b->series[b->nseries++] = *s;
-  b->nsamples += s->nsamples;
   b->nexemplars += s->nexemplars;
   b->nstale += stale;
   return 1;

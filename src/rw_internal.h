@@ -40,8 +40,9 @@ void rw_reject(rw_ctx_t *c, int problem, const rc_label_t *labels, uint32_t nlab
 int rw_accept(rw_ctx_t *c, rc_series_t *s, rc_label_t *labels, uint32_t nlabels,
               int utf8_checked);
 
-/* Like rw_accept for a label set known valid, sorted and free of empty values (a cache hit):
- * no label checks; metric_idx is the __name__ label's index. */
+/* The common tail of rw_accept: appends a series whose labels are known valid, sorted and free
+ * of empty values (after the checks, or on a label-set cache hit) and whose histograms are
+ * valid; metric_idx is the __name__ label's index. */
 int rw_accept_known(rw_ctx_t *c, rc_series_t *s, rc_label_t *labels, uint32_t nlabels,
                     uint32_t metric_idx);
 
