@@ -21,11 +21,11 @@ static int get_only(const rc_http_request_t *req, rc_http_response_t *res) {
   return 0;
 }
 
-/* Store figures for /metrics. rc_store_stats is safe from any thread. */
-static void render_store(rc_buf_t *o, rc_store_t *store) {
+/* Store figures for /metrics, summed over the shards. Counters are safe from any thread. */
+static void render_store(rc_buf_t *o, rc_ingest_t *ing) {
   rc_store_stats_t st;
-  if (store == NULL) return;
-  rc_store_stats(store, &st);
+  if (ing == NULL || !ing->initialised) return;
+  rc_workers_store_stats(&ing->workers, &st);
   static const struct { const char *name, *type, *help; size_t off; } m[] = {
       {"ripcord_store_series", "gauge", "Series the store holds for rules.", offsetof(rc_store_stats_t, series)},
       {"ripcord_store_series_created_total", "counter", "Series added to the store.", offsetof(rc_store_stats_t, series_created)},
@@ -55,13 +55,14 @@ void rc_api_handle(void *ctx, const rc_http_request_t *req, rc_http_response_t *
   if (path_is(req, "/api/v1/write")) {
     h = RC_HANDLER_WRITE;
     rc_ingest_handle_write(api->ingest, req, res);
+    if (res->deferred) return; /* counted when answered (ingest.c on_done) */
   } else if (path_is(req, "/metrics")) {
     h = RC_HANDLER_METRICS;
     if (get_only(req, res)) {
       res->status = 200;
       res->content_type = "text/plain; version=0.0.4; charset=utf-8";
       rc_stats_render(&res->body);
-      render_store(&res->body, api->store);
+      render_store(&res->body, api->ingest);
     }
   } else if (path_is(req, "/-/healthy")) {
     h = RC_HANDLER_HEALTHY;

@@ -9,7 +9,6 @@
 
 typedef struct rc_api {
   rc_ingest_t *ingest; /* borrowed */
-  rc_store_t *store;   /* borrowed; only its thread-safe stats are read here */
   int ready;           /* 1 once serving; 0 again when draining */
 } rc_api_t;
 

@@ -8,8 +8,10 @@
  *
  * The header deadline runs from the first byte of a request, not from the last read, so a
  * client dripping one byte a second (slow loris) is cut off after header_timeout_ms however
- * steadily it drips. Handlers run synchronously inside on_message_complete, which is what
- * keeps pipelined responses in request order without a queue.
+ * steadily it drips. Handlers run inside on_message_complete; one that defers its answer
+ * (rc_http_defer) leaves the connection in WAIT with the parser paused and reading stopped
+ * until rc_http_finish answers and resumes it. Either way one request is answered before the
+ * next is parsed, which keeps pipelined responses in request order without a queue.
  *
  * Closing: after an error response we half-close (FIN) and keep reading for a short linger,
  * discarding input, so that a client still sending a rejected body receives our response
@@ -34,7 +36,7 @@
 #define MAX_WRITE_QUEUE (4u << 20) /* stop reading while this much response data is queued */
 #define KEEP_BODY_BUF (1u << 20)   /* larger body buffers are freed between requests */
 
-typedef enum { PH_NEW, PH_IDLE, PH_HEADERS, PH_BODY, PH_CLOSING, PH_LINGER } phase_t;
+typedef enum { PH_NEW, PH_IDLE, PH_HEADERS, PH_BODY, PH_WAIT, PH_CLOSING, PH_LINGER } phase_t;
 
 struct rc_http_conn {
   uv_tcp_t tcp;
@@ -58,6 +60,12 @@ struct rc_http_conn {
   uint32_t nheaders;
   rc_buf_t body;
   uint64_t pending_write; /* bytes queued in uv_write requests */
+  rc_http_pending_t *pending; /* the deferred request being worked on, if any */
+};
+
+struct rc_http_pending {
+  rc_http_conn_t *conn; /* NULL once the connection is gone */
+  int keep_alive, head;
 };
 
 typedef struct write_req {
@@ -77,6 +85,7 @@ static void conn_send(rc_http_conn_t *c, const char *data, size_t len, int close
 static void conn_error(rc_http_conn_t *c, int status, const char *reason);
 static void conn_feed(rc_http_conn_t *c, const char *data, size_t n);
 static void arm_timer(rc_http_conn_t *c, phase_t ph);
+static void conn_resume(rc_http_conn_t *c);
 
 /*------------------------------------------------------------------------------------------
  * Small helpers
@@ -181,6 +190,7 @@ static void conn_free(rc_http_conn_t *c) {
   if (c->next) c->next->prev = c->prev;
   srv->nconns--;
   rc_stat_sub(&rc_stats.conn_open, 1);
+  if (c->pending != NULL) c->pending->conn = NULL; /* its answer will find no one */
   rc_buf_free(&c->hbuf);
   rc_buf_free(&c->body);
   rc_buf_free(&c->held);
@@ -292,19 +302,25 @@ static void on_write(uv_write_t *req, int status) {
     start_close_after_write(c);
     return;
   }
-  if (!c->reading && c->pending_write < MAX_WRITE_QUEUE / 2 && !c->closing) {
-    if (HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED) {
-      /* The client has caught up: answer the requests held back, then read again. */
-      http_parser_pause(&c->parser, 0);
-      rc_buf_t in = c->held; /* conn_feed may hold input back again */
-      rc_buf_init(&c->held);
-      if (in.len) conn_feed(c, in.data, in.len);
-      rc_buf_free(&in);
-      if (c->closing || HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED) return;
-    }
-    c->reading = 1;
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  if (c->pending_write < MAX_WRITE_QUEUE / 2) conn_resume(c);
+}
+
+/* Parses the input held back while the parser was paused, then reads again — unless a
+ * deferred request is still waiting for its answer or the client is still behind. */
+static void conn_resume(rc_http_conn_t *c) {
+  if (c->reading || c->closing || c->pending != NULL || c->pending_write >= MAX_WRITE_QUEUE / 2)
+    return;
+  if (HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED) {
+    /* The client has caught up: answer the requests held back, then read again. */
+    http_parser_pause(&c->parser, 0);
+    rc_buf_t in = c->held; /* conn_feed may hold input back again */
+    rc_buf_init(&c->held);
+    if (in.len) conn_feed(c, in.data, in.len);
+    rc_buf_free(&in);
+    if (c->closing || c->reading || HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED) return;
   }
+  c->reading = 1;
+  uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
 static void conn_send(rc_http_conn_t *c, const char *data, size_t len, int close_after) {
@@ -514,6 +530,7 @@ static int on_message_complete(http_parser *p) {
   rc_http_server_t *srv = c->srv;
   uv_timer_stop(&c->timer);
   rc_http_request_t req = {
+      .conn = c,
       .method = p->method,
       .body = c->body.data ? c->body.data : "",
       .body_len = c->body.len,
@@ -536,6 +553,18 @@ static int on_message_complete(http_parser *p) {
   rc_buf_init(&res.headers);
   rc_buf_init(&res.body);
   srv->handler(srv->handler_ctx, &req, &res);
+  if (res.deferred) {
+    /* The answer comes from rc_http_finish. Stop here: conn_feed holds whatever input follows
+     * and stops reading (the same pause as for a client that does not read its answers). No
+     * timer runs in WAIT: the work is ours, and the shutdown timer bounds it at exit. */
+    rc_buf_free(&res.headers);
+    rc_buf_free(&res.body);
+    c->pending->keep_alive = http_should_keep_alive(p);
+    c->pending->head = p->method == HTTP_HEAD;
+    c->phase = PH_WAIT;
+    http_parser_pause(p, 1);
+    return 0;
+  }
   send_response(c, &res, http_should_keep_alive(p), p->method == HTTP_HEAD);
   rc_buf_free(&res.headers);
   rc_buf_free(&res.body);
@@ -550,6 +579,36 @@ static int on_message_complete(http_parser *p) {
   /* Stop parsing after a response that closes the connection: pipelined bytes behind it
    * belong to requests we will not answer. */
   return c->closing ? 1 : 0;
+}
+
+rc_http_pending_t *rc_http_defer(const rc_http_request_t *req, rc_http_response_t *res,
+                                 rc_buf_t *body) {
+  rc_http_conn_t *c = req->conn;
+  rc_http_pending_t *p = calloc(1, sizeof(*p));
+  if (p == NULL || c == NULL || c->pending != NULL) {
+    free(p);
+    return NULL;
+  }
+  p->conn = c;
+  c->pending = p;
+  *body = c->body; /* req->body points into it and moves with it */
+  rc_buf_init(&c->body);
+  res->deferred = 1;
+  return p;
+}
+
+void rc_http_finish(rc_http_pending_t *p, rc_http_response_t *res) {
+  rc_http_conn_t *c = p->conn;
+  int keep_alive = p->keep_alive, head = p->head;
+  free(p);
+  if (c == NULL) return;
+  c->pending = NULL;
+  if (c->phase == PH_CLOSING || c->phase == PH_LINGER) return;
+  send_response(c, res, keep_alive, head);
+  /* While draining, send_response answered with Connection: close and set closing. */
+  if (c->phase == PH_LINGER || c->phase == PH_CLOSING || c->closing) return;
+  arm_timer(c, PH_IDLE);
+  conn_resume(c);
 }
 
 static const http_parser_settings parser_settings = {

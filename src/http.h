@@ -1,12 +1,17 @@
 /* http.h: the HTTP/1.1 server on the libuv loop — listener, connections, framing (Debian's
  * http-parser does the parsing), limits, timeouts, replies and graceful shutdown. It knows
  * nothing about remote write: every complete request goes to one handler callback, which fills
- * in a response synchronously.
+ * in a response synchronously, or defers it (rc_http_defer) and answers later from the loop
+ * thread with rc_http_finish — the remote-write handler does, while a worker thread decodes.
+ * A connection with a deferred request reads no further request until it is answered, which
+ * keeps pipelined answers in order without a queue.
  *
  * Threads: everything here runs on the loop thread.
  * Memory: the server owns its connections; a connection is freed only in the close callbacks
  * of both its handles (libuv's rule). A request passed to the handler borrows the connection's
- * buffers and is valid only during the call.
+ * buffers and is valid only during the call, except the body of a deferred request, which
+ * moves to the handler. A deferred request whose connection closes meanwhile (shutdown
+ * timeout, client reset) is dropped at rc_http_finish.
  *
  * Limits and what the client sees:
  *   request line + headers over max_header_bytes, or more than max_headers  -> 431, close
@@ -60,6 +65,7 @@ typedef struct rc_http_request {
   size_t body_len;
   uint64_t complete_ns;    /* uv_hrtime() when the last body byte arrived */
   /* private */
+  struct rc_http_conn *conn;
   const char *hbase;
   const rc_http_header_t *headers;
   uint32_t nheaders;
@@ -75,7 +81,19 @@ typedef struct rc_http_response {
   rc_buf_t headers;         /* extra header lines, each ending in \r\n */
   rc_buf_t body;
   int close;                /* handler asks to close the connection after this response */
+  int deferred;             /* set by rc_http_defer: no answer now */
 } rc_http_response_t;
+
+typedef struct rc_http_pending rc_http_pending_t;
+
+/* Inside a handler: the answer will come later. The request body moves to *body (the caller
+ * frees it with rc_buf_free); req->body stays valid as long as *body is. res is marked
+ * deferred and must not be filled. Returns NULL when out of memory: answer now instead. */
+rc_http_pending_t *rc_http_defer(const rc_http_request_t *req, rc_http_response_t *res,
+                                 rc_buf_t *body);
+/* Loop thread: sends the answer of a deferred request and lets its connection read the next
+ * one; if the connection has closed meanwhile, only frees p. res stays the caller's. */
+void rc_http_finish(rc_http_pending_t *p, rc_http_response_t *res);
 
 typedef void (*rc_http_handler_cb)(void *ctx, const rc_http_request_t *req,
                                    rc_http_response_t *res);

@@ -3,6 +3,7 @@
 
 #include <http_parser.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -77,95 +78,56 @@ int rc_ingest_content_encoding(const char *v, size_t n, char *why, size_t wsz) {
 }
 
 /*------------------------------------------------------------------------------------------
- * Consumer thread
+ * Lifetime
  *----------------------------------------------------------------------------------------*/
 
-/* Wake-up protocol (a Dekker-style handshake, hence the seq_cst operations): the consumer
- * announces idle=1, re-checks the ring, and only then sleeps; the producer pushes, then takes
- * idle with an exchange and posts only if it was 1. Either the consumer's re-check sees the
- * new batch, or the producer's exchange sees idle=1 and posts: a batch is never left waiting.
- * A post that races with a re-check that already found the batch only causes one spurious
- * wake-up later, which finds the ring empty and sleeps again. */
-static void consumer_main(void *arg) {
-  rc_ingest_t *ing = arg;
-  for (;;) {
-    rc_batch_t *b = rc_ring_pop(&ing->ring);
-    if (b == NULL) {
-      if (atomic_load(&ing->stop)) break; /* stop is set only after the last push */
-      atomic_store(&ing->idle, 1);
-      atomic_thread_fence(memory_order_seq_cst);
-      if (rc_ring_size(&ing->ring) == 0 && !atomic_load(&ing->stop)) uv_sem_wait(&ing->wake);
-      atomic_store(&ing->idle, 0);
-      continue;
-    }
-    rc_stat_sub(&rc_stats.queue_depth, 1);
-    rc_tally_add_batch(&ing->tally, b);
-    if (ing->store != NULL && rc_store_apply(ing->store, b) != 0) {
-      static rc_complaint_t oom;
-      rc_log_complain(&oom, uv_hrtime() / 1000000u, 60000, RC_LOG_ERROR,
-                      "store: out of memory applying a batch", NULL);
-    }
-    rc_stat_add(&rc_stats.consumed_batches, 1);
-    rc_stat_add(&rc_stats.consumed_series, b->nseries);
-    rc_stat_add(&rc_stats.consumed_samples, b->nsamples);
-    rc_stat_add(&rc_stats.consumed_histograms, b->nhistograms);
-    rc_batch_free(b);
-  }
-}
+static void on_done(void *ctx, void *token, const rc_work_result_t *r);
 
-/* Producer side of the handshake above. */
-static void wake_consumer(rc_ingest_t *ing) {
-  if (atomic_exchange(&ing->idle, 0)) uv_sem_post(&ing->wake);
-}
-
-int rc_ingest_init(rc_ingest_t *ing, const rc_ingest_config_t *cfg, rc_err_t *err) {
+int rc_ingest_init(rc_ingest_t *ing, const rc_ingest_config_t *cfg, const rc_store_cfg_t *store,
+                   const rc_selindex_t *idx, uv_loop_t *loop, rc_err_t *err) {
   memset(ing, 0, sizeof(*ing));
   if (cfg->overload_status != 503 && cfg->overload_status != 429)
     return rc_err_set(err, RC_EINVAL, "overload status must be 503 or 429");
   ing->cfg = *cfg;
-  int rc = rc_ring_init(&ing->ring, cfg->queue_capacity);
-  if (rc != 0) return rc_err_set(err, rc, "ingest queue capacity %u: %s", cfg->queue_capacity,
-                                 rc_strerror(rc));
-  if (uv_sem_init(&ing->wake, 0) != 0) {
-    rc_ring_close(&ing->ring);
-    return rc_err_set(err, RC_ENOMEM, "cannot create semaphore");
+  int rc = rc_tally_init(&ing->tally, cfg->tally_max_names ? cfg->tally_max_names : 10000);
+  if (rc != 0) return rc_err_set(err, rc, "tally: %s", rc_strerror(rc));
+  uint32_t nw = cfg->workers;
+  if (nw == 0) { /* default: one per core */
+    unsigned int cores = uv_available_parallelism();
+    nw = cores < 1 ? 1 : cores > RC_WORKERS_MAX ? RC_WORKERS_MAX : cores;
   }
-  rc = rc_tally_init(&ing->tally, cfg->tally_max_names ? cfg->tally_max_names : 10000);
+  ing->cfg.workers = nw;
+  rc_workers_cfg_t wc = {.nworkers = nw, .max_inflight = cfg->queue_capacity,
+                         .limits = cfg->limits, .store = *store, .idx = idx,
+                         .tally = &ing->tally, .loop = loop, .done_cb = on_done, .ctx = ing};
+  wc.store.readers = 1; /* the rule evaluator and status pages read from other threads */
+  rc = rc_workers_init(&ing->workers, &wc, err);
   if (rc != 0) {
-    uv_sem_destroy(&ing->wake);
-    rc_ring_close(&ing->ring);
-    return rc_err_set(err, rc, "tally: %s", rc_strerror(rc));
+    rc_tally_close(&ing->tally);
+    return rc;
   }
-  rc_rw_decoder_init(&ing->dec, &cfg->limits);
-  rc_stat_set(&rc_stats.queue_capacity, rc_ring_capacity(&ing->ring));
+  ing->initialised = 1;
   return 0;
 }
 
 int rc_ingest_start(rc_ingest_t *ing, rc_err_t *err) {
-  atomic_store(&ing->stop, 0);
-  atomic_store(&ing->idle, 0);
-  if (uv_thread_create(&ing->thread, consumer_main, ing) != 0)
-    return rc_err_set(err, RC_ENOMEM, "cannot start the ingest consumer thread");
-  ing->running = 1;
-  return 0;
+  int rc = rc_workers_start(&ing->workers, err);
+  if (rc == 0) ing->running = 1;
+  return rc;
 }
 
 void rc_ingest_stop(rc_ingest_t *ing) {
   if (!ing->running) return;
-  atomic_store(&ing->stop, 1);
-  uv_sem_post(&ing->wake); /* unconditionally: the consumer may be asleep or about to be */
-  uv_thread_join(&ing->thread);
+  rc_workers_stop(&ing->workers);
   ing->running = 0;
 }
 
 void rc_ingest_close(rc_ingest_t *ing) {
+  if (!ing->initialised) return;
   rc_ingest_stop(ing);
-  rc_batch_t *b;
-  while ((b = rc_ring_pop(&ing->ring)) != NULL) rc_batch_free(b);
-  rc_rw_decoder_close(&ing->dec);
+  rc_workers_close(&ing->workers);
   rc_tally_close(&ing->tally);
-  uv_sem_destroy(&ing->wake);
-  rc_ring_close(&ing->ring);
+  ing->initialised = 0;
 }
 
 /*------------------------------------------------------------------------------------------
@@ -189,6 +151,13 @@ static void reply(rc_http_response_t *res, int status, const char *msg) {
     rc_buf_puts(&res->body, "\n");
   }
 }
+
+/* A request whose answer waits for a worker. */
+typedef struct pending {
+  rc_http_pending_t *http;
+  int version;
+  uint64_t received_ns;
+} pending_t;
 
 static void complain(rc_ingest_t *ing, int status, const char *msg) {
   static rc_complaint_t c[6];
@@ -225,9 +194,10 @@ void rc_ingest_handle_write(rc_ingest_t *ing, const rc_http_request_t *req,
     return;
   }
   rc_stat_add(&rc_stats.body_bytes, req->body_len);
-  /* Check for room before spending CPU on the decode. Only this thread pushes, so room seen
-   * now is still there after decoding. */
-  if (rc_ring_size(&ing->ring) >= rc_ring_capacity(&ing->ring)) {
+  /* Check for room before spending CPU on the decode. */
+  int rc;
+  rc_work_slot_t *slot = rc_workers_reserve(&ing->workers, &rc);
+  if (slot == NULL && rc == RC_EFULL) {
     rc_stat_add(&rc_stats.queue_full, 1);
     rc_buf_printf(&res->headers, "Retry-After: %u\r\n", ing->cfg.retry_after_s);
     written_headers(res, version, 0, 0, 0);
@@ -235,52 +205,36 @@ void rc_ingest_handle_write(rc_ingest_t *ing, const rc_http_request_t *req,
     complain(ing, ing->cfg.overload_status, "ingest queue full");
     return;
   }
-  rc_batch_t *b = NULL;
-  rc_rw_result_t r;
-  int rc = rc_rw_decode(&ing->dec, version, req->body, req->body_len, &b, &r);
-  rc_stat_add(&rc_stats.decoded_bytes, r.decoded_bytes);
-  if (rc != 0) {
-    rc_stat_add(&rc_stats.decode_errors[r.reason], 1);
-    int status = rc == RC_EPARSE ? 400 : rc == RC_ELIMIT ? 413 : 500;
+  pending_t *p = slot ? malloc(sizeof(*p)) : NULL;
+  rc_buf_t body;
+  if (p == NULL || (p->http = rc_http_defer(req, res, &body)) == NULL) {
+    if (slot != NULL) rc_workers_unreserve(&ing->workers, slot);
+    free(p);
     written_headers(res, version, 0, 0, 0);
-    reply(res, status, r.msg);
-    complain(ing, status, r.msg);
+    reply(res, 500, "internal error: out of memory accepting the request");
     return;
   }
-  b->received_ns = req->complete_ns;
-  uint64_t ns = b->nsamples, nh = b->nhistograms, ne = b->nexemplars;
-  rc_stat_add(&rc_stats.samples, ns);
-  rc_stat_add(&rc_stats.histograms, nh);
-  rc_stat_add(&rc_stats.exemplars, ne);
-  rc_stat_add(&rc_stats.series, b->nseries);
-  rc_stat_add(&rc_stats.metadata, b->nmetadata);
-  rc_stat_add(&rc_stats.stale_markers, b->nstale);
-  if (b->nseries > 0) {
-    rc_stat_add(&rc_stats.queue_depth, 1); /* before the push: the consumer decrements */
-    if (rc_ring_push(&ing->ring, b) != 0) { /* cannot happen: room was checked above */
-      rc_stat_sub(&rc_stats.queue_depth, 1);
-      rc_batch_free(b);
-      written_headers(res, version, 0, 0, 0);
-      reply(res, 500, "internal error: ingest queue rejected a batch");
-      return;
-    }
-    wake_consumer(ing);
-  } else {
-    rc_batch_free(b);
-  }
-  written_headers(res, version, ns, nh, ne);
-  if (r.invalid_series) {
-    for (int i = 0; i < RC_RWS__COUNT; i++)
-      if (r.invalid_by[i]) rc_stat_add(&rc_stats.invalid_series[i], r.invalid_by[i]);
-    rc_stat_add(&rc_stats.dropped_samples, r.dropped_samples);
-    rc_stat_add(&rc_stats.dropped_histograms, r.dropped_histograms);
-    rc_stat_add(&rc_stats.dropped_exemplars, r.dropped_exemplars);
-    char msg[320];
-    snprintf(msg, sizeof(msg), "%s (%u invalid series dropped, the rest ingested)", r.msg,
-             r.invalid_series);
-    reply(res, 400, msg);
-    complain(ing, 400, msg);
-    return;
-  }
-  reply(res, 204, NULL);
+  p->version = version;
+  p->received_ns = req->complete_ns;
+  rc_workers_submit(&ing->workers, slot, version, &body, req->complete_ns, p);
+}
+
+/* Loop thread: a worker has decoded (or refused) a deferred request: answer it. */
+static void on_done(void *ctx, void *token, const rc_work_result_t *r) {
+  rc_ingest_t *ing = ctx;
+  pending_t *p = token;
+  rc_http_response_t res = {.status = 500};
+  rc_buf_init(&res.headers);
+  rc_buf_init(&res.body);
+  if (r->status == 204 || r->status == 400)
+    written_headers(&res, r->version, r->samples, r->histograms, r->exemplars);
+  else
+    written_headers(&res, r->version, 0, 0, 0);
+  reply(&res, r->status, r->status == 204 ? NULL : r->msg);
+  if (r->status != 204) complain(ing, r->status, r->msg);
+  rc_http_finish(p->http, &res);
+  rc_stats_request(RC_HANDLER_WRITE, r->status, uv_hrtime() - p->received_ns);
+  rc_buf_free(&res.headers);
+  rc_buf_free(&res.body);
+  free(p);
 }

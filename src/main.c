@@ -33,7 +33,6 @@ typedef struct daemon {
   rc_selector_t **selectors; /* from the config's select: list; owned */
   size_t nselectors;
   rc_selindex_t *index;      /* owned */
-  rc_store_t *store;         /* owned; used by the ingest consumer thread */
 } daemon_t;
 
 /* Parses the config's select: entries and builds the selector index. Every bad selector is
@@ -68,7 +67,6 @@ static int build_selection(daemon_t *d, const rc_config_t *cfg) {
 }
 
 static void free_selection(daemon_t *d) {
-  rc_store_free(d->store);
   rc_selindex_free(d->index);
   for (size_t i = 0; i < d->nselectors; i++) rc_selector_free(d->selectors[i]);
   free(d->selectors);
@@ -151,29 +149,27 @@ static int serve(const rc_options_t *o) {
     return 1;
   }
 
-  if (build_selection(&d, &cfg) != 0 || rc_store_new(&o->store, d.index, &d.store) != 0) {
+  if (build_selection(&d, &cfg) != 0) {
     rc_log(RC_LOG_ERROR, "cannot set up the series store", NULL);
     free_selection(&d);
     rc_config_free(&cfg);
     return 1;
   }
-  rc_log(RC_LOG_INFO, "series store ready", "selectors=%zu max_series=%u retention_ms=%lld",
-         d.nselectors, o->store.max_series, (long long)o->store.window.retention_ms);
 
   d.loop = uv_default_loop();
-  int irc = rc_ingest_init(&d.ingest, &o->ingest, &err);
-  if (irc == 0) {
-    d.ingest.store = d.store; /* before the consumer thread starts: it owns the store */
-    irc = rc_ingest_start(&d.ingest, &err);
-  }
+  int irc = rc_ingest_init(&d.ingest, &o->ingest, &o->store, d.index, d.loop, &err);
+  if (irc == 0) irc = rc_ingest_start(&d.ingest, &err);
   if (irc != 0) {
     rc_log(RC_LOG_ERROR, "cannot start ingest", "err=\"%s\"", err.msg);
+    rc_ingest_close(&d.ingest);
     free_selection(&d);
     rc_config_free(&cfg);
     return 1;
   }
+  rc_log(RC_LOG_INFO, "series store ready",
+         "selectors=%zu max_series=%u retention_ms=%lld workers=%u", d.nselectors,
+         o->store.max_series, (long long)o->store.window.retention_ms, d.ingest.cfg.workers);
   d.api.ingest = &d.ingest;
-  d.api.store = d.store;
   if (rc_http_server_init(&d.http, d.loop, &o->http, rc_api_handle, &d.api, &err) != 0 ||
       rc_http_server_listen(&d.http, o->listen_address, &err) != 0) {
     rc_log(RC_LOG_ERROR, "cannot start the HTTP server", "err=\"%s\"", err.msg);
@@ -194,7 +190,7 @@ static int serve(const rc_options_t *o) {
          RC_VERSION, o->listen_address, rc_http_server_port(&d.http), o->storage_path);
   uv_run(d.loop, UV_RUN_DEFAULT);
 
-  rc_ingest_close(&d.ingest); /* the consumer is joined: the store has no user left */
+  rc_ingest_close(&d.ingest); /* the workers are joined: the store has no user left */
   free_selection(&d);
   rc_config_free(&cfg);
   int rc = uv_loop_close(d.loop);

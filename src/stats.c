@@ -172,8 +172,8 @@ void rc_stats_render(rc_buf_t *o) {
   counter(o, "ripcord_write_dropped_histograms_total", "Histograms dropped with invalid series.", &s->dropped_histograms);
   counter(o, "ripcord_write_dropped_exemplars_total", "Exemplars dropped with invalid series.", &s->dropped_exemplars);
 
-  gauge(o, "ripcord_ingest_queue_depth", "Decoded requests waiting for the aggregation layer.", &s->queue_depth);
-  gauge(o, "ripcord_ingest_queue_capacity", "Capacity of the hand-off queue, in requests.", &s->queue_capacity);
+  gauge(o, "ripcord_ingest_queue_depth", "Requests in flight in the ingest workers: being decoded, or decoded and not yet applied to the store.", &s->queue_depth);
+  gauge(o, "ripcord_ingest_queue_capacity", "Requests that may be in flight in the ingest workers before writes are answered 503.", &s->queue_capacity);
   counter(o, "ripcord_ingest_queue_full_total", "Requests answered 503 because the hand-off queue was full.", &s->queue_full);
   counter(o, "ripcord_ingest_consumed_batches_total", "Requests taken off the hand-off queue.", &s->consumed_batches);
   counter(o, "ripcord_ingest_consumed_series_total", "Series taken off the hand-off queue.", &s->consumed_series);

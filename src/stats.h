@@ -51,8 +51,8 @@ typedef struct rc_stats {
   rc_counter_t decode_errors[RC_RWR__COUNT];
   rc_counter_t invalid_series[RC_RWS__COUNT];
   rc_counter_t dropped_samples, dropped_histograms, dropped_exemplars;
-  rc_counter_t queue_full;     /* requests answered 503 because the hand-off ring was full */
-  rc_counter_t queue_depth;    /* gauge: batches waiting in the ring */
+  rc_counter_t queue_full;     /* requests answered 503: max in flight reached */
+  rc_counter_t queue_depth;    /* gauge: requests in flight in the workers */
   rc_counter_t queue_capacity; /* gauge */
   rc_counter_t consumed_batches, consumed_samples, consumed_histograms, consumed_series;
   rc_counter_t tally_overflow; /* series whose metric name did not fit the tally table */

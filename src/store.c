@@ -4,7 +4,8 @@
  * 128-bit label hash (the low 64 bits pick the slot, all 128 are compared, as the decision
  * cache does). Deletion uses backward shifting, so there are no tombstones and probe chains
  * stay short under churn. Capacity is fixed at creation (a power of two >= 2 x max_series),
- * so the table never rehashes on the ingest path.
+ * so the table never rehashes on the ingest path. The table is the writer's alone: readers
+ * reach series only through the selector lists, which are published copy-on-write (store.h).
  */
 #include "store.h"
 
@@ -21,12 +22,23 @@ typedef struct counters {
   _Atomic int64_t watermark;
 } counters_t;
 
-/* The series of one selector id. */
-typedef struct selvec {
-  uint32_t id;
+/* The series of one selector id: an array readers walk up to the published length. The
+ * writer appends in place while there is room (element first, then the length, release), and
+ * otherwise copies into a larger array, publishes it and retires the old one. */
+typedef struct selarr {
+  _Atomic uint32_t n;
+  uint32_t cap;
+  rc_store_series_t *v[];
+} selarr_t;
+
+/* Every selector id that has series, sorted by id; replaced whole when an id is added. */
+typedef struct seltab {
   uint32_t n, cap;
-  rc_store_series_t **v;
-} selvec_t;
+  struct selent {
+    uint32_t id;
+    selarr_t *_Atomic arr;
+  } e[];
+} seltab_t;
 
 typedef struct ptrvec {
   rc_store_series_t **v;
@@ -42,11 +54,13 @@ struct rc_store {
   uint32_t mask;
   uint32_t nseries;
   int64_t watermark, last_sweep;
-  selvec_t *sel; /* sorted by id */
-  uint32_t nsel, capsel;
+  seltab_t *_Atomic sel;
   ptrvec_t changed; /* series touched by the last apply */
+  ptrvec_t removed; /* series unlinked from the table, to retire once the lists drop them */
   uint64_t applies;
   rc_complaint_t full_complaint, ahead_complaint;
+  int has_ebr;
+  rc_ebr_t ebr;
   counters_t c;
 };
 
@@ -62,45 +76,134 @@ static int ptr_push(rc_store_series_t ***v, uint32_t *n, uint32_t *cap, rc_store
   return 0;
 }
 
-/* The vector of selector id, created (kept sorted) when missing. NULL when out of memory. */
-static selvec_t *selvec_get(rc_store_t *s, uint32_t id, int create) {
-  uint32_t lo = 0, hi = s->nsel;
+/* Frees p now when no other thread reads, else once no reader can hold it. */
+static void retire(rc_store_t *s, void *p, void (*fn)(void *)) {
+  if (p == NULL) return;
+  if (s->has_ebr) rc_ebr_retire(&s->ebr, p, fn);
+  else fn(p);
+}
+
+static seltab_t *seltab(const rc_store_t *s) {
+  return atomic_load_explicit(&((rc_store_t *)s)->sel, memory_order_acquire);
+}
+
+/* The entry of selector id in t, or NULL. */
+static struct selent *selent_find(seltab_t *t, uint32_t id) {
+  uint32_t lo = 0, hi = t ? t->n : 0;
   while (lo < hi) {
     uint32_t mid = (lo + hi) / 2;
-    if (s->sel[mid].id < id) lo = mid + 1;
+    if (t->e[mid].id < id) lo = mid + 1;
     else hi = mid;
   }
-  if (lo < s->nsel && s->sel[lo].id == id) return &s->sel[lo];
-  if (!create) return NULL;
-  if (s->nsel == s->capsel) {
-    uint32_t nc = s->capsel ? s->capsel * 2 : 8;
-    selvec_t *nv = realloc(s->sel, nc * sizeof(*nv));
-    if (nv == NULL) return NULL;
-    s->sel = nv;
-    s->capsel = nc;
+  return t && lo < t->n && t->e[lo].id == id ? &t->e[lo] : NULL;
+}
+
+/* The entry of selector id, added (a new table published) when missing. NULL: no memory. */
+static struct selent *selent_get(rc_store_t *s, uint32_t id) {
+  seltab_t *t = seltab(s);
+  struct selent *e = selent_find(t, id);
+  if (e != NULL) return e;
+  uint32_t n = t ? t->n : 0, lo = 0;
+  while (lo < n && t->e[lo].id < id) lo++;
+  seltab_t *nt = malloc(sizeof(*nt) + (n + 1) * sizeof(nt->e[0]));
+  if (nt == NULL) return NULL;
+  nt->n = nt->cap = n + 1;
+  for (uint32_t i = 0, j = 0; i < n + 1; i++) {
+    nt->e[i].id = i == lo ? id : t->e[j].id;
+    atomic_init(&nt->e[i].arr, i == lo ? NULL
+                               : atomic_load_explicit(&t->e[j].arr, memory_order_relaxed));
+    if (i != lo) j++;
   }
-  memmove(&s->sel[lo + 1], &s->sel[lo], (s->nsel - lo) * sizeof(*s->sel));
-  s->sel[lo] = (selvec_t){.id = id};
-  s->nsel++;
-  return &s->sel[lo];
+  atomic_store_explicit(&s->sel, nt, memory_order_release);
+  retire(s, t, free);
+  return &nt->e[lo];
+}
+
+static selarr_t *selarr_new(uint32_t cap) {
+  selarr_t *a = malloc(sizeof(*a) + cap * sizeof(a->v[0]));
+  if (a != NULL) {
+    atomic_init(&a->n, 0);
+    a->cap = cap;
+  }
+  return a;
+}
+
+static int selarr_push(rc_store_t *s, struct selent *e, rc_store_series_t *r) {
+  selarr_t *a = atomic_load_explicit(&e->arr, memory_order_relaxed);
+  uint32_t n = a ? atomic_load_explicit(&a->n, memory_order_relaxed) : 0;
+  if (a == NULL || n == a->cap) {
+    selarr_t *na = selarr_new(a ? a->cap * 2 : 8);
+    if (na == NULL) return RC_ENOMEM;
+    if (n) memcpy(na->v, a->v, n * sizeof(a->v[0]));
+    atomic_store_explicit(&na->n, n, memory_order_relaxed);
+    na->v[n] = r;
+    atomic_store_explicit(&na->n, n + 1, memory_order_relaxed);
+    atomic_store_explicit(&e->arr, na, memory_order_release);
+    retire(s, a, free);
+    return 0;
+  }
+  a->v[n] = r;
+  atomic_store_explicit(&a->n, n + 1, memory_order_release);
+  return 0;
 }
 
 static int selvec_add(rc_store_t *s, rc_store_series_t *r) {
-  const uint32_t *ids = rc_store_series_sel(r);
-  for (uint32_t k = 0; k < r->nsel; k++) {
-    selvec_t *v = selvec_get(s, ids[k], 1);
-    if (v == NULL || ptr_push(&v->v, &v->n, &v->cap, r) != 0) return RC_ENOMEM;
+  uint32_t nids;
+  const uint32_t *ids = rc_store_series_sel(r, &nids);
+  for (uint32_t k = 0; k < nids; k++) {
+    struct selent *e = selent_get(s, ids[k]);
+    if (e == NULL || selarr_push(s, e, r) != 0) return RC_ENOMEM;
   }
   return 0;
 }
 
-/* Rebuilds every selector's list from the table: after series were removed (rare: a sweep
- * that aged some out, a reload), O(series) once instead of a search per removal. */
+/* Rebuilds every selector's list from the table into new arrays, published one by one, the
+ * old ones retired: after series were removed (rare: a sweep that aged some out, a reload),
+ * O(series) once instead of a search per removal. A reader sees each list either before or
+ * after; removed series are retired only after this (see retire_removed). */
 static int selvec_rebuild(rc_store_t *s) {
-  for (uint32_t i = 0; i < s->nsel; i++) s->sel[i].n = 0;
-  for (uint32_t i = 0; i <= s->mask; i++)
-    if (s->tab[i] != NULL && selvec_add(s, s->tab[i]) != 0) return RC_ENOMEM;
-  return 0;
+  seltab_t *t = seltab(s);
+  if (t == NULL) return 0;
+  uint32_t *cnt = calloc(t->n ? t->n : 1, sizeof(*cnt));
+  if (cnt == NULL) return RC_ENOMEM;
+  for (uint32_t i = 0; i <= s->mask; i++) {
+    if (s->tab[i] == NULL) continue;
+    uint32_t nids;
+    const uint32_t *ids = rc_store_series_sel(s->tab[i], &nids);
+    for (uint32_t k = 0; k < nids; k++) {
+      struct selent *e = selent_find(t, ids[k]);
+      if (e != NULL) cnt[e - t->e]++;
+    }
+  }
+  selarr_t **na = calloc(t->n ? t->n : 1, sizeof(*na));
+  int rc = na ? 0 : RC_ENOMEM;
+  for (uint32_t j = 0; rc == 0 && j < t->n; j++)
+    if ((na[j] = selarr_new(cnt[j] < 8 ? 8 : cnt[j])) == NULL) rc = RC_ENOMEM;
+  if (rc == 0) {
+    for (uint32_t i = 0; i <= s->mask; i++) {
+      if (s->tab[i] == NULL) continue;
+      uint32_t nids;
+      const uint32_t *ids = rc_store_series_sel(s->tab[i], &nids);
+      for (uint32_t k = 0; k < nids; k++) {
+        struct selent *e = selent_find(t, ids[k]);
+        if (e == NULL) continue; /* cannot happen: every id got an entry when added */
+        selarr_t *a = na[e - t->e];
+        uint32_t n = atomic_load_explicit(&a->n, memory_order_relaxed);
+        a->v[n] = s->tab[i];
+        atomic_store_explicit(&a->n, n + 1, memory_order_relaxed);
+      }
+    }
+    for (uint32_t j = 0; j < t->n; j++) {
+      selarr_t *old = atomic_load_explicit(&t->e[j].arr, memory_order_relaxed);
+      atomic_store_explicit(&t->e[j].arr, na[j], memory_order_release);
+      retire(s, old, free);
+    }
+  } else {
+    for (uint32_t j = 0; na != NULL && j < t->n; j++) free(na[j]);
+  }
+  free(na);
+  free(cnt);
+  return rc;
 }
 
 static void add(_Atomic uint64_t *c, uint64_t n) {
@@ -127,6 +230,13 @@ int rc_store_new(const rc_store_cfg_t *cfg, const rc_selindex_t *idx, rc_store_t
     return RC_ENOMEM;
   }
   s->mask = cap - 1;
+  if (cfg->readers) {
+    rc_ebr_init(&s->ebr);
+    s->has_ebr = 1;
+    s->cfg.window.ebr = &s->ebr;
+  } else {
+    s->cfg.window.ebr = NULL;
+  }
   s->watermark = INT64_MIN;
   s->last_sweep = INT64_MIN;
   atomic_store(&s->c.watermark, INT64_MIN);
@@ -135,18 +245,25 @@ int rc_store_new(const rc_store_cfg_t *cfg, const rc_selindex_t *idx, rc_store_t
 }
 
 static size_t series_bytes(const rc_store_series_t *r) {
-  return sizeof(*r) + 16 + r->nsel * sizeof(uint32_t) + r->label_bytes + 16 +
+  uint32_t nids;
+  (void)rc_store_series_sel(r, &nids);
+  return sizeof(*r) + 16 + (nids + 1) * sizeof(uint32_t) + r->label_bytes + 16 +
          rc_window_bytes(&r->win);
 }
 
-static void series_free(rc_store_series_t *r) {
+/* Frees a series; with readers, only through retire() once no list reaches it. */
+static void series_free(void *p) {
+  rc_store_series_t *r = p;
   rc_window_free(&r->win);
-  free(r->data);
+  free(atomic_load_explicit(&r->data, memory_order_relaxed));
   free(r);
 }
 
+rc_ebr_t *rc_store_ebr(rc_store_t *s) { return s->has_ebr ? &s->ebr : NULL; }
+
 uint32_t rc_store_series_labels(const rc_store_series_t *r, rc_label_t *out, uint32_t max) {
-  const uint8_t *p = r->data + r->nsel * sizeof(uint32_t);
+  uint32_t nids;
+  const uint8_t *p = (const uint8_t *)(rc_store_series_sel(r, &nids) + nids);
   for (uint32_t i = 0; i < r->nlabels && i < max; i++) {
     uint16_t nl, vl;
     memcpy(&nl, p, 2);
@@ -163,12 +280,17 @@ uint32_t rc_store_series_labels(const rc_store_series_t *r, rc_label_t *out, uin
 
 void rc_store_free(rc_store_t *s) {
   if (s == NULL) return;
+  if (s->has_ebr) rc_ebr_close(&s->ebr); /* no reader may be left: frees what was retired */
   for (uint32_t i = 0; i <= s->mask; i++)
     if (s->tab[i]) series_free(s->tab[i]);
+  for (uint32_t i = 0; i < s->removed.n; i++) series_free(s->removed.v[i]);
   free(s->tab);
-  for (uint32_t i = 0; i < s->nsel; i++) free(s->sel[i].v);
-  free(s->sel);
+  seltab_t *t = seltab(s);
+  for (uint32_t i = 0; t != NULL && i < t->n; i++)
+    free(atomic_load_explicit(&t->e[i].arr, memory_order_relaxed));
+  free(t);
   free(s->changed.v);
+  free(s->removed.v);
   rc_matcher_scratch_free(s->scratch);
   rc_selindex_cache_free(s->cache);
   free(s);
@@ -211,14 +333,15 @@ static rc_store_series_t *series_new(const rc_series_t *src, rc_selindex_hash_t 
   }
   if (nids > UINT16_MAX || src->nlabels > UINT16_MAX) return NULL;
   rc_store_series_t *r = calloc(1, sizeof(*r));
-  uint8_t *d = malloc(nids * sizeof(uint32_t) + lbytes + 1);
+  uint8_t *d = malloc((nids + 1) * sizeof(uint32_t) + lbytes + 1);
   if (r == NULL || d == NULL) {
     free(r);
     free(d);
     return NULL;
   }
-  memcpy(d, ids, nids * sizeof(uint32_t));
-  uint8_t *p = d + nids * sizeof(uint32_t);
+  memcpy(d, &nids, sizeof(uint32_t));
+  memcpy(d + sizeof(uint32_t), ids, nids * sizeof(uint32_t));
+  uint8_t *p = d + (nids + 1) * sizeof(uint32_t);
   for (uint32_t i = 0; i < src->nlabels; i++) {
     const rc_label_t *x = &src->labels[i];
     uint16_t nl = (uint16_t)x->name_len, vl = (uint16_t)x->value_len;
@@ -230,25 +353,49 @@ static rc_store_series_t *series_new(const rc_series_t *src, rc_selindex_hash_t 
     p += 2 + vl;
   }
   r->h = h;
-  r->data = d;
-  r->nsel = (uint16_t)nids;
+  atomic_init(&r->data, d);
   r->nlabels = (uint16_t)src->nlabels;
   r->label_bytes = (uint32_t)lbytes;
   rc_window_init(&r->win);
   return r;
 }
 
-/* Replaces a series' selector ids (the label bytes stay). Returns 0 or RC_ENOMEM. */
-static int series_set_sel(rc_store_series_t *r, const uint32_t *ids, uint32_t nids) {
+/* Replaces a series' selector ids (the label bytes stay): a new blob, published whole, the
+ * old one retired. Returns 0 or RC_ENOMEM. */
+static int series_set_sel(rc_store_t *s, rc_store_series_t *r, const uint32_t *ids,
+                          uint32_t nids) {
   if (nids > UINT16_MAX) return RC_EINVAL;
-  uint8_t *d = malloc(nids * sizeof(uint32_t) + r->label_bytes + 1);
+  uint32_t old_n;
+  const uint32_t *old_ids = rc_store_series_sel(r, &old_n);
+  if (old_n == nids && memcmp(old_ids, ids, nids * sizeof(uint32_t)) == 0) return 0;
+  uint8_t *d = malloc((nids + 1) * sizeof(uint32_t) + r->label_bytes + 1);
   if (d == NULL) return RC_ENOMEM;
-  memcpy(d, ids, nids * sizeof(uint32_t));
-  memcpy(d + nids * sizeof(uint32_t), r->data + r->nsel * sizeof(uint32_t), r->label_bytes);
-  free(r->data);
-  r->data = d;
-  r->nsel = (uint16_t)nids;
+  memcpy(d, &nids, sizeof(uint32_t));
+  memcpy(d + sizeof(uint32_t), ids, nids * sizeof(uint32_t));
+  memcpy(d + (nids + 1) * sizeof(uint32_t), old_ids + old_n, r->label_bytes);
+  uint8_t *old = atomic_load_explicit(&r->data, memory_order_relaxed);
+  atomic_store_explicit(&r->data, d, memory_order_release);
+  retire(s, old, free);
   return 0;
+}
+
+/* Unlinks the series in table slot i (backward shift) and queues it for retire_removed.
+ * The caller must revisit slot i: the shift may have moved an unvisited entry into it. */
+static int unlink_series(rc_store_t *s, uint32_t i) {
+  rc_store_series_t *r = s->tab[i];
+  remove_slot(s, i);
+  s->nseries--;
+  add(&s->c.removed, 1);
+  return ptr_push(&s->removed.v, &s->removed.n, &s->removed.cap, r);
+}
+
+/* After the lists were rebuilt without them, removed series can go: retired, so that a reader
+ * still walking an old list finishes with them alive. If the rebuild failed they stay queued
+ * (still reachable from the old lists) until a later one succeeds. */
+static void retire_removed(rc_store_t *s, int rebuilt_ok) {
+  if (!rebuilt_ok) return;
+  for (uint32_t i = 0; i < s->removed.n; i++) retire(s, s->removed.v[i], series_free);
+  s->removed.n = 0;
 }
 
 int rc_store_set_index(rc_store_t *s, const rc_selindex_t *idx) {
@@ -274,19 +421,27 @@ int rc_store_set_index(rc_store_t *s, const rc_selindex_t *idx) {
     uint32_t n = idx ? rc_selindex_match(idx, s->scratch, lbl, nl, ids, max) : 0;
     if (n > max) n = max;
     if (n == 0) {
-      remove_slot(s, i);
-      series_free(r);
-      s->nseries--;
-      add(&s->c.removed, 1);
+      rc = unlink_series(s, i);
       if (s->tab[i] != NULL) i--; /* the shift moved an unvisited entry here */
       continue;
     }
-    rc = series_set_sel(r, ids, n);
+    rc = series_set_sel(s, r, ids, n);
   }
   free(ids);
   free(lbl);
   atomic_store_explicit(&s->c.series, s->nseries, memory_order_relaxed);
-  return rc != 0 ? rc : selvec_rebuild(s);
+  /* A series whose ids changed may belong to a selector that has no entry yet. */
+  for (uint32_t i = 0; rc == 0 && i <= s->mask; i++) {
+    if (s->tab[i] == NULL) continue;
+    uint32_t nids;
+    const uint32_t *sid = rc_store_series_sel(s->tab[i], &nids);
+    for (uint32_t k = 0; rc == 0 && k < nids; k++)
+      if (selent_get(s, sid[k]) == NULL) rc = RC_ENOMEM;
+  }
+  int rb = rc != 0 ? rc : selvec_rebuild(s);
+  retire_removed(s, rb == 0);
+  if (s->has_ebr) rc_ebr_collect(&s->ebr);
+  return rb;
 }
 
 void rc_store_changed(rc_store_t *s, rc_store_series_t *const **out, uint32_t *n) {
@@ -306,11 +461,8 @@ static void sweep(rc_store_t *s) {
     if (r == NULL) continue;
     rc_window_expire(&r->win, &s->cfg.window, cutoff);
     if (rc_window_empty(&r->win)) {
-      remove_slot(s, i);
-      series_free(r);
-      s->nseries--;
+      (void)unlink_series(s, i); /* out of memory: it stays in the lists and leaks */
       removed++;
-      add(&s->c.removed, 1);
       /* The shift may have moved an unvisited entry into slot i: look at it again. */
       if (s->tab[i] != NULL) i--;
       continue;
@@ -320,120 +472,162 @@ static void sweep(rc_store_t *s) {
   atomic_store_explicit(&s->c.series, s->nseries, memory_order_relaxed);
   atomic_store_explicit(&s->c.bytes, bytes, memory_order_relaxed);
   s->last_sweep = s->watermark;
-  if (removed) {
-    s->changed.n = 0; /* it may name freed series */
-    selvec_rebuild(s); /* out of memory here leaves lists short until the next rebuild */
+  if (removed || s->removed.n) {
+    s->changed.n = 0; /* it may name removed series */
+    retire_removed(s, selvec_rebuild(s) == 0);
   }
 }
 
-int rc_store_apply(rc_store_t *s, const rc_batch_t *b) {
-  s->changed.n = 0;
-  s->applies++;
-  int64_t ahead_limit = INT64_MAX;
-  if (s->cfg.max_ahead_ms > 0) {
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-    ahead_limit = now_ms + s->cfg.max_ahead_ms;
-  }
-  uint64_t ahead = 0;
-  uint64_t dropped = 0, dropped_samples = 0, appended = 0, too_old = 0, dups = 0, conflicts = 0,
-           hist = 0, refused = 0;
-  if (s->idx == NULL || rc_selindex_size(s->idx) == 0) {
-    /* No selector at all: every series is dropped, no need to hash or cache anything. */
-    for (uint32_t k = 0; k < b->nseries; k++) {
-      hist += b->series[k].nhistograms;
-      dropped += b->series[k].nsamples != 0;
-      dropped_samples += b->series[k].nsamples;
-    }
-    add(&s->c.dropped_series, dropped);
-    add(&s->c.dropped_samples, dropped_samples);
-    add(&s->c.hist_skipped, hist);
+/* Tallies of one apply, added to the shared counters once at its end. */
+typedef struct tallies {
+  uint64_t ahead, dropped, dropped_samples, appended, too_old, dups, conflicts, hist, refused;
+} tallies_t;
+
+static int64_t ahead_limit(const rc_store_t *s) {
+  if (s->cfg.max_ahead_ms <= 0) return INT64_MAX;
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + s->cfg.max_ahead_ms;
+}
+
+/* One series of a batch with its label hash: decide, find or create, append. */
+static int apply_series(rc_store_t *s, const rc_series_t *src, rc_selindex_hash_t h,
+                        int64_t limit, tallies_t *t) {
+  t->hist += src->nhistograms;
+  if (src->nsamples == 0) return 0;
+  rc_selindex_decision_t d = {0};
+  if (rc_selindex_cache_decide_hashed(s->cache, s->idx, h, src->labels, src->nlabels, &d) != 0 ||
+      d.n == 0) {
+    t->dropped++;
+    t->dropped_samples += src->nsamples;
     return 0;
   }
-  /* Hash the series a group at a time and prefetch their cache slots before deciding, so
-   * that the cache misses of a large decision table overlap instead of queueing up. */
-  enum { GROUP = 16 };
-  rc_selindex_hash_t hs[GROUP];
-  for (uint32_t k = 0; k < b->nseries; k++) {
-    const rc_series_t *src = &b->series[k];
-    if (k % GROUP == 0) {
-      for (uint32_t j = k; j < b->nseries && j < k + GROUP; j++) {
-        hs[j - k] = rc_selindex_hash_labels(b->series[j].labels, b->series[j].nlabels);
-        rc_selindex_cache_prefetch(s->cache, hs[j - k]);
-      }
+  uint32_t slot = find_slot(s, h);
+  rc_store_series_t *r = s->tab[slot];
+  if (r == NULL) {
+    if (s->nseries >= s->cfg.max_series) {
+      t->refused++;
+      rc_log_complain(&s->full_complaint, uv_hrtime() / 1000000u, 60000, RC_LOG_WARN,
+                      "series limit reached: new series refused", "max_series=%u",
+                      s->cfg.max_series);
+      return 0;
     }
-    hist += src->nhistograms;
-    if (src->nsamples == 0) continue;
-    rc_selindex_hash_t h = hs[k % GROUP];
-    rc_selindex_decision_t d = {0};
-    if (rc_selindex_cache_decide_hashed(s->cache, s->idx, h, src->labels, src->nlabels, &d) != 0 ||
-        d.n == 0) {
-      dropped++;
-      dropped_samples += src->nsamples;
+    r = series_new(src, h, d.ids, d.n);
+    if (r == NULL) return RC_ENOMEM;
+    s->tab[slot] = r;
+    s->nseries++;
+    add(&s->c.created, 1);
+    /* Out of memory here leaves it missing from some lists until the next rebuild. */
+    if (selvec_add(s, r) != 0) return RC_ENOMEM;
+  }
+  for (uint32_t i = 0; i < src->nsamples; i++) {
+    const rc_sample_t *x = &src->samples[i];
+    if (x->ts_ms > limit) {
+      t->ahead++;
       continue;
     }
-    uint32_t slot = find_slot(s, h);
-    rc_store_series_t *r = s->tab[slot];
-    if (r == NULL) {
-      if (s->nseries >= s->cfg.max_series) {
-        refused++;
-        rc_log_complain(&s->full_complaint, uv_hrtime() / 1000000u, 60000, RC_LOG_WARN,
-                        "series limit reached: new series refused", "max_series=%u",
-                        s->cfg.max_series);
-        continue;
-      }
-      r = series_new(src, h, d.ids, d.n);
-      if (r == NULL) return RC_ENOMEM;
-      s->tab[slot] = r;
-      s->nseries++;
-      add(&s->c.created, 1);
-      if (selvec_add(s, r) != 0) return RC_ENOMEM;
+    int rc = rc_window_append(&r->win, &s->cfg.window, x->ts_ms, x->value);
+    switch (rc) {
+      case 0:
+        t->appended++;
+        r->appended++;
+        if (r->touched != s->applies) {
+          r->touched = s->applies;
+          if (ptr_push(&s->changed.v, &s->changed.n, &s->changed.cap, r) != 0) return RC_ENOMEM;
+        }
+        break;
+      case RC_ETOOOLD: t->too_old++; break;
+      case RC_EDUP: t->dups++; break;
+      case RC_ECONFLICT: t->conflicts++; break;
+      default: return rc;
     }
-    for (uint32_t i = 0; i < src->nsamples; i++) {
-      const rc_sample_t *x = &src->samples[i];
-      if (x->ts_ms > ahead_limit) {
-        ahead++;
-        continue;
-      }
-      int rc = rc_window_append(&r->win, &s->cfg.window, x->ts_ms, x->value);
-      switch (rc) {
-        case 0:
-          appended++;
-          r->appended++;
-          if (r->touched != s->applies) {
-            r->touched = s->applies;
-            if (ptr_push(&s->changed.v, &s->changed.n, &s->changed.cap, r) != 0) return RC_ENOMEM;
-          }
-          break;
-        case RC_ETOOOLD: too_old++; break;
-        case RC_EDUP: dups++; break;
-        case RC_ECONFLICT: conflicts++; break;
-        default: return rc;
-      }
-      if (x->ts_ms > s->watermark) s->watermark = x->ts_ms;
-    }
+    if (x->ts_ms > s->watermark) s->watermark = x->ts_ms;
   }
-  add(&s->c.dropped_series, dropped);
-  add(&s->c.dropped_samples, dropped_samples);
-  add(&s->c.appended, appended);
-  add(&s->c.too_old, too_old);
-  add(&s->c.ahead, ahead);
-  if (ahead)
+  return 0;
+}
+
+static void apply_end(rc_store_t *s, const tallies_t *t) {
+  add(&s->c.dropped_series, t->dropped);
+  add(&s->c.dropped_samples, t->dropped_samples);
+  add(&s->c.appended, t->appended);
+  add(&s->c.too_old, t->too_old);
+  add(&s->c.ahead, t->ahead);
+  if (t->ahead)
     rc_log_complain(&s->ahead_complaint, uv_hrtime() / 1000000u, 60000, RC_LOG_WARN,
                     "samples ahead of the clock refused", "count=%llu max_ahead_ms=%lld",
-                    (unsigned long long)ahead, (long long)s->cfg.max_ahead_ms);
-  add(&s->c.dups, dups);
-  add(&s->c.conflicts, conflicts);
-  add(&s->c.hist_skipped, hist);
-  add(&s->c.refused, refused);
+                    (unsigned long long)t->ahead, (long long)s->cfg.max_ahead_ms);
+  add(&s->c.dups, t->dups);
+  add(&s->c.conflicts, t->conflicts);
+  add(&s->c.hist_skipped, t->hist);
+  add(&s->c.refused, t->refused);
   atomic_store_explicit(&s->c.watermark, s->watermark, memory_order_relaxed);
   atomic_store_explicit(&s->c.series, s->nseries, memory_order_relaxed);
   if (s->watermark != INT64_MIN &&
       (s->last_sweep == INT64_MIN ||
        (uint64_t)s->watermark - (uint64_t)s->last_sweep >= (uint64_t)s->cfg.window.chunk_span_ms))
     sweep(s);
-  return 0;
+  if (s->has_ebr) rc_ebr_collect(&s->ebr);
+}
+
+/* With no selector at all every series is dropped: no need to hash or cache anything. */
+static int nothing_selected(rc_store_t *s) {
+  return s->idx == NULL || rc_selindex_size(s->idx) == 0;
+}
+
+static void drop_series(const rc_series_t *src, tallies_t *t) {
+  t->hist += src->nhistograms;
+  t->dropped += src->nsamples != 0;
+  t->dropped_samples += src->nsamples;
+}
+
+int rc_store_apply(rc_store_t *s, const rc_batch_t *b) {
+  s->changed.n = 0;
+  s->applies++;
+  tallies_t t = {0};
+  int rc = 0;
+  if (nothing_selected(s)) {
+    for (uint32_t k = 0; k < b->nseries; k++) drop_series(&b->series[k], &t);
+    apply_end(s, &t);
+    return 0;
+  }
+  int64_t limit = ahead_limit(s);
+  /* Hash the series a group at a time and prefetch their cache slots before deciding, so
+   * that the cache misses of a large decision table overlap instead of queueing up. */
+  enum { GROUP = 16 };
+  rc_selindex_hash_t hs[GROUP];
+  for (uint32_t k = 0; rc == 0 && k < b->nseries; k++) {
+    if (k % GROUP == 0) {
+      for (uint32_t j = k; j < b->nseries && j < k + GROUP; j++) {
+        hs[j - k] = rc_selindex_hash_labels(b->series[j].labels, b->series[j].nlabels);
+        rc_selindex_cache_prefetch(s->cache, hs[j - k]);
+      }
+    }
+    rc = apply_series(s, &b->series[k], hs[k % GROUP], limit, &t);
+  }
+  apply_end(s, &t);
+  return rc;
+}
+
+int rc_store_apply_part(rc_store_t *s, const rc_batch_t *b, const uint32_t *idx,
+                        const rc_selindex_hash_t *hs, uint32_t n) {
+  s->changed.n = 0;
+  s->applies++;
+  tallies_t t = {0};
+  int rc = 0;
+  if (nothing_selected(s)) {
+    for (uint32_t k = 0; k < n; k++) drop_series(&b->series[idx[k]], &t);
+    apply_end(s, &t);
+    return 0;
+  }
+  int64_t limit = ahead_limit(s);
+  enum { AHEAD = 8 }; /* prefetch distance: the hashes are known, so run ahead of the decisions */
+  for (uint32_t k = 0; k < n && k < AHEAD; k++) rc_selindex_cache_prefetch(s->cache, hs[k]);
+  for (uint32_t k = 0; rc == 0 && k < n; k++) {
+    if (k + AHEAD < n) rc_selindex_cache_prefetch(s->cache, hs[k + AHEAD]);
+    rc = apply_series(s, &b->series[idx[k]], hs[k], limit, &t);
+  }
+  apply_end(s, &t);
+  return rc;
 }
 
 rc_store_series_t *rc_store_find(rc_store_t *s, const rc_label_t *labels, uint32_t n) {
@@ -443,9 +637,11 @@ rc_store_series_t *rc_store_find(rc_store_t *s, const rc_label_t *labels, uint32
 
 int rc_store_foreach(rc_store_t *s, uint32_t sel_id,
                      int (*cb)(void *ctx, rc_store_series_t *series), void *ctx) {
-  selvec_t *v = selvec_get(s, sel_id, 0);
-  for (uint32_t i = 0; v != NULL && i < v->n; i++) {
-    int rc = cb(ctx, v->v[i]);
+  struct selent *e = selent_find(seltab(s), sel_id);
+  selarr_t *a = e ? atomic_load_explicit(&e->arr, memory_order_acquire) : NULL;
+  uint32_t n = a ? atomic_load_explicit(&a->n, memory_order_acquire) : 0;
+  for (uint32_t i = 0; i < n; i++) {
+    int rc = cb(ctx, a->v[i]);
     if (rc != 0) return rc;
   }
   return 0;

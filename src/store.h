@@ -10,19 +10,30 @@
  * Chunks older than the retention are expired as the watermark (newest timestamp seen)
  * advances, and series left empty are removed.
  *
- * Threads: in this stage one thread — the ingest consumer — owns the store: it applies
- * batches and is the only thread that may query it. Counters are relaxed atomics that any
- * thread may read (rc_store_stats). Memory: the store owns its series (labels copied out of
- * the batch, windows) and its decision cache; it borrows the selector index, which must
- * outlive the store or be replaced with rc_store_set_index() first.
+ * Threads: one writer per store — the ingest worker that owns this shard (workers.h): it
+ * applies batches, sets the index, and alone may call rc_store_find and rc_store_changed.
+ * With cfg.readers set, other threads may read at the same time without locks: they bracket
+ * every walk with rc_ebr_enter/exit on rc_store_ebr(s) (a slot from rc_ebr_register), then
+ * walk a selector's series (rc_store_foreach), read their labels (rc_store_series_labels) and
+ * windows (window.h). Everything a reader can reach is published with release stores and
+ * replaced copy-on-write: a selector's series list is an array whose length is published after
+ * the new element, grown or rebuilt into a new array; a series' selector ids live in the same
+ * blob as its labels, replaced whole on reload; removed series and old arrays are retired
+ * through the store's EBR and freed once no reader can hold them. A reader thus sees each list
+ * as it was at some instant, and every series in it alive. Counters are relaxed atomics that
+ * any thread may read (rc_store_stats). Memory: the store owns its series (labels copied out
+ * of the batch, windows), its lists and its decision cache; it borrows the selector index,
+ * which must outlive the store or be replaced with rc_store_set_index() first.
  */
 #ifndef RC_STORE_H
 #define RC_STORE_H
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "batch.h"
+#include "ebr.h"
 #include "rc.h"
 #include "selindex.h"
 #include "window.h"
@@ -34,29 +45,37 @@ typedef struct rc_store_cfg {
                                 from a broken clock would otherwise move the watermark and
                                 expire every window. 0 disables the check. */
   uint32_t cache_entries;    /* decisions cached (selected and dropped series alike) */
-  rc_window_cfg_t window;
+  int readers;               /* 1: threads other than the writer read (see Threads above) */
+  rc_window_cfg_t window;    /* its ebr is set by the store when readers is 1 */
 } rc_store_cfg_t;
 
 typedef struct rc_store_series {
   rc_selindex_hash_t h;
-  /* Owned, one allocation: the selector ids (uint32_t each) that want this series, then the
-   * label set packed as (name length, name, value length, value) with 16-bit lengths.
-   * Packed because an array of rc_label_t would cost 24 bytes per label on top of the
-   * strings: a third of a selected series' budget. rc_store_series_labels() unpacks. */
-  uint8_t *data;
-  uint16_t nsel, nlabels;
+  /* Owned, one allocation: the number of selector ids (uint32_t), the ids that want this
+   * series, then the label set packed as (name length, name, value length, value) with
+   * 16-bit lengths. Packed because an array of rc_label_t would cost 24 bytes per label on
+   * top of the strings: a third of a selected series' budget. One blob so that a reload,
+   * which changes the ids, replaces it with one atomic store that readers see whole.
+   * rc_store_series_sel() and rc_store_series_labels() unpack. */
+  uint8_t *_Atomic data;
+  uint16_t nlabels;
   uint32_t label_bytes;
   rc_window_t win;
-  uint64_t appended;  /* samples appended over its life */
-  uint64_t touched;   /* the store's apply count when it last received a sample */
+  uint64_t appended;  /* writer's: samples appended over its life */
+  uint64_t touched;   /* writer's: the store's apply count when it last received a sample */
 } rc_store_series_t;
 
-/* The selector ids that want the series (borrowed from it). */
-static inline const uint32_t *rc_store_series_sel(const rc_store_series_t *r) {
-  return (const uint32_t *)r->data;
+/* The selector ids that want the series (borrowed from it; the writer's view, or a reader's
+ * inside an EBR walk), their number in *n. */
+static inline const uint32_t *rc_store_series_sel(const rc_store_series_t *r, uint32_t *n) {
+  const uint8_t *d = atomic_load_explicit(&((rc_store_series_t *)r)->data, memory_order_acquire);
+  uint32_t k;
+  memcpy(&k, d, sizeof(k));
+  *n = k;
+  return (const uint32_t *)(const void *)(d + sizeof(uint32_t));
 }
-/* Unpacks up to max labels into out (pointing into the series; valid while it lives) and
- * returns the number of labels. */
+/* Unpacks up to max labels into out (pointing into the series; valid while it lives, and for
+ * a reader until its EBR walk ends) and returns the number of labels. */
 uint32_t rc_store_series_labels(const rc_store_series_t *r, rc_label_t *out, uint32_t max);
 
 typedef struct rc_store_stats {
@@ -84,10 +103,19 @@ void rc_store_free(rc_store_t *s);
 int rc_store_set_index(rc_store_t *s, const rc_selindex_t *idx);
 /* Applies a batch (owner thread). The batch stays the caller's. */
 int rc_store_apply(rc_store_t *s, const rc_batch_t *b);
+/* Applies only the series b->series[idx[k]], k < n, whose label hashes (rc_selindex_hash_labels)
+ * the caller already computed in hs[k]: the part of a batch that a worker routed to this
+ * shard. The rest of the batch is not looked at. Owner thread. */
+int rc_store_apply_part(rc_store_t *s, const rc_batch_t *b, const uint32_t *idx,
+                        const rc_selindex_hash_t *hs, uint32_t n);
+/* The EBR readers of this store bracket their walks with; NULL unless cfg.readers. */
+rc_ebr_t *rc_store_ebr(rc_store_t *s);
 /* Looks a series up by its labels (sorted). NULL if the store does not hold it. */
 rc_store_series_t *rc_store_find(rc_store_t *s, const rc_label_t *labels, uint32_t n);
 /* Calls cb for every held series that selector `sel_id` wants; stops when cb returns
- * non-zero. Owner thread. Costs the number of series of that selector, not the store's. */
+ * non-zero and returns that value. Costs the number of series of that selector, not the
+ * store's. The writer, or a reader inside an EBR walk: a reader sees the list as it was when
+ * the call began. */
 int rc_store_foreach(rc_store_t *s, uint32_t sel_id,
                      int (*cb)(void *ctx, rc_store_series_t *series), void *ctx);
 /* The series that received at least one sample in the last rc_store_apply, each once: what an

@@ -110,8 +110,10 @@ static void test_selection(void **st) {
   rc_store_series_t *r = find(f->store, "__name__=http_requests_total,code=500,job=api");
   assert_non_null(r);
   assert_int_equal(rc_window_count(&r->win), 2);
-  assert_int_equal(r->nsel, 1);
-  assert_int_equal(rc_store_series_sel(r)[0], 10);
+  uint32_t nsel;
+  const uint32_t *sel = rc_store_series_sel(r, &nsel);
+  assert_int_equal(nsel, 1);
+  assert_int_equal(sel[0], 10);
   rc_label_t l[8];
   assert_int_equal(rc_store_series_labels(r, l, 8), 3); /* __name__, code, job */
   assert_int_equal(l[1].name_len, 4);

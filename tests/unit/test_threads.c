@@ -1,9 +1,10 @@
 /* test_threads.c: the parts of ingest that cross threads, under load, meant to run under
- * ThreadSanitizer (scripts/test builds build-tsan for the 'threads' suite): the loop-side
- * handler pushes decoded batches through the SPSC ring while the consumer thread tallies
- * them and applies them to the store, and a third thread keeps reading what other threads
- * may read (self-metrics, the tally's JSON, the store's counters). At the end every sample
- * pushed must have been consumed and stored exactly once. */
+ * ThreadSanitizer (scripts/test builds build-tsan for the 'threads' suite): two ingest
+ * workers decode requests submitted from this thread, route each series to the shard that
+ * owns it and apply it there, while a reader thread keeps walking the store shards through
+ * their EBR (labels, windows) and rendering what other threads may read (self-metrics, the
+ * tally's JSON, the store's counters). At the end every sample must have been stored exactly
+ * once, in the shard its label hash names, every series holding every one of its samples. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,39 +13,97 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
-#include <http_parser.h>
 #include <uv.h>
 
-#include "ingest.h"
 #include "rwbuild.h"
 #include "selector.h"
 #include "selindex.h"
 #include "stats.h"
 #include "store.h"
+#include "tally.h"
+#include "workers.h"
 
 #define REQUESTS 400
 #define SERIES_PER_REQUEST 50
+#define WORKERS 2
 
 static _Atomic int g_stop;
-static rc_ingest_t g_ing;
-static rc_store_t *g_store;
-static _Atomic uint64_t g_reads;
+static rc_workers_t g_ws;
+static rc_tally_t g_tally;
+static _Atomic uint64_t g_reads, g_series_seen, g_done, g_done_204, g_applied;
+
+static int walk_cb(void *ctx, rc_store_series_t *r) {
+  uint32_t *n = ctx;
+  rc_label_t l[8];
+  uint32_t nl = rc_store_series_labels(r, l, 8);
+  assert_true(nl == 3 && l[0].name_len == 8 && memcmp(l[0].value, "load", 4) == 0);
+  double v;
+  /* A window read while its writer appends: whatever it sees must be a sample we sent. */
+  if (rc_window_eval(&r->win, RC_FN_LAST_OT, 0, INT64_MAX / 2, INT64_MAX / 4, RC_COMPAT_PROM3,
+                     &v) == 0)
+    assert_true(v >= 0 && v < REQUESTS && v == (double)(int64_t)v);
+  (*n)++;
+  return 0;
+}
 
 static void reader(void *arg) {
   (void)arg;
+  int slot[WORKERS];
+  for (int i = 0; i < WORKERS; i++) {
+    slot[i] = rc_ebr_register(rc_store_ebr(rc_workers_store(&g_ws, (uint32_t)i)));
+    assert_true(slot[i] >= 0);
+  }
   while (!atomic_load(&g_stop)) {
     rc_buf_t b;
     rc_buf_init(&b);
     rc_stats_render(&b);
-    rc_tally_render_json(&g_ing.tally, &b);
+    rc_tally_render_json(&g_tally, &b);
     rc_store_stats_t st;
-    rc_store_stats(g_store, &st);
+    rc_workers_store_stats(&g_ws, &st);
     rc_buf_free(&b);
+    uint32_t n = 0;
+    for (int i = 0; i < WORKERS; i++) {
+      rc_store_t *s = rc_workers_store(&g_ws, (uint32_t)i);
+      rc_ebr_enter(rc_store_ebr(s), slot[i]);
+      rc_store_foreach(s, 1, walk_cb, &n);
+      rc_ebr_exit(rc_store_ebr(s), slot[i]);
+    }
+    assert_true(n <= SERIES_PER_REQUEST / 2);
+    atomic_fetch_add(&g_series_seen, n);
     atomic_fetch_add(&g_reads, 1);
   }
 }
 
-static void test_handoff_under_load(void **state) {
+static void on_done(void *ctx, void *token, const rc_work_result_t *r) {
+  (void)ctx;
+  (void)token;
+  atomic_fetch_add(&g_done, 1);
+  if (r->status == 204) atomic_fetch_add(&g_done_204, 1);
+}
+
+static void on_applied(void *ctx, uint32_t shard, rc_store_t *store, uint64_t received_ns) {
+  (void)ctx;
+  assert_ptr_equal(store, rc_workers_store(&g_ws, shard));
+  assert_true(received_ns > 0);
+  rc_store_series_t *const *ch;
+  uint32_t n;
+  rc_store_changed(store, &ch, &n); /* valid here, on the owner thread */
+  for (uint32_t i = 0; i < n; i++) assert_int_equal(rc_workers_shard_of(&g_ws, ch[i]->h), shard);
+  atomic_fetch_add(&g_applied, n);
+}
+
+typedef struct check {
+  uint32_t series;
+} check_t;
+
+static int check_cb(void *ctx, rc_store_series_t *r) {
+  check_t *c = ctx;
+  assert_int_equal(rc_window_count(&r->win), REQUESTS); /* every sample, once */
+  c->series++;
+  return 0;
+}
+
+static void test_workers_under_load(void **state) {
   (void)state;
   rc_stats_init(0);
   rc_selector_t *sel = NULL;
@@ -53,81 +112,84 @@ static void test_handoff_under_load(void **state) {
   rc_selindex_entry_t e = {.sel = sel, .id = 1};
   rc_selindex_t *idx = NULL;
   assert_int_equal(rc_selindex_build(&e, 1, &idx), 0);
-  rc_store_cfg_t sc = {.max_series = 100000, .cache_entries = 1 << 16,
-                       .window = RC_WINDOW_CFG_DEFAULT};
-  assert_int_equal(rc_store_new(&sc, idx, &g_store), 0);
-
-  rc_ingest_config_t ic = {.queue_capacity = 8, .overload_status = 503, .retry_after_s = 1,
-                           .tally_max_names = 100,
-                           .limits = {.max_decoded_bytes = 1 << 24, .max_arena_bytes = 1 << 26,
-                                      .labels = {.max_labels = 64, .max_label_bytes = 4096}}};
-  assert_int_equal(rc_ingest_init(&g_ing, &ic, &err), 0);
-  g_ing.store = g_store;
-  assert_int_equal(rc_ingest_start(&g_ing, &err), 0);
+  assert_int_equal(rc_tally_init(&g_tally, 100), 0);
+  rc_workers_cfg_t wc = {
+      .nworkers = WORKERS, .max_inflight = 8,
+      .limits = {.max_decoded_bytes = 1 << 24, .max_arena_bytes = 1 << 26,
+                 .labels = {.max_labels = 64, .max_label_bytes = 4096}},
+      .store = {.max_series = 100000, .cache_entries = 1 << 16, .readers = 1,
+                .window = RC_WINDOW_CFG_DEFAULT},
+      .idx = idx, .tally = &g_tally, .done_cb = on_done, .applied_cb = on_applied};
+  assert_int_equal(rc_workers_init(&g_ws, &wc, &err), 0);
+  assert_int_equal(rc_workers_start(&g_ws, &err), 0);
   uv_thread_t rt;
   assert_int_equal(uv_thread_create(&rt, reader, NULL), 0);
 
-  uint64_t accepted = 0, busy = 0;
+  uint64_t busy = 0;
+  const int64_t t0 = 1700000000000LL;
   for (int r = 0; r < REQUESTS; r++) {
     rwb_t *b = rwb_new(1 + (r & 1));
     for (int k = 0; k < SERIES_PER_REQUEST; k++) {
       char spec[96];
       snprintf(spec, sizeof(spec), "__name__=%s,job=j,instance=i%d", k % 2 ? "load" : "other", k);
       rwb_series(b, spec);
-      rwb_sample(b, r, 1700000000000LL + r * 1000);
+      rwb_sample(b, r, t0 + r * 1000);
     }
     size_t len;
     char *body = rwb_finish(b, &len);
-    char hb[128];
-    rc_http_header_t hdr[1];
-    const char *ct = r & 1 ? "application/x-protobuf;proto=io.prometheus.write.v2.Request"
-                           : "application/x-protobuf";
-    int n = snprintf(hb, sizeof(hb), "Content-Type%s", ct);
-    (void)n;
-    hdr[0] = (rc_http_header_t){.name_off = 0, .name_len = 12, .value_off = 12,
-                                .value_len = (uint32_t)strlen(ct)};
-    rc_http_request_t req = {.method = HTTP_POST, .path = "/api/v1/write", .path_len = 13,
-                             .body = body, .body_len = len, .complete_ns = uv_hrtime(),
-                             .hbase = hb, .headers = hdr, .nheaders = 1};
-    for (int attempt = 0; attempt < 10000; attempt++) {
-      rc_http_response_t res = {.status = 0};
-      rc_buf_init(&res.headers);
-      rc_buf_init(&res.body);
-      rc_ingest_handle_write(&g_ing, &req, &res);
-      int status = res.status;
-      rc_buf_free(&res.headers);
-      rc_buf_free(&res.body);
-      if (status == 204) {
-        accepted++;
-        break;
+    rc_work_slot_t *slot = NULL;
+    for (int attempt = 0; attempt < 100000 && slot == NULL; attempt++) {
+      int rc;
+      slot = rc_workers_reserve(&g_ws, &rc);
+      if (slot == NULL) {
+        assert_int_equal(rc, RC_EFULL); /* all in flight: retry, as Prometheus would */
+        busy++;
+        uv_sleep(0);
       }
-      assert_int_equal(status, 503); /* the ring is full: retry, as Prometheus would */
-      busy++;
-      uv_sleep(0);
     }
+    assert_non_null(slot);
+    rc_buf_t body_buf;
+    rc_buf_init(&body_buf);
+    rc_buf_append(&body_buf, body, len);
     free(body);
+    rc_workers_submit(&g_ws, slot, 1 + (r & 1), &body_buf, uv_hrtime(), NULL);
+    assert_int_equal(body_buf.len, 0); /* moved */
   }
-  rc_ingest_stop(&g_ing); /* drains the ring */
+  rc_workers_stop(&g_ws); /* lets everything in flight finish */
   atomic_store(&g_stop, 1);
   uv_thread_join(&rt);
-  assert_int_equal(accepted, REQUESTS);
+  assert_int_equal(atomic_load(&g_done), REQUESTS);
+  assert_int_equal(atomic_load(&g_done_204), REQUESTS);
   assert_int_equal(rc_stat_get(&rc_stats.consumed_samples), REQUESTS * SERIES_PER_REQUEST);
   assert_int_equal(rc_stat_get(&rc_stats.queue_depth), 0);
   rc_store_stats_t st;
-  rc_store_stats(g_store, &st);
+  rc_workers_store_stats(&g_ws, &st);
   assert_int_equal(st.appended, REQUESTS * SERIES_PER_REQUEST / 2);
+  assert_int_equal(atomic_load(&g_applied), REQUESTS * SERIES_PER_REQUEST / 2);
   assert_int_equal(st.dropped_samples, REQUESTS * SERIES_PER_REQUEST / 2);
   assert_int_equal(st.series, SERIES_PER_REQUEST / 2);
-  printf("     | %llu requests, %llu answered 503 first, %llu concurrent reads\n",
-         (unsigned long long)accepted, (unsigned long long)busy,
-         (unsigned long long)atomic_load(&g_reads));
-  rc_ingest_close(&g_ing);
-  rc_store_free(g_store);
+  check_t c = {0};
+  uint32_t per_shard[WORKERS];
+  for (uint32_t i = 0; i < WORKERS; i++) {
+    uint32_t before = c.series;
+    rc_store_foreach(rc_workers_store(&g_ws, i), 1, check_cb, &c);
+    per_shard[i] = c.series - before;
+  }
+  assert_int_equal(c.series, SERIES_PER_REQUEST / 2);
+  rc_tally_entry_t te;
+  assert_int_equal(rc_tally_get(&g_tally, "load", &te), 1);
+  assert_int_equal(te.samples, REQUESTS * SERIES_PER_REQUEST / 2);
+  printf("     | %d requests, %llu refused as full first, %u+%u series per shard, %llu "
+         "concurrent walks seeing %llu series\n",
+         REQUESTS, (unsigned long long)busy, per_shard[0], per_shard[1],
+         (unsigned long long)atomic_load(&g_reads), (unsigned long long)atomic_load(&g_series_seen));
+  rc_workers_close(&g_ws);
+  rc_tally_close(&g_tally);
   rc_selindex_free(idx);
   rc_selector_free(sel);
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_handoff_under_load)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_workers_under_load)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
