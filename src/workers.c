@@ -43,7 +43,10 @@ struct rc_worker {
   rc_workers_t *ws;
   uint32_t id;
   uv_thread_t thread;
-  rc_mpsc_t q;
+  /* Two inboxes: parts routed here by other workers go first, so that a decoded batch is
+   * applied (and visible to rules) before this worker decodes more; and the batches waiting
+   * for their parts stay few, instead of one per request queued. */
+  rc_mpsc_t parts, decodes;
   uv_sem_t wake;
   _Atomic int idle; /* see wake() */
   rc_rw_decoder_t dec;
@@ -62,8 +65,12 @@ static void wake(rc_worker_t *w) {
 }
 
 static void push(rc_worker_t *w, job_t *j) {
-  rc_mpsc_push(&w->q, &j->node);
+  rc_mpsc_push(j->type == JOB_PART ? &w->parts : &w->decodes, &j->node);
   wake(w);
+}
+
+static int inbox_empty(rc_worker_t *w) {
+  return rc_mpsc_empty(&w->parts) && rc_mpsc_empty(&w->decodes);
 }
 
 /*------------------------------------------------------------------------------------------
@@ -287,14 +294,15 @@ static void worker_main(void *arg) {
   rc_worker_t *w = arg;
   rc_workers_t *ws = w->ws;
   for (;;) {
-    rc_mpsc_node_t *n = rc_mpsc_pop(&w->q);
+    rc_mpsc_node_t *n = rc_mpsc_pop(&w->parts);
+    if (n == NULL) n = rc_mpsc_pop(&w->decodes);
     if (n == NULL) {
       /* Parts can come from other workers until nothing is in flight: only then exit. */
-      if (atomic_load(&ws->stop) && atomic_load(&ws->inflight) == 0 && rc_mpsc_empty(&w->q))
+      if (atomic_load(&ws->stop) && atomic_load(&ws->inflight) == 0 && inbox_empty(w))
         break;
       atomic_store(&w->idle, 1);
       atomic_thread_fence(memory_order_seq_cst);
-      if (rc_mpsc_empty(&w->q) && !(atomic_load(&ws->stop) && atomic_load(&ws->inflight) == 0))
+      if (inbox_empty(w) && !(atomic_load(&ws->stop) && atomic_load(&ws->inflight) == 0))
         uv_sem_wait(&w->wake);
       atomic_store(&w->idle, 0);
       continue;
@@ -326,7 +334,8 @@ int rc_workers_init(rc_workers_t *ws, const rc_workers_cfg_t *cfg, rc_err_t *err
     rc_worker_t *w = &ws->w[i];
     w->ws = ws;
     w->id = i;
-    rc_mpsc_init(&w->q);
+    rc_mpsc_init(&w->parts);
+    rc_mpsc_init(&w->decodes);
     rc_rw_decoder_init(&w->dec, &cfg->limits);
     int rc = uv_sem_init(&w->wake, 0) != 0 ? RC_ENOMEM : rc_store_new(&sc, cfg->idx, &w->store);
     w->count = calloc(W, sizeof(*w->count));
@@ -413,7 +422,7 @@ void rc_workers_close(rc_workers_t *ws) {
     /* Jobs still queued (only if the workers never ran): free decode jobs. Parts live in
      * batch arenas whose decode job was consumed, so none can be left without a worker. */
     rc_mpsc_node_t *n;
-    while (w->store != NULL && (n = rc_mpsc_pop(&w->q)) != NULL) {
+    while (w->store != NULL && (n = rc_mpsc_pop(&w->decodes)) != NULL) {
       job_t *j = (job_t *)n;
       if (j->type == JOB_DECODE) {
         rc_buf_free(&j->body);
