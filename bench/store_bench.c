@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "query.h"
 #include "selector.h"
 #include "selindex.h"
 #include "sketch.h"
@@ -112,20 +113,6 @@ static int rate_cb(void *ctx, rc_store_series_t *r) {
   return 0;
 }
 
-static int add_sample(void *ctx, int64_t ts, double v) {
-  (void)ts;
-  rc_sketch_add(ctx, v, 1);
-  return 0;
-}
-
-static int sketch_cb(void *ctx, rc_store_series_t *r) {
-  qctx_t *q = ctx;
-  if (q->n >= q->max) return 1;
-  rc_window_foreach(&r->win, q->t - 300000 + 1, q->t, add_sample, q->sk);
-  q->n++;
-  return 0;
-}
-
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
@@ -200,14 +187,22 @@ int main(int argc, char **argv) {
     t0 = now_s();
     rc_store_foreach(st, 1, rate_cb, &q);
     rate_us[round] = (now_s() - t0) * 1e6;
+    /* Merged p99 through the rule engine's interface (query.h): collect, sketch, quantile. */
     rc_sketch_t sk;
     rc_sketch_init(&sk, NULL);
-    qctx_t q2 = {.t = ts - interval, .max = 1000, .sk = &sk};
+    rc_query_t qq;
+    rc_query_set_t set = {0};
+    rc_query_init(&qq, &st, 1);
     t0 = now_s();
-    rc_store_foreach(st, 1, sketch_cb, &q2);
+    rc_query_begin(&qq);
+    rc_query_collect(&qq, 1, &set);
+    if (set.n > 1000) set.n = 1000;
+    rc_query_sketch(&set, ts - interval, 300000, RC_COMPAT_PROM3, &sk);
     double p99;
     rc_sketch_quantile(&sk, 0.99, &p99);
+    rc_query_end(&qq);
     p99_us[round] = (now_s() - t0) * 1e6;
+    rc_query_set_free(&set);
     rc_sketch_close(&sk);
     if (q.n != 1000 && nsel >= 1000) fprintf(stderr, "store_bench: only %u series queried\n", q.n);
     rc_store_free(st);

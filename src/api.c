@@ -38,7 +38,9 @@ static void render_store(rc_buf_t *o, rc_ingest_t *ing) {
       {"ripcord_store_samples_too_far_ahead_total", "counter", "Samples further ahead of the clock than --storage.max-ahead: dropped.", offsetof(rc_store_stats_t, too_far_ahead)},
       {"ripcord_store_samples_duplicate_total", "counter", "Samples repeated with the same timestamp and value: ignored.", offsetof(rc_store_stats_t, duplicates)},
       {"ripcord_store_samples_conflict_total", "counter", "Samples with a stored timestamp but another value: dropped.", offsetof(rc_store_stats_t, conflicts)},
-      {"ripcord_store_histograms_skipped_total", "counter", "Native histogram samples not stored (not supported by the store yet).", offsetof(rc_store_stats_t, histograms_skipped)},
+      {"ripcord_store_histograms_appended_total", "counter", "Native histogram samples stored.", offsetof(rc_store_stats_t, hist_appended)},
+      {"ripcord_store_histograms_invalid_total", "counter", "Native histogram samples the store refused (bucket layout past its limits).", offsetof(rc_store_stats_t, hist_invalid)},
+      {"ripcord_store_unselected_histograms_total", "counter", "Native histogram samples of unselected series.", offsetof(rc_store_stats_t, dropped_histograms)},
       {"ripcord_store_bytes", "gauge", "Memory held by stored series, estimated at the last sweep.", offsetof(rc_store_stats_t, bytes)},
   };
   for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {

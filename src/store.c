@@ -18,7 +18,8 @@
 
 typedef struct counters {
   _Atomic uint64_t series, created, removed, refused, dropped_series, dropped_samples,
-      appended, too_old, dups, conflicts, hist_skipped, bytes, ahead;
+      appended, too_old, dups, conflicts, hist_appended, hist_invalid, hist_dropped, bytes,
+      ahead;
   _Atomic int64_t watermark;
 } counters_t;
 
@@ -248,13 +249,14 @@ static size_t series_bytes(const rc_store_series_t *r) {
   uint32_t nids;
   (void)rc_store_series_sel(r, &nids);
   return sizeof(*r) + 16 + (nids + 1) * sizeof(uint32_t) + r->label_bytes + 16 +
-         rc_window_bytes(&r->win);
+         rc_window_bytes(&r->win) + rc_histwin_bytes(&r->hwin);
 }
 
 /* Frees a series; with readers, only through retire() once no list reaches it. */
 static void series_free(void *p) {
   rc_store_series_t *r = p;
   rc_window_free(&r->win);
+  rc_histwin_free(&r->hwin);
   free(atomic_load_explicit(&r->data, memory_order_relaxed));
   free(r);
 }
@@ -357,6 +359,7 @@ static rc_store_series_t *series_new(const rc_series_t *src, rc_selindex_hash_t 
   r->nlabels = (uint16_t)src->nlabels;
   r->label_bytes = (uint32_t)lbytes;
   rc_window_init(&r->win);
+  rc_histwin_init(&r->hwin);
   return r;
 }
 
@@ -460,7 +463,8 @@ static void sweep(rc_store_t *s) {
     rc_store_series_t *r = s->tab[i];
     if (r == NULL) continue;
     rc_window_expire(&r->win, &s->cfg.window, cutoff);
-    if (rc_window_empty(&r->win)) {
+    rc_histwin_expire(&r->hwin, &s->cfg.window, cutoff);
+    if (rc_window_empty(&r->win) && rc_histwin_empty(&r->hwin)) {
       (void)unlink_series(s, i); /* out of memory: it stays in the lists and leaks */
       removed++;
       /* The shift may have moved an unvisited entry into slot i: look at it again. */
@@ -480,7 +484,8 @@ static void sweep(rc_store_t *s) {
 
 /* Tallies of one apply, added to the shared counters once at its end. */
 typedef struct tallies {
-  uint64_t ahead, dropped, dropped_samples, appended, too_old, dups, conflicts, hist, refused;
+  uint64_t ahead, dropped, dropped_samples, dropped_hist, appended, too_old, dups, conflicts,
+      hist_appended, hist_invalid, refused;
 } tallies_t;
 
 static int64_t ahead_limit(const rc_store_t *s) {
@@ -490,16 +495,24 @@ static int64_t ahead_limit(const rc_store_t *s) {
   return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + s->cfg.max_ahead_ms;
 }
 
+/* Counts an append and lists the series as changed by this apply (once). */
+static int mark_changed(rc_store_t *s, rc_store_series_t *r) {
+  r->appended++;
+  if (r->touched == s->applies) return 0;
+  r->touched = s->applies;
+  return ptr_push(&s->changed.v, &s->changed.n, &s->changed.cap, r);
+}
+
 /* One series of a batch with its label hash: decide, find or create, append. */
 static int apply_series(rc_store_t *s, const rc_series_t *src, rc_selindex_hash_t h,
                         int64_t limit, tallies_t *t) {
-  t->hist += src->nhistograms;
-  if (src->nsamples == 0) return 0;
+  if (src->nsamples == 0 && src->nhistograms == 0) return 0;
   rc_selindex_decision_t d = {0};
   if (rc_selindex_cache_decide_hashed(s->cache, s->idx, h, src->labels, src->nlabels, &d) != 0 ||
       d.n == 0) {
     t->dropped++;
     t->dropped_samples += src->nsamples;
+    t->dropped_hist += src->nhistograms;
     return 0;
   }
   uint32_t slot = find_slot(s, h);
@@ -530,16 +543,32 @@ static int apply_series(rc_store_t *s, const rc_series_t *src, rc_selindex_hash_
     switch (rc) {
       case 0:
         t->appended++;
-        r->appended++;
-        if (r->touched != s->applies) {
-          r->touched = s->applies;
-          if (ptr_push(&s->changed.v, &s->changed.n, &s->changed.cap, r) != 0) return RC_ENOMEM;
-        }
+        if (mark_changed(s, r) != 0) return RC_ENOMEM;
         break;
       case RC_ETOOOLD: t->too_old++; break;
       case RC_EDUP: t->dups++; break;
       case RC_ECONFLICT: t->conflicts++; break;
       default: return rc;
+    }
+    if (x->ts_ms > s->watermark) s->watermark = x->ts_ms;
+  }
+  for (uint32_t i = 0; i < src->nhistograms; i++) {
+    const rc_histogram_t *x = &src->histograms[i];
+    if (x->ts_ms > limit) {
+      t->ahead++;
+      continue;
+    }
+    int rc = rc_histwin_append(&r->hwin, &s->cfg.window, x);
+    switch (rc) {
+      case 0:
+        t->hist_appended++;
+        if (mark_changed(s, r) != 0) return RC_ENOMEM;
+        break;
+      case RC_ETOOOLD: t->too_old++; break;
+      case RC_EDUP: t->dups++; break;
+      case RC_ECONFLICT: t->conflicts++; break;
+      case RC_ENOMEM: return rc;
+      default: t->hist_invalid++; continue; /* refused by the histogram checks */
     }
     if (x->ts_ms > s->watermark) s->watermark = x->ts_ms;
   }
@@ -558,7 +587,9 @@ static void apply_end(rc_store_t *s, const tallies_t *t) {
                     (unsigned long long)t->ahead, (long long)s->cfg.max_ahead_ms);
   add(&s->c.dups, t->dups);
   add(&s->c.conflicts, t->conflicts);
-  add(&s->c.hist_skipped, t->hist);
+  add(&s->c.hist_appended, t->hist_appended);
+  add(&s->c.hist_invalid, t->hist_invalid);
+  add(&s->c.hist_dropped, t->dropped_hist);
   add(&s->c.refused, t->refused);
   atomic_store_explicit(&s->c.watermark, s->watermark, memory_order_relaxed);
   atomic_store_explicit(&s->c.series, s->nseries, memory_order_relaxed);
@@ -575,9 +606,9 @@ static int nothing_selected(rc_store_t *s) {
 }
 
 static void drop_series(const rc_series_t *src, tallies_t *t) {
-  t->hist += src->nhistograms;
-  t->dropped += src->nsamples != 0;
+  t->dropped += src->nsamples + src->nhistograms != 0;
   t->dropped_samples += src->nsamples;
+  t->dropped_hist += src->nhistograms;
 }
 
 int rc_store_apply(rc_store_t *s, const rc_batch_t *b) {
@@ -660,7 +691,9 @@ void rc_store_stats(const rc_store_t *s, rc_store_stats_t *o) {
   o->too_far_ahead = atomic_load_explicit(&c->ahead, memory_order_relaxed);
   o->duplicates = atomic_load_explicit(&c->dups, memory_order_relaxed);
   o->conflicts = atomic_load_explicit(&c->conflicts, memory_order_relaxed);
-  o->histograms_skipped = atomic_load_explicit(&c->hist_skipped, memory_order_relaxed);
+  o->hist_appended = atomic_load_explicit(&c->hist_appended, memory_order_relaxed);
+  o->hist_invalid = atomic_load_explicit(&c->hist_invalid, memory_order_relaxed);
+  o->dropped_histograms = atomic_load_explicit(&c->hist_dropped, memory_order_relaxed);
   o->bytes = atomic_load_explicit(&c->bytes, memory_order_relaxed);
   o->watermark_ms = atomic_load_explicit(&c->watermark, memory_order_relaxed);
 }

@@ -5,7 +5,8 @@
  * set, selindex.h), the decision cache says which rule selectors want it (one lookup for a
  * series seen before), unselected series are counted and dropped, selected ones are found or
  * created in the series table (bounded by max_series: past it new series are refused, counted
- * and logged at most once a minute) and their samples appended (late samples within the
+ * and logged at most once a minute) and their samples (floats to the window, native
+ * histograms to the histogram window) appended (late samples within the
  * out-of-order tolerance land in place; older ones, duplicates and conflicts are counted).
  * Chunks older than the retention are expired as the watermark (newest timestamp seen)
  * advances, and series left empty are removed.
@@ -36,6 +37,7 @@
 #include "ebr.h"
 #include "rc.h"
 #include "selindex.h"
+#include "histwin.h"
 #include "window.h"
 
 typedef struct rc_store_cfg {
@@ -60,7 +62,8 @@ typedef struct rc_store_series {
   uint8_t *_Atomic data;
   uint16_t nlabels;
   uint32_t label_bytes;
-  rc_window_t win;
+  rc_window_t win;      /* float samples */
+  rc_histwin_t hwin;    /* native histogram samples (a series may switch kinds, as in TSDB) */
   uint64_t appended;  /* writer's: samples appended over its life */
   uint64_t touched;   /* writer's: the store's apply count when it last received a sample */
 } rc_store_series_t;
@@ -87,7 +90,10 @@ typedef struct rc_store_stats {
   uint64_t appended;          /* samples stored */
   uint64_t too_old, duplicates, conflicts;
   uint64_t too_far_ahead;     /* samples refused for being ahead of the clock */
-  uint64_t histograms_skipped; /* native histogram samples: not stored yet (see store.c) */
+  uint64_t hist_appended;     /* native histogram samples stored */
+  uint64_t hist_invalid;      /* native histogram samples refused by the histogram window's
+                                 checks (e.g. a bucket run past RC_FHIST_MAX_RUN) */
+  uint64_t dropped_histograms; /* native histogram samples of unselected series */
   uint64_t bytes;             /* memory held by series (labels, windows), estimated */
   int64_t watermark_ms;       /* newest sample timestamp seen */
 } rc_store_stats_t;

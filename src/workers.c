@@ -461,7 +461,9 @@ void rc_workers_store_stats(const rc_workers_t *ws, rc_store_stats_t *out) {
     out->duplicates += s.duplicates;
     out->conflicts += s.conflicts;
     out->too_far_ahead += s.too_far_ahead;
-    out->histograms_skipped += s.histograms_skipped;
+    out->hist_appended += s.hist_appended;
+    out->hist_invalid += s.hist_invalid;
+    out->dropped_histograms += s.dropped_histograms;
     out->bytes += s.bytes;
     if (s.watermark_ms > out->watermark_ms) out->watermark_ms = s.watermark_ms;
   }

@@ -2,7 +2,7 @@
  * ThreadSanitizer (scripts/test builds build-tsan for the 'threads' suite): two ingest
  * workers decode requests submitted from this thread, route each series to the shard that
  * owns it and apply it there, while a reader thread keeps walking the store shards through
- * their EBR (labels, windows) and rendering what other threads may read (self-metrics, the
+ * their EBR (labels, float and histogram windows) and rendering what other threads may read (self-metrics, the
  * tally's JSON, the store's counters). At the end every sample must have been stored exactly
  * once, in the shard its label hash names, every series holding every one of its samples. */
 #include <setjmp.h>
@@ -42,6 +42,13 @@ static int walk_cb(void *ctx, rc_store_series_t *r) {
   if (rc_window_eval(&r->win, RC_FN_LAST_OT, 0, INT64_MAX / 2, INT64_MAX / 4, RC_COMPAT_PROM3,
                      &v) == 0)
     assert_true(v >= 0 && v < REQUESTS && v == (double)(int64_t)v);
+  /* And its native histograms: every bucket grows by one per request, so the increase over
+   * any two samples is a whole, non-negative number in each bucket. */
+  rc_fhist_t h;
+  rc_fhist_init(&h);
+  if (rc_histwin_increase(&r->hwin, INT64_MAX / 2, INT64_MAX / 4, RC_COMPAT_PROM3, &h) == 0)
+    assert_true(h.count >= 0 && h.count == 3 * rc_fhist_bucket(&h, 1, 0));
+  rc_fhist_free(&h);
   (*n)++;
   return 0;
 }
@@ -68,7 +75,7 @@ static void reader(void *arg) {
       rc_store_foreach(s, 1, walk_cb, &n);
       rc_ebr_exit(rc_store_ebr(s), slot[i]);
     }
-    assert_true(n <= SERIES_PER_REQUEST / 2);
+    assert_true(n <= SERIES_PER_REQUEST);
     atomic_fetch_add(&g_series_seen, n);
     atomic_fetch_add(&g_reads, 1);
   }
@@ -79,6 +86,7 @@ static void on_done(void *ctx, void *token, const rc_work_result_t *r) {
   (void)token;
   atomic_fetch_add(&g_done, 1);
   if (r->status == 204) atomic_fetch_add(&g_done_204, 1);
+  else print_message("answer %d: %s\n", r->status, r->msg);
 }
 
 static void on_applied(void *ctx, uint32_t shard, rc_store_t *store, uint64_t received_ns) {
@@ -98,7 +106,8 @@ typedef struct check {
 
 static int check_cb(void *ctx, rc_store_series_t *r) {
   check_t *c = ctx;
-  assert_int_equal(rc_window_count(&r->win), REQUESTS); /* every sample, once */
+  /* every sample, once: floats in one series, histograms in its neighbour */
+  assert_int_equal(rc_window_count(&r->win) + rc_histwin_count(&r->hwin), REQUESTS);
   c->series++;
   return 0;
 }
@@ -134,6 +143,12 @@ static void test_workers_under_load(void **state) {
       snprintf(spec, sizeof(spec), "__name__=%s,job=j,instance=i%d", k % 2 ? "load" : "other", k);
       rwb_series(b, spec);
       rwb_sample(b, r, t0 + r * 1000);
+      if (k % 2) { /* and a native histogram series beside each selected one: 3 buckets */
+        snprintf(spec, sizeof(spec), "__name__=load,job=h,instance=i%d", k);
+        rwb_series(b, spec);
+        int64_t deltas[3] = {r + 1, 0, 0};
+        rwb_int_histogram(b, t0 + r * 1000, 3 * (uint64_t)(r + 1), r, 0, 0, deltas, 3, 3);
+      }
     }
     size_t len;
     char *body = rwb_finish(b, &len);
@@ -165,9 +180,10 @@ static void test_workers_under_load(void **state) {
   rc_store_stats_t st;
   rc_workers_store_stats(&g_ws, &st);
   assert_int_equal(st.appended, REQUESTS * SERIES_PER_REQUEST / 2);
-  assert_int_equal(atomic_load(&g_applied), REQUESTS * SERIES_PER_REQUEST / 2);
+  assert_int_equal(atomic_load(&g_applied), REQUESTS * SERIES_PER_REQUEST);
   assert_int_equal(st.dropped_samples, REQUESTS * SERIES_PER_REQUEST / 2);
-  assert_int_equal(st.series, SERIES_PER_REQUEST / 2);
+  assert_int_equal(st.hist_appended, REQUESTS * SERIES_PER_REQUEST / 2);
+  assert_int_equal(st.series, SERIES_PER_REQUEST);
   check_t c = {0};
   uint32_t per_shard[WORKERS];
   for (uint32_t i = 0; i < WORKERS; i++) {
@@ -175,7 +191,7 @@ static void test_workers_under_load(void **state) {
     rc_store_foreach(rc_workers_store(&g_ws, i), 1, check_cb, &c);
     per_shard[i] = c.series - before;
   }
-  assert_int_equal(c.series, SERIES_PER_REQUEST / 2);
+  assert_int_equal(c.series, SERIES_PER_REQUEST);
   rc_tally_entry_t te;
   assert_int_equal(rc_tally_get(&g_tally, "load", &te), 1);
   assert_int_equal(te.samples, REQUESTS * SERIES_PER_REQUEST / 2);
