@@ -65,6 +65,7 @@ void rc_api_handle(void *ctx, const rc_http_request_t *req, rc_http_response_t *
       res->content_type = "text/plain; version=0.0.4; charset=utf-8";
       rc_stats_render(&res->body);
       render_store(&res->body, api->ingest);
+      if (api->engine != NULL) rc_engine_render_metrics(api->engine, &res->body);
     }
   } else if (path_is(req, "/-/healthy")) {
     h = RC_HANDLER_HEALTHY;
@@ -88,6 +89,18 @@ void rc_api_handle(void *ctx, const rc_http_request_t *req, rc_http_response_t *
         res->status = 500;
         res->content_type = NULL;
         rc_buf_puts(&res->body, "out of memory\n");
+      }
+    }
+  } else if (path_is(req, "/api/v1/rules")) {
+    h = RC_HANDLER_STATUS;
+    if (get_only(req, res)) {
+      res->status = 200;
+      res->content_type = "application/json";
+      if (api->engine == NULL || rc_engine_render_json(api->engine, &res->body) != 0) {
+        rc_buf_reset(&res->body);
+        res->status = api->engine == NULL ? 503 : 500;
+        res->content_type = NULL;
+        rc_buf_puts(&res->body, api->engine == NULL ? "no rule engine\n" : "out of memory\n");
       }
     }
   } else {

@@ -1,14 +1,16 @@
 /* api.h: the HTTP routes — which path goes to which handler — plus the small handlers that
- * are not worth a file of their own: /metrics, /-/healthy, /-/ready, /api/v1/status/ingest.
- * Runs on the loop thread. */
+ * are not worth a file of their own: /metrics, /-/healthy, /-/ready, /api/v1/status/ingest,
+ * /api/v1/rules (the engine renders it). Runs on the loop thread. */
 #ifndef RC_API_H
 #define RC_API_H
 
+#include "engine.h"
 #include "http.h"
 #include "ingest.h"
 
 typedef struct rc_api {
   rc_ingest_t *ingest; /* borrowed */
+  rc_engine_t *engine; /* borrowed; may be NULL */
   int ready;           /* 1 once serving; 0 again when draining */
 } rc_api_t;
 

@@ -72,7 +72,8 @@ int rc_parse_size(const char *s, uint64_t *out) {
  * The flag table
  *----------------------------------------------------------------------------------------*/
 
-typedef enum { F_STR, F_DUR, F_SIZE, F_U32, F_LEVEL, F_STATUS, F_NAMES, F_DECODER } kind_t;
+typedef enum { F_STR, F_DUR, F_SIZE, F_U32, F_LEVEL, F_STATUS, F_NAMES, F_DECODER, F_RULES,
+               F_COMPAT } kind_t;
 
 typedef struct flag {
   const char *name;
@@ -108,6 +109,10 @@ static const flag_t flags[] = {
     {"ingest.max-labels", F_U32, OFF(ingest.limits.labels.max_labels), 1, 100000, "Most labels in one series."},
     {"ingest.overload-status", F_STATUS, OFF(ingest.overload_status), 0, 0, "Status when the queue is full: 503 (Prometheus retries) or 429 (dropped unless retry_on_http_429)."},
     {"ingest.decoder", F_DECODER, OFF(ingest.limits.reference_decoder), 0, 0, "Protobuf decoder: wire (zero-copy, default) or protobuf-c (the slower reference)."},
+    {"rules.file", F_RULES, OFF(rule_files), 0, 0, "A rollback rule file to load (repeatable), besides the config's rule_files."},
+    {"rules.evaluation-interval", F_DUR, OFF(rules_interval_ms), 10, 3600000, "How often every trigger is evaluated even when no data arrives (windows slide, no-data is noticed)."},
+    {"rules.environment-label", F_STR, OFF(environment_label), 0, 0, "The series label that carries a rule's environment in the built-in metrics."},
+    {"query.compat", F_COMPAT, OFF(compat), 0, 0, "PromQL semantics: prometheus-3 (default) or prometheus-2 (2.4x: closed windows, older extrapolation and sums)."},
     {"ingest.name-validation", F_NAMES, OFF(ingest.limits.labels.legacy_names), 0, 0, "Metric and label names: utf8 (Prometheus 3) or legacy (Prometheus 2 charset)."},
 };
 
@@ -117,6 +122,8 @@ static void defaults(rc_options_t *o) {
   o->storage_path = "./data";
   o->log_level = RC_LOG_INFO;
   o->http = RC_HTTP_CONFIG_DEFAULT;
+  o->rules_interval_ms = 250;
+  o->environment_label = "env";
   o->store = (rc_store_cfg_t){
       .max_series = 100000,
       .max_ahead_ms = 600000,
@@ -140,6 +147,7 @@ void rc_cli_usage(FILE *f) {
           "ripcord watches Prometheus remote-write streams and rolls back bad deploys.\n\n"
           "Commands:\n"
           "  serve      run the daemon\n"
+          "  check      check rule files (ripcord check FILE...)\n"
           "  version    print the version\n\n"
           "Flags:\n"
           "  -h, --help       show this help\n"
@@ -170,6 +178,19 @@ static int set_flag(const flag_t *fl, const char *v, rc_options_t *o, rc_err_t *
       if (strcmp(v, "utf8") == 0) *(int *)dst = 0;
       else if (strcmp(v, "legacy") == 0) *(int *)dst = 1;
       else return rc_err_set(err, RC_EINVAL, "--%s: \"%s\" must be utf8 or legacy", fl->name, v);
+      return 0;
+    case F_RULES:
+      if (*v == '\0') return rc_err_set(err, RC_EINVAL, "--%s: empty value", fl->name);
+      if (o->n_rule_files >= RC_CLI_MAX_RULE_FILES)
+        return rc_err_set(err, RC_EINVAL, "--%s: at most %d files (use rule_files globs)",
+                          fl->name, RC_CLI_MAX_RULE_FILES);
+      o->rule_files[o->n_rule_files++] = v;
+      return 0;
+    case F_COMPAT:
+      if (strcmp(v, "prometheus-3") == 0) *(int *)dst = 0;
+      else if (strcmp(v, "prometheus-2") == 0) *(int *)dst = 1;
+      else return rc_err_set(err, RC_EINVAL, "--%s: \"%s\" must be prometheus-3 or prometheus-2",
+                             fl->name, v);
       return 0;
     case F_DECODER:
       if (strcmp(v, "wire") == 0) *(int *)dst = 0;

@@ -18,6 +18,8 @@
 
 typedef enum { RC_CMD_NONE = 0, RC_CMD_SERVE, RC_CMD_VERSION, RC_CMD_HELP } rc_cmd_t;
 
+#define RC_CLI_MAX_RULE_FILES 64
+
 typedef struct rc_options {
   rc_cmd_t cmd;
   const char *config_file;    /* NULL: embedded defaults */
@@ -27,6 +29,12 @@ typedef struct rc_options {
   rc_http_config_t http;
   rc_ingest_config_t ingest;
   rc_store_cfg_t store;
+  /* Rules: files given with --rules.file (repeatable), besides the config's rule_files. */
+  const char *rule_files[RC_CLI_MAX_RULE_FILES];
+  uint32_t n_rule_files;
+  uint64_t rules_interval_ms;   /* the evaluator's timer */
+  const char *environment_label;
+  int compat;                   /* rc_compat_t: prometheus-3 (default) or prometheus-2 */
 } rc_options_t;
 
 /* Fills o with the defaults, then applies argv. Returns 0, or RC_EINVAL with a one-line

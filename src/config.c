@@ -221,8 +221,9 @@ void rc_config_free(rc_config_t *c) {
   memset(c, 0, sizeof(*c));
 }
 
-int rc_config_count_rule_files(const rc_config_t *c, rc_err_t *err) {
-  int total = 0;
+int rc_config_rule_paths(const rc_config_t *c, char ***out, size_t *n, rc_err_t *err) {
+  *out = NULL;
+  *n = 0;
   char dir[4096] = ".";
   if (c->path != NULL) {
     char tmp[4096];
@@ -235,12 +236,42 @@ int rc_config_count_rule_files(const rc_config_t *c, rc_err_t *err) {
     else snprintf(pat, sizeof(pat), "%s/%s", dir, c->rule_files[i]);
     glob_t g;
     int rc = glob(pat, 0, NULL, &g);
-    if (rc == 0) total += (int)g.gl_pathc;
-    else if (rc != GLOB_NOMATCH) {
+    if (rc != 0 && rc != GLOB_NOMATCH) {
       globfree(&g);
+      rc_config_free_paths(*out, *n);
+      *out = NULL;
+      *n = 0;
       return rc_err_set(err, RC_EIO, "rule_files pattern %s cannot be expanded", pat);
+    }
+    for (size_t k = 0; rc == 0 && k < g.gl_pathc; k++) {
+      char **nv = realloc(*out, (*n + 1) * sizeof(char *));
+      char *p = nv ? strdup(g.gl_pathv[k]) : NULL;
+      if (p == NULL) {
+        if (nv) *out = nv;
+        globfree(&g);
+        rc_config_free_paths(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return rc_err_set(err, RC_ENOMEM, "out of memory");
+      }
+      *out = nv;
+      (*out)[(*n)++] = p;
     }
     globfree(&g);
   }
-  return total;
+  return 0;
+}
+
+void rc_config_free_paths(char **paths, size_t n) {
+  for (size_t i = 0; i < n; i++) free(paths[i]);
+  free(paths);
+}
+
+int rc_config_count_rule_files(const rc_config_t *c, rc_err_t *err) {
+  char **p;
+  size_t n;
+  int rc = rc_config_rule_paths(c, &p, &n, err);
+  if (rc != 0) return rc;
+  rc_config_free_paths(p, n);
+  return (int)n;
 }

@@ -34,5 +34,10 @@ int rc_config_load(const char *path, rc_config_t *out, rc_err_t *err);
 void rc_config_free(rc_config_t *c);
 /* Expands the rule_files patterns; returns the number of files matched, or a negative code. */
 int rc_config_count_rule_files(const rc_config_t *c, rc_err_t *err);
+/* The files the rule_files patterns match, in pattern order (each pattern's matches sorted, as
+ * glob sorts them). *out is owned by the caller: rc_config_free_paths. Returns 0, RC_EIO or
+ * RC_ENOMEM. */
+int rc_config_rule_paths(const rc_config_t *c, char ***out, size_t *n, rc_err_t *err);
+void rc_config_free_paths(char **paths, size_t n);
 
 #endif

@@ -99,7 +99,8 @@ int rc_ingest_init(rc_ingest_t *ing, const rc_ingest_config_t *cfg, const rc_sto
   ing->cfg.workers = nw;
   rc_workers_cfg_t wc = {.nworkers = nw, .max_inflight = cfg->queue_capacity,
                          .limits = cfg->limits, .store = *store, .idx = idx,
-                         .tally = &ing->tally, .loop = loop, .done_cb = on_done, .ctx = ing};
+                         .tally = &ing->tally, .loop = loop, .done_cb = on_done, .ctx = ing,
+                         .applied_cb = cfg->applied_cb, .applied_ctx = cfg->applied_ctx};
   wc.store.readers = 1; /* the rule evaluator and status pages read from other threads */
   rc = rc_workers_init(&ing->workers, &wc, err);
   if (rc != 0) {

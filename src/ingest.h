@@ -30,6 +30,8 @@ typedef struct rc_ingest_config {
   uint32_t retry_after_s;
   uint32_t tally_max_names;
   rc_rw_limits_t limits;
+  rc_workers_applied_cb applied_cb; /* the rule engine's hook (engine.h); may be NULL */
+  void *applied_ctx;
 } rc_ingest_config_t;
 
 typedef struct rc_ingest {

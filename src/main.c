@@ -1,7 +1,9 @@
-/* main.c: ripcord's entry point — parse the command line, build the objects in dependency
- * order (config, storage directory, ingest, HTTP server), run the libuv loop, and tear down in
- * reverse order on SIGTERM/SIGINT: stop accepting, finish requests in flight, let the ingest
- * consumer drain its queue, exit 0. A second signal exits at once with status 1.
+/* main.c: ripcord's entry point — parse the command line (or hand `ripcord check` to
+ * check.c), build the objects in dependency order (config, storage directory, rule files and
+ * the rule engine with its selector index, ingest workers, evaluator, HTTP server), run the
+ * libuv loop, and tear down in reverse order on SIGTERM/SIGINT: stop accepting, finish
+ * requests in flight, let the workers drain, stop the evaluator, exit 0. A second signal
+ * exits at once with status 1.
  */
 #include <errno.h>
 #include <signal.h>
@@ -13,11 +15,14 @@
 #include <uv.h>
 
 #include "api.h"
+#include "check.h"
 #include "cli.h"
 #include "config.h"
+#include "engine.h"
 #include "http.h"
 #include "ingest.h"
 #include "log.h"
+#include "rules.h"
 #include "selector.h"
 #include "selindex.h"
 #include "stats.h"
@@ -32,19 +37,15 @@ typedef struct daemon {
   int shutting_down;
   rc_selector_t **selectors; /* from the config's select: list; owned */
   size_t nselectors;
-  rc_selindex_t *index;      /* owned */
+  rc_engine_t *engine;       /* owned: the rules, their selector index, the evaluator */
 } daemon_t;
 
-/* Parses the config's select: entries and builds the selector index. Every bad selector is
- * reported (file:line:col) before giving up, as a config check should. */
+/* Parses the config's select: entries (series the store keeps besides the rules'). Every bad
+ * selector is reported (file:line:col) before giving up, as a config check should. */
 static int build_selection(daemon_t *d, const rc_config_t *cfg) {
   int bad = 0;
   d->selectors = calloc(cfg->n_select ? cfg->n_select : 1, sizeof(*d->selectors));
-  rc_selindex_entry_t *entries = calloc(cfg->n_select ? cfg->n_select : 1, sizeof(*entries));
-  if (d->selectors == NULL || entries == NULL) {
-    free(entries);
-    return RC_ENOMEM;
-  }
+  if (d->selectors == NULL) return RC_ENOMEM;
   for (size_t i = 0; i < cfg->n_select; i++) {
     rc_err_t err = {0};
     rc_selector_t *sel = NULL;
@@ -56,20 +57,51 @@ static int build_selection(daemon_t *d, const rc_config_t *cfg) {
       bad++;
       continue;
     }
-    d->selectors[d->nselectors] = sel;
-    entries[d->nselectors].sel = sel;
-    entries[d->nselectors].id = (uint32_t)i;
-    d->nselectors++;
+    d->selectors[d->nselectors++] = sel;
   }
-  int rc = bad ? RC_EPARSE : rc_selindex_build(entries, d->nselectors, &d->index);
-  free(entries);
-  return rc;
+  return bad ? RC_EPARSE : 0;
 }
 
 static void free_selection(daemon_t *d) {
-  rc_selindex_free(d->index);
+  rc_engine_free(d->engine); /* its index borrows the selectors */
+  d->engine = NULL;
   for (size_t i = 0; i < d->nselectors; i++) rc_selector_free(d->selectors[i]);
   free(d->selectors);
+}
+
+/* Loads the config's rule_files and the --rules.file files. Every diagnostic is logged with
+ * file:line:col; any error refuses to start, as Prometheus does with a bad rule file. */
+static int load_rules(const rc_options_t *o, const rc_config_t *cfg, rc_ruleset_t *set) {
+  rc_err_t err = {0};
+  char **paths = NULL;
+  size_t np = 0;
+  if (rc_config_rule_paths(cfg, &paths, &np, &err) != 0) {
+    rc_log(RC_LOG_ERROR, "cannot expand rule_files", "err=\"%s\"", err.msg);
+    return RC_EIO;
+  }
+  rc_rules_cfg_t rcfg = {.environment_label = o->environment_label};
+  rc_diags_t d = {0};
+  int failed = 0;
+  for (size_t i = 0; i < np + o->n_rule_files; i++) {
+    const char *path = i < np ? paths[i] : o->rule_files[i - np];
+    int rc = rc_rules_load_file(path, &rcfg, set, &d);
+    if (rc == RC_ENOMEM) failed = 1;
+  }
+  for (uint32_t i = 0; i < d.n; i++) {
+    const rc_diag_t *x = &d.v[i];
+    rc_log(x->level == RC_DIAG_ERROR ? RC_LOG_ERROR : RC_LOG_WARN,
+           x->level == RC_DIAG_ERROR ? "rule file error" : "rule file warning",
+           "at=%s:%d:%d msg=\"%s\"", x->file, x->line, x->col, x->msg);
+  }
+  if (d.errors) failed = 1;
+  uint32_t ntrig = 0;
+  for (uint32_t i = 0; i < set->n; i++) ntrig += set->rules[i].ntriggers;
+  rc_log(failed ? RC_LOG_ERROR : RC_LOG_INFO, failed ? "rule files have errors" : "rules loaded",
+         "files=%zu rules=%u triggers=%u errors=%u warnings=%u", np + o->n_rule_files, set->n,
+         ntrig, d.errors, d.warnings);
+  rc_diags_free(&d);
+  rc_config_free_paths(paths, np);
+  return failed ? RC_EPARSE : 0;
 }
 
 static uint64_t wall_ms(void) {
@@ -149,16 +181,31 @@ static int serve(const rc_options_t *o) {
     return 1;
   }
 
-  if (build_selection(&d, &cfg) != 0) {
-    rc_log(RC_LOG_ERROR, "cannot set up the series store", NULL);
+  rc_ruleset_t rules = {0};
+  rc_engine_cfg_t ecfg = {.compat = (rc_compat_t)o->compat,
+                          .interval_ms = (int64_t)o->rules_interval_ms};
+  if (build_selection(&d, &cfg) != 0 || load_rules(o, &cfg, &rules) != 0 ||
+      rc_engine_new(&ecfg, &rules, d.selectors, (uint32_t)d.nselectors, &d.engine, &err) != 0) {
+    rc_log(RC_LOG_ERROR, "cannot set up the rules and the series store",
+           err.msg[0] ? "err=\"%s\"" : NULL, err.msg);
+    rc_ruleset_free(&rules);
     free_selection(&d);
     rc_config_free(&cfg);
     return 1;
   }
 
   d.loop = uv_default_loop();
-  int irc = rc_ingest_init(&d.ingest, &o->ingest, &o->store, d.index, d.loop, &err);
+  rc_ingest_config_t icfg = o->ingest;
+  icfg.applied_cb = rc_engine_applied;
+  icfg.applied_ctx = d.engine;
+  int irc = rc_ingest_init(&d.ingest, &icfg, &o->store, rc_engine_index(d.engine), d.loop, &err);
   if (irc == 0) irc = rc_ingest_start(&d.ingest, &err);
+  if (irc == 0) {
+    rc_store_t *shards[RC_WORKERS_MAX];
+    uint32_t ns = rc_workers_count(&d.ingest.workers);
+    for (uint32_t i = 0; i < ns; i++) shards[i] = rc_workers_store(&d.ingest.workers, i);
+    irc = rc_engine_start(d.engine, shards, ns, &err);
+  }
   if (irc != 0) {
     rc_log(RC_LOG_ERROR, "cannot start ingest", "err=\"%s\"", err.msg);
     rc_ingest_close(&d.ingest);
@@ -170,9 +217,11 @@ static int serve(const rc_options_t *o) {
          "selectors=%zu max_series=%u retention_ms=%lld workers=%u", d.nselectors,
          o->store.max_series, (long long)o->store.window.retention_ms, d.ingest.cfg.workers);
   d.api.ingest = &d.ingest;
+  d.api.engine = d.engine;
   if (rc_http_server_init(&d.http, d.loop, &o->http, rc_api_handle, &d.api, &err) != 0 ||
       rc_http_server_listen(&d.http, o->listen_address, &err) != 0) {
     rc_log(RC_LOG_ERROR, "cannot start the HTTP server", "err=\"%s\"", err.msg);
+    rc_engine_stop(d.engine);
     rc_ingest_close(&d.ingest);
     free_selection(&d);
     rc_config_free(&cfg);
@@ -190,6 +239,7 @@ static int serve(const rc_options_t *o) {
          RC_VERSION, o->listen_address, rc_http_server_port(&d.http), o->storage_path);
   uv_run(d.loop, UV_RUN_DEFAULT);
 
+  rc_engine_stop(d.engine);   /* before the stores go: it reads them */
   rc_ingest_close(&d.ingest); /* the workers are joined: the store has no user left */
   free_selection(&d);
   rc_config_free(&cfg);
@@ -201,6 +251,7 @@ static int serve(const rc_options_t *o) {
 }
 
 int main(int argc, char **argv) {
+  if (argc >= 2 && strcmp(argv[1], "check") == 0) return rc_check_main(argc - 1, argv + 1);
   rc_options_t o;
   rc_err_t err = {0};
   if (rc_cli_parse(argc, argv, &o, &err) != 0) {

@@ -154,7 +154,7 @@ static void apply_part(rc_worker_t *w, shared_t *sh, const uint32_t *idx,
   if (n > 0) {
     if (rc_store_apply_part(w->store, sh->b, idx, hs, n) != 0) store_oom();
     if (ws->cfg.applied_cb != NULL)
-      ws->cfg.applied_cb(ws->cfg.ctx, w->id, w->store, sh->b->received_ns);
+      ws->cfg.applied_cb(ws->cfg.applied_ctx, w->id, w->store, sh->b->received_ns);
   }
   if (atomic_fetch_sub_explicit(&sh->refs, 1, memory_order_acq_rel) == 1)
     finish_batch(ws, sh->b);
@@ -271,7 +271,8 @@ static void do_decode(rc_worker_t *w, job_t *j) {
     /* One shard: no routing. Answer first, then apply (the answer does not wait for it). */
     post_done(ws, token, &res);
     if (rc_store_apply(w->store, b) != 0) store_oom();
-    if (ws->cfg.applied_cb != NULL) ws->cfg.applied_cb(ws->cfg.ctx, w->id, w->store, received_ns);
+    if (ws->cfg.applied_cb != NULL)
+      ws->cfg.applied_cb(ws->cfg.applied_ctx, w->id, w->store, received_ns);
     finish_batch(ws, b);
     return;
   }

@@ -64,7 +64,8 @@ typedef struct rc_workers_cfg {
   uv_loop_t *loop;       /* deliver done_cb on this loop's thread; NULL: on the worker */
   rc_workers_done_cb done_cb;
   rc_workers_applied_cb applied_cb; /* may be NULL */
-  void *ctx;
+  void *applied_ctx;     /* applied_cb's */
+  void *ctx;             /* done_cb's */
 } rc_workers_cfg_t;
 
 typedef struct rc_worker rc_worker_t;

@@ -1,0 +1,644 @@
+/* engine.c: rule evaluation thread, trigger state machine, rule status; see engine.h. */
+#include "engine.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+#define DEFAULT_INTERVAL_MS 250
+#define DEFAULT_LOOKBACK_MS 300000
+#define MAX_SELECTORS (1u << 20)
+
+/* Detection latency histogram bounds, seconds (Prometheus-style cumulative buckets). */
+static const double lat_bounds[] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                    0.25,   0.5,   1,     2.5,   5,    10};
+#define NLAT (sizeof(lat_bounds) / sizeof(lat_bounds[0]))
+
+typedef struct selref {
+  const rc_selector_t *sel;
+  uint32_t id;
+} selref_t;
+
+typedef struct tstate {
+  const rc_rule_t *rule;
+  const rc_trigger_t *trig;
+  uint32_t rule_idx, trig_idx;
+  /* evaluator's */
+  rc_trigger_status_t st;
+  int64_t last_true_ms;   /* last time the condition held (keep_firing_for) */
+} tstate_t;
+
+struct rc_engine {
+  rc_engine_cfg_t cfg;
+  rc_ruleset_t rules;
+  rc_selindex_entry_t *entries;
+  uint32_t nentries;
+  rc_selindex_t *idx;
+  selref_t *refs;          /* sorted by selector pointer */
+  uint32_t **deps;         /* per selector id: trigger indices, deps_n[id] of them */
+  uint32_t *deps_n;
+  tstate_t *tr;
+  uint32_t ntr;
+  /* wake-up */
+  _Atomic uint64_t *dirty; /* bitmap over selector ids */
+  uint32_t ndirty;
+  _Atomic uint64_t pending_ns; /* earliest request time not yet evaluated; 0: none */
+  _Atomic int idle, stop;
+  uv_mutex_t wake_mu;
+  uv_cond_t wake_cv;
+  uv_thread_t thread;
+  int running;
+  /* evaluator */
+  rc_query_t q;
+  rc_eval_t ev;
+  int reader_open;
+  int64_t last_full_ms;
+  uint8_t *todo;           /* per trigger: evaluate this round */
+  /* published, under mu */
+  uv_mutex_t mu;
+  uint64_t rounds, evaluations, failures, fired, resolved, dry_fired, warnings;
+  uint64_t lat_count, lat_buckets[NLAT];
+  double lat_sum;
+  uint64_t eval_ns_total;
+};
+
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*------------------------------------------------------------------------------------------
+ * Construction
+ *----------------------------------------------------------------------------------------*/
+
+static int ref_cmp(const void *a, const void *b) {
+  const selref_t *x = a, *y = b;
+  return x->sel < y->sel ? -1 : x->sel > y->sel;
+}
+
+static uint32_t sel_id(void *ctx, const rc_selector_t *sel) {
+  rc_engine_t *e = ctx;
+  uint32_t lo = 0, hi = e->nentries;
+  while (lo < hi) {
+    uint32_t mid = (lo + hi) / 2;
+    if (e->refs[mid].sel < sel) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < e->nentries && e->refs[lo].sel == sel ? e->refs[lo].id : UINT32_MAX;
+}
+
+static int add_entry(rc_engine_t *e, const rc_selector_t *sel, uint32_t *cap) {
+  if (e->nentries == *cap) {
+    uint32_t nc = *cap ? *cap * 2 : 32;
+    if (nc > MAX_SELECTORS) return RC_ELIMIT;
+    rc_selindex_entry_t *ne = realloc(e->entries, nc * sizeof(*ne));
+    if (ne == NULL) return RC_ENOMEM;
+    e->entries = ne;
+    *cap = nc;
+  }
+  e->entries[e->nentries] = (rc_selindex_entry_t){.sel = sel, .id = e->nentries};
+  e->nentries++;
+  return 0;
+}
+
+static int add_dep(rc_engine_t *e, uint32_t id, uint32_t trig) {
+  uint32_t n = e->deps_n[id];
+  for (uint32_t i = 0; i < n; i++)
+    if (e->deps[id][i] == trig) return 0;
+  uint32_t *nv = realloc(e->deps[id], (n + 1) * sizeof(uint32_t));
+  if (nv == NULL) return RC_ENOMEM;
+  nv[n] = trig;
+  e->deps[id] = nv;
+  e->deps_n[id] = n + 1;
+  return 0;
+}
+
+int rc_engine_new(const rc_engine_cfg_t *cfg, rc_ruleset_t *rules, rc_selector_t *const *extra,
+                  uint32_t nextra, rc_engine_t **out, rc_err_t *err) {
+  *out = NULL;
+  rc_engine_t *e = calloc(1, sizeof(*e));
+  if (e == NULL) return rc_err_set(err, RC_ENOMEM, "out of memory");
+  e->cfg = *cfg;
+  if (e->cfg.interval_ms <= 0) e->cfg.interval_ms = DEFAULT_INTERVAL_MS;
+  if (e->cfg.lookback_ms <= 0) e->cfg.lookback_ms = DEFAULT_LOOKBACK_MS;
+  e->rules = *rules;
+  memset(rules, 0, sizeof(*rules));
+  uv_mutex_init(&e->mu);
+  uv_mutex_init(&e->wake_mu);
+  uv_cond_init(&e->wake_cv);
+  *out = e; /* from here on, rc_engine_free cleans up */
+  uint32_t cap = 0, ntr = 0;
+  int rc = 0;
+  for (uint32_t r = 0; r < e->rules.n; r++) ntr += e->rules.rules[r].ntriggers;
+  e->tr = calloc(ntr ? ntr : 1, sizeof(*e->tr));
+  e->todo = calloc(ntr ? ntr : 1, 1);
+  if (e->tr == NULL || e->todo == NULL) rc = RC_ENOMEM;
+  /* Selector ids: every selector of every trigger expression, in order, then extra. */
+  for (uint32_t r = 0; rc == 0 && r < e->rules.n; r++) {
+    const rc_rule_t *rule = &e->rules.rules[r];
+    for (uint32_t k = 0; rc == 0 && k < rule->ntriggers; k++) {
+      const rc_trigger_t *t = &rule->triggers[k];
+      e->tr[e->ntr] = (tstate_t){.rule = rule, .trig = t, .rule_idx = r, .trig_idx = k};
+      e->ntr++;
+      const rc_pq_expr_t *ex[2] = {t->expr, t->requests_expr};
+      for (int j = 0; rc == 0 && j < 2; j++)
+        for (uint32_t s = 0; ex[j] != NULL && rc == 0 && s < ex[j]->nsels; s++)
+          rc = add_entry(e, ex[j]->sels[s], &cap);
+    }
+  }
+  for (uint32_t i = 0; rc == 0 && i < nextra; i++) rc = add_entry(e, extra[i], &cap);
+  if (rc == 0) {
+    e->refs = calloc(e->nentries ? e->nentries : 1, sizeof(*e->refs));
+    e->deps = calloc(e->nentries ? e->nentries : 1, sizeof(*e->deps));
+    e->deps_n = calloc(e->nentries ? e->nentries : 1, sizeof(*e->deps_n));
+    e->ndirty = (e->nentries + 63) / 64;
+    e->dirty = calloc(e->ndirty ? e->ndirty : 1, sizeof(*e->dirty));
+    if (!e->refs || !e->deps || !e->deps_n || !e->dirty) rc = RC_ENOMEM;
+  }
+  for (uint32_t i = 0; rc == 0 && i < e->nentries; i++)
+    e->refs[i] = (selref_t){.sel = e->entries[i].sel, .id = e->entries[i].id};
+  if (rc == 0) qsort(e->refs, e->nentries, sizeof(*e->refs), ref_cmp);
+  for (uint32_t i = 0; rc == 0 && i < e->ntr; i++) {
+    const rc_trigger_t *t = e->tr[i].trig;
+    const rc_pq_expr_t *ex[2] = {t->expr, t->requests_expr};
+    for (int j = 0; j < 2; j++)
+      for (uint32_t s = 0; ex[j] != NULL && rc == 0 && s < ex[j]->nsels; s++)
+        rc = add_dep(e, sel_id(e, ex[j]->sels[s]), i);
+  }
+  if (rc == 0) rc = rc_selindex_build(e->entries, e->nentries, &e->idx);
+  if (rc != 0) {
+    rc_engine_free(e);
+    *out = NULL;
+    return rc_err_set(err, rc, "rule engine: %s", rc_strerror(rc));
+  }
+  atomic_store(&e->pending_ns, 0);
+  return 0;
+}
+
+void rc_engine_free(rc_engine_t *e) {
+  if (e == NULL) return;
+  rc_engine_stop(e);
+  if (e->reader_open) rc_eval_close(&e->ev);
+  rc_selindex_free(e->idx);
+  for (uint32_t i = 0; e->deps != NULL && i < e->nentries; i++) free(e->deps[i]);
+  free(e->deps);
+  free(e->deps_n);
+  free(e->refs);
+  free(e->entries);
+  free((void *)e->dirty);
+  free(e->tr);
+  free(e->todo);
+  rc_ruleset_free(&e->rules);
+  uv_mutex_destroy(&e->mu);
+  uv_mutex_destroy(&e->wake_mu);
+  uv_cond_destroy(&e->wake_cv);
+  free(e);
+}
+
+const rc_selindex_t *rc_engine_index(const rc_engine_t *e) { return e->idx; }
+
+/*------------------------------------------------------------------------------------------
+ * Wake-ups from the workers
+ *----------------------------------------------------------------------------------------*/
+
+void rc_engine_applied(void *ctx, uint32_t shard, rc_store_t *store, uint64_t received_ns) {
+  rc_engine_t *e = ctx;
+  (void)shard;
+  rc_store_series_t *const *ch;
+  uint32_t n, marked = 0;
+  rc_store_changed(store, &ch, &n);
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t k;
+    const uint32_t *ids = rc_store_series_sel(ch[i], &k);
+    for (uint32_t j = 0; j < k; j++) {
+      if (ids[j] >= e->nentries) continue;
+      uint64_t bit = 1ull << (ids[j] % 64);
+      _Atomic uint64_t *w = &e->dirty[ids[j] / 64];
+      /* Most batches touch the same selectors again: skip the locked op when already set. */
+      if (!(atomic_load_explicit(w, memory_order_relaxed) & bit))
+        atomic_fetch_or_explicit(w, bit, memory_order_release);
+      marked = 1;
+    }
+  }
+  if (!marked) return;
+  uint64_t cur = atomic_load(&e->pending_ns);
+  while ((cur == 0 || received_ns < cur) &&
+         !atomic_compare_exchange_weak(&e->pending_ns, &cur, received_ns)) {
+  }
+  if (atomic_exchange(&e->idle, 0)) {
+    uv_mutex_lock(&e->wake_mu);
+    uv_cond_signal(&e->wake_cv);
+    uv_mutex_unlock(&e->wake_mu);
+  }
+}
+
+/*------------------------------------------------------------------------------------------
+ * Evaluation
+ *----------------------------------------------------------------------------------------*/
+
+static int cmp_holds(rc_cmp_t op, double v, double thr) {
+  switch (op) {
+    case RC_CMP_GE: return v >= thr;
+    case RC_CMP_GT: return v > thr;
+    case RC_CMP_LE: return v <= thr;
+    case RC_CMP_LT: return v < thr;
+  }
+  return 0;
+}
+
+/* The worst element: the one most likely to cross the threshold. NaN elements never count. */
+static int reduce(const rc_eval_result_t *r, rc_cmp_t op, double *out) {
+  if (r->is_scalar) {
+    *out = r->scalar;
+    return !isnan(r->scalar);
+  }
+  int have = 0;
+  int up = op == RC_CMP_GE || op == RC_CMP_GT;
+  for (uint32_t i = 0; i < r->n; i++) {
+    double v = r->v[i].v;
+    if (r->v[i].h != NULL || isnan(v)) continue;
+    if (!have || (up ? v > *out : v < *out)) *out = v;
+    have = 1;
+  }
+  return have;
+}
+
+typedef struct count_ctx {
+  int64_t t, range;
+  rc_compat_t compat;
+  double n;
+} count_ctx_t;
+
+static int count_cb(void *ctx, rc_store_series_t *r) {
+  count_ctx_t *c = ctx;
+  double v;
+  if (rc_window_eval(&r->win, RC_FN_COUNT_OT, 0, c->t, c->range, c->compat, &v) == 0) c->n += v;
+  return 0;
+}
+
+/* Samples of the expression's selectors within its longest range (min_samples). */
+static double samples_in_range(rc_engine_t *e, const rc_pq_expr_t *x, int64_t t) {
+  count_ctx_t c = {.t = t, .range = x->max_range_ms > 0 ? x->max_range_ms : e->cfg.lookback_ms,
+                   .compat = e->cfg.compat};
+  for (uint32_t s = 0; s < x->nsels; s++) {
+    uint32_t id = sel_id(e, x->sels[s]);
+    for (uint32_t i = 0; i < e->q.n; i++) rc_store_foreach(e->q.shards[i], id, count_cb, &c);
+  }
+  return c.n;
+}
+
+static void record_latency(rc_engine_t *e, uint64_t ns) {
+  double s = (double)ns / 1e9;
+  e->lat_count++;
+  e->lat_sum += s;
+  for (size_t i = 0; i < NLAT; i++)
+    if (s <= lat_bounds[i]) e->lat_buckets[i]++;
+}
+
+static void transition(rc_engine_t *e, tstate_t *ts, int fired, int64_t now, uint64_t lat_ns) {
+  rc_fire_event_t ev = {.rule = ts->rule, .trigger = ts->trig, .value = ts->st.value,
+                        .at_ms = now, .latency_ns = lat_ns, .dry_run = ts->trig->dry_run,
+                        .resolved = !fired};
+  char thr[32];
+  snprintf(thr, sizeof(thr), "%g", ts->trig->threshold);
+  if (fired) {
+    rc_log(RC_LOG_WARN, ts->trig->dry_run ? "rollback trigger firing (dry run: no action)"
+                                          : "rollback trigger firing",
+           "service=%s environment=%s trigger=%s value=%g threshold=%s latency_ms=%.3f",
+           ts->rule->service, ts->rule->environment, ts->trig->name, ts->st.value, thr,
+           (double)lat_ns / 1e6);
+  } else {
+    rc_log(RC_LOG_INFO, "rollback trigger resolved", "service=%s environment=%s trigger=%s",
+           ts->rule->service, ts->rule->environment, ts->trig->name);
+  }
+  if (e->cfg.on_fire != NULL) e->cfg.on_fire(e->cfg.fire_ctx, &ev);
+}
+
+/* One trigger at now: evaluate, then move its state. Returns 1 if it started firing. */
+static void eval_trigger(rc_engine_t *e, tstate_t *ts, int64_t now, uint64_t lat_start_ns) {
+  const rc_trigger_t *t = ts->trig;
+  rc_trigger_status_t *st = &ts->st;
+  rc_err_t err = {0};
+  rc_eval_result_t res;
+  uint64_t t0 = uv_hrtime();
+  int rc = rc_eval(&e->ev, t->expr, now, &res, &err);
+  double value = NAN;
+  int have = rc == 0 && reduce(&res, t->op, &value);
+  int enough = 1;
+  if (rc == 0 && have && t->min_requests > 0 && t->requests_expr != NULL) {
+    rc_eval_result_t rq;
+    double reqs;
+    if (rc_eval(&e->ev, t->requests_expr, now, &rq, &err) != 0 ||
+        !reduce(&rq, RC_CMP_GE, &reqs) || reqs < t->min_requests)
+      enough = 0;
+  }
+  if (rc == 0 && have && t->min_samples > 0 && samples_in_range(e, t->expr, now) < (double)t->min_samples)
+    enough = 0;
+  uint64_t dt = uv_hrtime() - t0;
+
+  uv_mutex_lock(&e->mu);
+  e->evaluations++;
+  e->eval_ns_total += dt;
+  st->evaluations++;
+  st->last_eval_ms = now;
+  if (rc != 0) {
+    e->failures++;
+    st->failures++;
+    snprintf(st->error, sizeof(st->error), "%s", err.msg);
+    uv_mutex_unlock(&e->mu);
+    return; /* no value this round: the state stays as it was */
+  }
+  st->error[0] = 0;
+  st->has_value = have;
+  st->value = value;
+  st->no_data = !have;
+  int holds;
+  if (!have) holds = t->no_data == RC_NODATA_FIRE;
+  else if (!enough) holds = 0;
+  else if (st->state == RC_TS_FIRING && !isnan(t->resolve_threshold))
+    holds = cmp_holds(t->op, value, t->resolve_threshold); /* hysteresis */
+  else holds = cmp_holds(t->op, value, t->threshold);
+  int warn = have && enough && !holds && !isnan(t->warn_threshold) &&
+             cmp_holds(t->op, value, t->warn_threshold);
+  if (warn && !st->warning) e->warnings++;
+  st->warning = warn;
+  int fire = 0, resolve = 0;
+  if (holds) {
+    ts->last_true_ms = now;
+    if (st->state == RC_TS_INACTIVE) {
+      st->state = RC_TS_PENDING;
+      st->pending_since_ms = now;
+    }
+    if (st->state == RC_TS_PENDING && now - st->pending_since_ms >= t->for_ms) {
+      st->state = RC_TS_FIRING;
+      st->firing_since_ms = now;
+      st->fired++;
+      fire = 1;
+    }
+  } else if (st->state == RC_TS_PENDING) {
+    st->state = RC_TS_INACTIVE;
+    st->pending_since_ms = 0;
+  } else if (st->state == RC_TS_FIRING && now - ts->last_true_ms >= t->keep_firing_for_ms) {
+    st->state = RC_TS_INACTIVE;
+    st->pending_since_ms = st->firing_since_ms = 0;
+    resolve = 1;
+    e->resolved++;
+  }
+  uint64_t lat = 0;
+  if (fire) {
+    if (t->dry_run) e->dry_fired++;
+    else e->fired++;
+    if (lat_start_ns != 0) {
+      lat = uv_hrtime() - lat_start_ns;
+      st->last_latency_ns = lat;
+      record_latency(e, lat);
+    }
+  }
+  uv_mutex_unlock(&e->mu);
+  if (fire || resolve) transition(e, ts, fire, now, lat);
+  (void)res;
+}
+
+/* One round: the triggers whose selectors saw data (all of them when full). */
+static void round_once(rc_engine_t *e, int64_t now, int full) {
+  uint64_t lat_start = atomic_exchange(&e->pending_ns, 0);
+  memset(e->todo, full, e->ntr);
+  for (uint32_t w = 0; w < e->ndirty; w++) {
+    uint64_t bits = atomic_exchange_explicit(&e->dirty[w], 0, memory_order_acquire);
+    while (bits) {
+      uint32_t id = w * 64 + (uint32_t)__builtin_ctzll(bits);
+      bits &= bits - 1;
+      for (uint32_t k = 0; id < e->nentries && k < e->deps_n[id]; k++) e->todo[e->deps[id][k]] = 1;
+    }
+  }
+  rc_query_begin(&e->q);
+  for (uint32_t i = 0; i < e->ntr; i++)
+    if (e->todo[i]) eval_trigger(e, &e->tr[i], now, lat_start);
+  rc_query_end(&e->q);
+  uv_mutex_lock(&e->mu);
+  e->rounds++;
+  uv_mutex_unlock(&e->mu);
+}
+
+static int any_dirty(rc_engine_t *e) {
+  if (atomic_load(&e->pending_ns) != 0) return 1;
+  for (uint32_t w = 0; w < e->ndirty; w++)
+    if (atomic_load(&e->dirty[w])) return 1;
+  return 0;
+}
+
+static void engine_main(void *arg) {
+  rc_engine_t *e = arg;
+  while (!atomic_load(&e->stop)) {
+    int64_t now = wall_ms();
+    int full = now - e->last_full_ms >= e->cfg.interval_ms;
+    if (full || any_dirty(e)) {
+      if (full) e->last_full_ms = now;
+      round_once(e, now, full);
+      continue;
+    }
+    /* Sleep until the next tick or a wake-up (see rc_engine_applied: idle is cleared before
+     * the signal, and checked here under the mutex, so no wake-up is lost). */
+    atomic_store(&e->idle, 1);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (any_dirty(e)) {
+      atomic_store(&e->idle, 0);
+      continue;
+    }
+    uint64_t wait_ns = (uint64_t)(e->last_full_ms + e->cfg.interval_ms - now) * 1000000u;
+    uv_mutex_lock(&e->wake_mu);
+    if (atomic_load(&e->idle) && !atomic_load(&e->stop))
+      uv_cond_timedwait(&e->wake_cv, &e->wake_mu, wait_ns);
+    uv_mutex_unlock(&e->wake_mu);
+    atomic_store(&e->idle, 0);
+  }
+}
+
+static int open_reader(rc_engine_t *e, rc_store_t *const *shards, uint32_t n, rc_err_t *err) {
+  if (rc_query_init(&e->q, shards, n) != 0)
+    return rc_err_set(err, RC_ELIMIT, "rule engine: no reader slot in the store");
+  rc_eval_init(&e->ev, &e->q, e->cfg.compat, sel_id, e);
+  e->ev.lookback_ms = e->cfg.lookback_ms;
+  e->reader_open = 1;
+  return 0;
+}
+
+int rc_engine_start(rc_engine_t *e, rc_store_t *const *shards, uint32_t nshards, rc_err_t *err) {
+  int rc = open_reader(e, shards, nshards, err);
+  if (rc != 0) return rc;
+  atomic_store(&e->stop, 0);
+  if (uv_thread_create(&e->thread, engine_main, e) != 0)
+    return rc_err_set(err, RC_ENOMEM, "cannot start the rule evaluator thread");
+  e->running = 1;
+  return 0;
+}
+
+void rc_engine_stop(rc_engine_t *e) {
+  if (!e->running) return;
+  atomic_store(&e->stop, 1);
+  uv_mutex_lock(&e->wake_mu);
+  uv_cond_signal(&e->wake_cv);
+  uv_mutex_unlock(&e->wake_mu);
+  uv_thread_join(&e->thread);
+  e->running = 0;
+}
+
+int rc_engine_eval_once(rc_engine_t *e, rc_store_t *const *shards, uint32_t nshards,
+                        int64_t now_ms) {
+  if (e->running) return RC_EINVAL;
+  rc_err_t err = {0};
+  if (!e->reader_open && open_reader(e, shards, nshards, &err) != 0) return RC_ELIMIT;
+  round_once(e, now_ms, 1);
+  return 0;
+}
+
+/*------------------------------------------------------------------------------------------
+ * Status
+ *----------------------------------------------------------------------------------------*/
+
+static const char *state_name(rc_trigger_state_t s) {
+  return s == RC_TS_FIRING ? "firing" : s == RC_TS_PENDING ? "pending" : "inactive";
+}
+
+static const char *op_name(rc_cmp_t op) {
+  return op == RC_CMP_GT ? ">" : op == RC_CMP_LE ? "<=" : op == RC_CMP_LT ? "<" : ">=";
+}
+
+/* JSON number, or null for NaN/Inf (JSON has neither). */
+static json_t *num(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
+static json_t *ms_time(int64_t ms) { return ms ? json_integer(ms) : json_null(); }
+
+int rc_engine_render_json(rc_engine_t *e, rc_buf_t *out) {
+  json_t *rules = json_array();
+  uv_mutex_lock(&e->mu);
+  json_t *cur = NULL;
+  for (uint32_t i = 0; i < e->ntr; i++) {
+    tstate_t *ts = &e->tr[i];
+    if (ts->trig_idx == 0) {
+      const rc_rule_t *r = ts->rule;
+      cur = json_array();
+      json_t *notify = json_array();
+      for (uint32_t k = 0; k < r->nnotify; k++)
+        json_array_append_new(notify, json_pack("{s:s,s:s}", "kind", r->notify[k].kind,
+                                                "target", r->notify[k].target));
+      json_array_append_new(rules, json_pack("{s:s,s:i,s:s,s:s,s:s,s:o,s:o}", "file", r->file,
+                                             "line", r->line, "service", r->service,
+                                             "environment", r->environment, "action",
+                                             r->action ? r->action : "", "notify", notify,
+                                             "triggers", cur));
+    }
+    const rc_trigger_t *t = ts->trig;
+    const rc_trigger_status_t *st = &ts->st;
+    json_t *o = json_pack(
+        "{s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:s,s:o,s:o,s:o,s:b,s:b,s:b,s:I,s:I,s:I,s:o}",
+        "name", t->name, "expr", t->expr && t->expr->text ? t->expr->text : "", "op",
+        op_name(t->op), "threshold", num(t->threshold), "warn_threshold", num(t->warn_threshold),
+        "resolve_threshold", num(t->resolve_threshold), "value", st->has_value ? num(st->value)
+                                                                                : json_null(),
+        "state", state_name(st->state), "pending_since_ms", ms_time(st->pending_since_ms),
+        "firing_since_ms", ms_time(st->firing_since_ms), "last_eval_ms",
+        ms_time(st->last_eval_ms), "warning", st->warning, "no_data", st->no_data, "dry_run",
+        t->dry_run, "evaluations", (json_int_t)st->evaluations, "fired", (json_int_t)st->fired,
+        "failures", (json_int_t)st->failures, "last_detection_latency_seconds",
+        st->last_latency_ns ? json_real((double)st->last_latency_ns / 1e9) : json_null());
+    if (o != NULL && st->error[0]) json_object_set_new(o, "error", json_string(st->error));
+    if (o != NULL && t->window_ms) json_object_set_new(o, "window_ms", json_integer(t->window_ms));
+    if (o != NULL && t->for_ms) json_object_set_new(o, "for_ms", json_integer(t->for_ms));
+    if (cur != NULL && o != NULL) json_array_append_new(cur, o);
+  }
+  json_t *doc = json_pack("{s:s,s:{s:o,s:I,s:I}}", "status", "success", "data", "rules", rules,
+                          "rounds", (json_int_t)e->rounds, "evaluations",
+                          (json_int_t)e->evaluations);
+  uv_mutex_unlock(&e->mu);
+  char *s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+  json_decref(doc);
+  if (s == NULL) return RC_ENOMEM;
+  rc_buf_puts(out, s);
+  rc_buf_puts(out, "\n");
+  free(s);
+  return out->oom ? RC_ENOMEM : 0;
+}
+
+/* A label value in the text exposition format: backslash, quote and newline escaped. */
+static void put_label_value(rc_buf_t *o, const char *s) {
+  for (; s != NULL && *s; s++) {
+    if (*s == '\\') rc_buf_puts(o, "\\\\");
+    else if (*s == '"') rc_buf_puts(o, "\\\"");
+    else if (*s == '\n') rc_buf_puts(o, "\\n");
+    else rc_buf_append(o, s, 1);
+  }
+}
+
+void rc_engine_render_metrics(rc_engine_t *e, rc_buf_t *o) {
+  uv_mutex_lock(&e->mu);
+  rc_buf_printf(o,
+                "# HELP ripcord_rule_triggers Rollback triggers loaded.\n"
+                "# TYPE ripcord_rule_triggers gauge\nripcord_rule_triggers %u\n"
+                "# HELP ripcord_rule_evaluation_rounds_total Evaluation rounds (batch- or timer-driven).\n"
+                "# TYPE ripcord_rule_evaluation_rounds_total counter\n"
+                "ripcord_rule_evaluation_rounds_total %llu\n"
+                "# HELP ripcord_rule_evaluations_total Trigger evaluations.\n"
+                "# TYPE ripcord_rule_evaluations_total counter\nripcord_rule_evaluations_total %llu\n"
+                "# HELP ripcord_rule_evaluation_failures_total Trigger evaluations that failed (PromQL errors).\n"
+                "# TYPE ripcord_rule_evaluation_failures_total counter\n"
+                "ripcord_rule_evaluation_failures_total %llu\n"
+                "# HELP ripcord_rule_evaluation_seconds_total Time spent evaluating triggers.\n"
+                "# TYPE ripcord_rule_evaluation_seconds_total counter\n"
+                "ripcord_rule_evaluation_seconds_total %.9f\n"
+                "# HELP ripcord_rule_fired_total Triggers that started firing (dry runs apart).\n"
+                "# TYPE ripcord_rule_fired_total counter\nripcord_rule_fired_total %llu\n"
+                "# HELP ripcord_rule_dry_run_fired_total Dry-run triggers that started firing.\n"
+                "# TYPE ripcord_rule_dry_run_fired_total counter\nripcord_rule_dry_run_fired_total %llu\n"
+                "# HELP ripcord_rule_resolved_total Firing triggers that resolved.\n"
+                "# TYPE ripcord_rule_resolved_total counter\nripcord_rule_resolved_total %llu\n"
+                "# HELP ripcord_rule_warnings_total Triggers that entered their warn band.\n"
+                "# TYPE ripcord_rule_warnings_total counter\nripcord_rule_warnings_total %llu\n",
+                e->ntr, (unsigned long long)e->rounds, (unsigned long long)e->evaluations,
+                (unsigned long long)e->failures, (double)e->eval_ns_total / 1e9,
+                (unsigned long long)e->fired, (unsigned long long)e->dry_fired,
+                (unsigned long long)e->resolved, (unsigned long long)e->warnings);
+  rc_buf_puts(o, "# HELP ripcord_rule_detection_latency_seconds From the arrival of the first "
+                 "request not yet evaluated to a trigger firing.\n"
+                 "# TYPE ripcord_rule_detection_latency_seconds histogram\n");
+  for (size_t i = 0; i < NLAT; i++)
+    rc_buf_printf(o, "ripcord_rule_detection_latency_seconds_bucket{le=\"%g\"} %llu\n",
+                  lat_bounds[i], (unsigned long long)e->lat_buckets[i]);
+  rc_buf_printf(o,
+                "ripcord_rule_detection_latency_seconds_bucket{le=\"+Inf\"} %llu\n"
+                "ripcord_rule_detection_latency_seconds_sum %.9f\n"
+                "ripcord_rule_detection_latency_seconds_count %llu\n",
+                (unsigned long long)e->lat_count, e->lat_sum, (unsigned long long)e->lat_count);
+  if (e->ntr > 0) /* a TYPE line without samples is not valid exposition */
+    rc_buf_puts(o, "# HELP ripcord_rule_trigger_state 0 inactive, 1 pending, 2 firing.\n"
+                   "# TYPE ripcord_rule_trigger_state gauge\n");
+  for (uint32_t i = 0; i < e->ntr; i++) {
+    const tstate_t *ts = &e->tr[i];
+    rc_buf_puts(o, "ripcord_rule_trigger_state{service=\"");
+    put_label_value(o, ts->rule->service);
+    rc_buf_puts(o, "\",environment=\"");
+    put_label_value(o, ts->rule->environment);
+    rc_buf_puts(o, "\",trigger=\"");
+    put_label_value(o, ts->trig->name);
+    rc_buf_printf(o, "\"} %d\n", (int)ts->st.state);
+  }
+  uv_mutex_unlock(&e->mu);
+}
+
+int rc_engine_status(rc_engine_t *e, uint32_t rule, uint32_t trigger, rc_trigger_status_t *out) {
+  int rc = RC_ENOENT;
+  uv_mutex_lock(&e->mu);
+  for (uint32_t i = 0; i < e->ntr; i++)
+    if (e->tr[i].rule_idx == rule && e->tr[i].trig_idx == trigger) {
+      *out = e->tr[i].st;
+      rc = 0;
+    }
+  uv_mutex_unlock(&e->mu);
+  return rc;
+}
