@@ -2,7 +2,10 @@
 #include "api.h"
 
 #include <http_parser.h>
+#include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <uv.h>
 
@@ -11,6 +14,39 @@
 static int path_is(const rc_http_request_t *req, const char *p) {
   size_t n = strlen(p);
   return req->path_len == n && memcmp(req->path, p, n) == 0;
+}
+
+static int hexval(char c) {
+  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* The value of parameter `name` in a URL query string, percent- and '+'-decoded into out
+ * (NUL-terminated). Returns its length, or -1 when absent or too long or badly encoded. */
+static long query_param(const char *q, size_t n, const char *name, char *out, size_t cap) {
+  size_t nl = strlen(name);
+  for (size_t i = 0; q != NULL && i < n;) {
+    size_t end = i;
+    while (end < n && q[end] != '&') end++;
+    if (end - i > nl && memcmp(q + i, name, nl) == 0 && q[i + nl] == '=') {
+      size_t k = 0;
+      for (size_t j = i + nl + 1; j < end; j++) {
+        if (k + 1 >= cap) return -1;
+        if (q[j] == '+') out[k++] = ' ';
+        else if (q[j] == '%') {
+          int h, l;
+          if (j + 2 >= end) return -1;
+          if ((h = hexval(q[j + 1])) < 0 || (l = hexval(q[j + 2])) < 0) return -1;
+          out[k++] = (char)(h * 16 + l);
+          j += 2;
+        } else out[k++] = q[j];
+      }
+      out[k] = 0;
+      return (long)k;
+    }
+    i = end + 1;
+  }
+  return -1;
 }
 
 static int get_only(const rc_http_request_t *req, rc_http_response_t *res) {
@@ -89,6 +125,37 @@ void rc_api_handle(void *ctx, const rc_http_request_t *req, rc_http_response_t *
         res->status = 500;
         res->content_type = NULL;
         rc_buf_puts(&res->body, "out of memory\n");
+      }
+    }
+  } else if (path_is(req, "/api/v1/query")) {
+    h = RC_HANDLER_STATUS;
+    if (get_only(req, res)) {
+      char expr[8192], tbuf[64];
+      long n = query_param(req->query, req->query_len, "query", expr, sizeof(expr));
+      int64_t t_ms;
+      struct timespec now;
+      clock_gettime(CLOCK_REALTIME, &now);
+      t_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+      int bad_time = 0;
+      if (query_param(req->query, req->query_len, "time", tbuf, sizeof(tbuf)) >= 0) {
+        char *end;
+        double t = strtod(tbuf, &end);
+        if (*end != 0 || !isfinite(t)) bad_time = 1;
+        else t_ms = (int64_t)llround(t * 1000.0);
+      }
+      res->content_type = "application/json";
+      if (n < 0 || bad_time) {
+        res->status = 400;
+        rc_buf_puts(&res->body, n < 0 ? "{\"status\":\"error\",\"errorType\":\"bad_data\","
+                                        "\"error\":\"missing or bad parameter: query\"}\n"
+                                      : "{\"status\":\"error\",\"errorType\":\"bad_data\","
+                                        "\"error\":\"bad parameter: time (unix seconds)\"}\n");
+      } else if (api->engine == NULL) {
+        res->status = 503;
+        rc_buf_puts(&res->body, "{\"status\":\"error\",\"errorType\":\"unavailable\","
+                                "\"error\":\"no rule engine\"}\n");
+      } else {
+        res->status = rc_engine_query(api->engine, expr, (size_t)n, t_ms, &res->body);
       }
     }
   } else if (path_is(req, "/api/v1/rules")) {

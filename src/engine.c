@@ -57,6 +57,12 @@ struct rc_engine {
   rc_query_t q;
   rc_eval_t ev;
   int reader_open;
+  /* GET /api/v1/query, on the loop thread: its own reader */
+  rc_store_t *shards[RC_QUERY_MAX_SHARDS];
+  uint32_t nshards;
+  rc_query_t api_q;
+  rc_eval_t api_ev;
+  int api_open;
   int64_t last_full_ms;
   uint8_t *todo;           /* per trigger: evaluate this round */
   /* published, under mu */
@@ -185,6 +191,7 @@ void rc_engine_free(rc_engine_t *e) {
   if (e == NULL) return;
   rc_engine_stop(e);
   if (e->reader_open) rc_eval_close(&e->ev);
+  if (e->api_open) rc_eval_close(&e->api_ev);
   rc_selindex_free(e->idx);
   for (uint32_t i = 0; e->deps != NULL && i < e->nentries; i++) free(e->deps[i]);
   free(e->deps);
@@ -461,6 +468,9 @@ static void engine_main(void *arg) {
 }
 
 static int open_reader(rc_engine_t *e, rc_store_t *const *shards, uint32_t n, rc_err_t *err) {
+  if (n > RC_QUERY_MAX_SHARDS) return rc_err_set(err, RC_EINVAL, "too many store shards");
+  memcpy(e->shards, shards, n * sizeof(*shards));
+  e->nshards = n;
   if (rc_query_init(&e->q, shards, n) != 0)
     return rc_err_set(err, RC_ELIMIT, "rule engine: no reader slot in the store");
   rc_eval_init(&e->ev, &e->q, e->cfg.compat, sel_id, e);
@@ -496,6 +506,93 @@ int rc_engine_eval_once(rc_engine_t *e, rc_store_t *const *shards, uint32_t nsha
   if (!e->reader_open && open_reader(e, shards, nshards, &err) != 0) return RC_ELIMIT;
   round_once(e, now_ms, 1);
   return 0;
+}
+
+/*------------------------------------------------------------------------------------------
+ * Ad-hoc queries
+ *----------------------------------------------------------------------------------------*/
+
+/* A sample value as Prometheus writes it in JSON: a string, NaN and infinities spelled out. */
+static json_t *prom_value(double v) {
+  char b[40];
+  if (isnan(v)) snprintf(b, sizeof(b), "NaN");
+  else if (isinf(v)) snprintf(b, sizeof(b), v > 0 ? "+Inf" : "-Inf");
+  else snprintf(b, sizeof(b), "%.17g", v);
+  return json_string(b);
+}
+
+static json_t *api_error(const char *type, const char *msg) {
+  return json_pack("{s:s,s:s,s:s}", "status", "error", "errorType", type, "error", msg);
+}
+
+int rc_engine_query(rc_engine_t *e, const char *expr, size_t len, int64_t t_ms, rc_buf_t *out) {
+  json_t *doc = NULL;
+  int status = 200;
+  rc_pq_expr_t *x = NULL;
+  rc_err_t err = {0};
+  if (e->nshards == 0) {
+    status = 503;
+    doc = api_error("unavailable", "the rule engine has not started");
+  } else if (rc_pq_parse(expr, len, 0, &x, &err) != 0) {
+    status = 400;
+    char msg[220];
+    snprintf(msg, sizeof(msg), "%d:%d: %s", err.line, err.col, err.msg);
+    doc = api_error("bad_data", msg);
+  } else {
+    if (!e->api_open) {
+      if (rc_query_init(&e->api_q, e->shards, e->nshards) != 0) {
+        rc_pq_free(x);
+        status = 503;
+        doc = api_error("unavailable", "no reader slot left in the store");
+        goto done;
+      }
+      rc_eval_init(&e->api_ev, &e->api_q, e->cfg.compat, sel_id, e);
+      e->api_ev.lookback_ms = e->cfg.lookback_ms;
+      e->api_ev.adhoc_ids = e->nentries;
+      e->api_open = 1;
+    }
+    rc_eval_result_t r;
+    rc_query_begin(&e->api_q);
+    int rc = rc_eval(&e->api_ev, x, t_ms, &r, &err);
+    double ts = (double)t_ms / 1000.0;
+    if (rc != 0) {
+      status = rc == RC_ENOMEM ? 500 : 422;
+      doc = api_error("execution", err.msg);
+    } else if (r.is_scalar) {
+      doc = json_pack("{s:s,s:{s:s,s:[f,o]}}", "status", "success", "data", "resultType",
+                      "scalar", "result", ts, prom_value(r.scalar));
+    } else {
+      json_t *res = json_array();
+      for (uint32_t i = 0; i < r.n; i++) {
+        json_t *m = json_object();
+        for (uint32_t k = 0; k < r.v[i].nlabels; k++) {
+          const rc_label_t *l = &r.v[i].labels[k];
+          json_object_setn_new_nocheck(m, l->name, l->name_len,
+                                       json_stringn_nocheck(l->value, l->value_len));
+        }
+        json_t *el;
+        if (r.v[i].h != NULL)
+          el = json_pack("{s:o,s:[f,{s:o,s:o}]}", "metric", m, "histogram", ts, "count",
+                         prom_value(r.v[i].h->count), "sum", prom_value(r.v[i].h->sum));
+        else
+          el = json_pack("{s:o,s:[f,o]}", "metric", m, "value", ts, prom_value(r.v[i].v));
+        json_array_append_new(res, el);
+      }
+      doc = json_pack("{s:s,s:{s:s,s:o}}", "status", "success", "data", "resultType", "vector",
+                      "result", res);
+    }
+    rc_query_end(&e->api_q);
+    rc_pq_free(x);
+  }
+done:
+  if (doc == NULL) return 500;
+  char *s = json_dumps(doc, JSON_COMPACT);
+  json_decref(doc);
+  if (s == NULL) return 500;
+  rc_buf_puts(out, s);
+  rc_buf_puts(out, "\n");
+  free(s);
+  return out->oom ? 500 : status;
 }
 
 /*------------------------------------------------------------------------------------------

@@ -94,6 +94,13 @@ int rc_engine_eval_once(rc_engine_t *e, rc_store_t *const *shards, uint32_t nsha
 int rc_engine_render_json(rc_engine_t *e, rc_buf_t *out);
 void rc_engine_render_metrics(rc_engine_t *e, rc_buf_t *out);
 
+/* GET /api/v1/query: evaluates an ad-hoc expression at t_ms on the calling thread (the loop
+ * thread: it gets its own reader slots) and writes Prometheus' JSON answer to out. Selectors
+ * the rules do not use see the series the store holds anyway (the rules' and select:'s).
+ * Returns the HTTP status: 200, 400 (parse error), 422 (evaluation error), 503 (not started)
+ * or 500. */
+int rc_engine_query(rc_engine_t *e, const char *expr, size_t len, int64_t t_ms, rc_buf_t *out);
+
 /* State of trigger k of rule r (tests). */
 typedef struct rc_trigger_status {
   rc_trigger_state_t state;

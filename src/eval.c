@@ -54,6 +54,7 @@ static void free_hists(rc_eval_t *ev) {
 
 void rc_eval_close(rc_eval_t *ev) {
   free_hists(ev);
+  rc_matcher_scratch_free(ev->scr);
   free(ev->hists);
   rc_query_set_free(&ev->set);
   rc_arena_free(&ev->arena);
@@ -236,11 +237,49 @@ static void kahan_inc(double inc, double *sum, double *c) {
 
 static int eval_node(ctx_t *c, const rc_pq_node_t *n, val_t *out);
 
+typedef struct adhoc_ctx {
+  ctx_t *c;
+  const rc_selector_t *sel;
+  rc_label_t *lbl;
+  uint32_t cap;
+  int rc;
+} adhoc_ctx_t;
+
+/* Keeps a series the ad-hoc selector matches, once (a series wanted by several selector ids
+ * is in several lists: the set is checked linearly, fine for the sizes a query API sees). */
+static int adhoc_cb(void *ctx, rc_store_series_t *r) {
+  adhoc_ctx_t *a = ctx;
+  if (r->nlabels > a->cap) {
+    rc_label_t *nl = realloc(a->lbl, r->nlabels * sizeof(*nl));
+    if (nl == NULL) return a->rc = RC_ENOMEM;
+    a->lbl = nl;
+    a->cap = r->nlabels;
+  }
+  uint32_t n = rc_store_series_labels(r, a->lbl, a->cap);
+  if (!rc_selector_matches(a->sel, a->c->ev->scr, a->lbl, n)) return 0;
+  rc_query_set_t *set = &a->c->ev->set;
+  for (uint32_t i = 0; i < set->n; i++)
+    if (set->v[i] == r) return 0;
+  return a->rc = rc_query_set_add(set, r);
+}
+
 static int collect(ctx_t *c, const rc_selector_t *sel) {
-  rc_query_set_reset(&c->ev->set);
-  uint32_t id = c->ev->sel_id(c->ev->sel_ctx, sel);
-  int rc = rc_query_collect(c->ev->q, id, &c->ev->set);
-  c->res->series += c->ev->set.n;
+  rc_eval_t *ev = c->ev;
+  rc_query_set_reset(&ev->set);
+  uint32_t id = ev->sel_id(ev->sel_ctx, sel);
+  int rc = 0;
+  if (id != UINT32_MAX) {
+    rc = rc_query_collect(ev->q, id, &ev->set);
+  } else if (ev->adhoc_ids > 0) {
+    if (ev->scr == NULL && (ev->scr = rc_matcher_scratch_new()) == NULL) return RC_ENOMEM;
+    adhoc_ctx_t a = {.c = c, .sel = sel};
+    for (uint32_t k = 0; k < ev->adhoc_ids && a.rc == 0; k++)
+      for (uint32_t s = 0; s < ev->q->n && a.rc == 0; s++)
+        rc_store_foreach(ev->q->shards[s], k, adhoc_cb, &a);
+    free(a.lbl);
+    rc = a.rc;
+  }
+  c->res->series += ev->set.n;
   return rc;
 }
 

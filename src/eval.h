@@ -57,7 +57,13 @@ typedef struct rc_eval {
   int64_t lookback_ms;      /* instant selectors; default 5m */
   rc_eval_sel_id_fn sel_id;
   void *sel_ctx;
+  /* Ad-hoc expressions (GET /api/v1/query): a selector sel_id does not know (UINT32_MAX) is
+   * answered by walking the series of every selector id below adhoc_ids, once each, and
+   * keeping those it matches. The store holds only selected series, so an ad-hoc query sees
+   * exactly those. 0: unknown selectors select nothing. */
+  uint32_t adhoc_ids;
   /* private */
+  rc_matcher_scratch_t *scr;
   rc_arena_t arena;
   rc_query_set_t set;
   rc_fhist_t **hists;       /* histograms made during an evaluation, freed at the next */

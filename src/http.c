@@ -545,6 +545,10 @@ static int on_message_complete(http_parser *p) {
   if (http_parser_parse_url(url, c->url_len, 0, &u) == 0 && (u.field_set & (1 << UF_PATH))) {
     req.path = url + u.field_data[UF_PATH].off;
     req.path_len = u.field_data[UF_PATH].len;
+    if (u.field_set & (1 << UF_QUERY)) {
+      req.query = url + u.field_data[UF_QUERY].off;
+      req.query_len = u.field_data[UF_QUERY].len;
+    }
   } else {
     req.path = url;
     req.path_len = c->url_len;

@@ -61,6 +61,8 @@ typedef struct rc_http_request {
   int method;              /* enum http_method from http_parser.h */
   const char *path;        /* URL path, without the query; not NUL-terminated */
   size_t path_len;
+  const char *query;       /* the URL's query string (after '?'), or NULL; not NUL-terminated */
+  size_t query_len;
   const char *body;
   size_t body_len;
   uint64_t complete_ns;    /* uv_hrtime() when the last body byte arrived */
