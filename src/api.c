@@ -127,6 +127,23 @@ void rc_api_handle(void *ctx, const rc_http_request_t *req, rc_http_response_t *
         rc_buf_puts(&res->body, "out of memory\n");
       }
     }
+  } else if (path_is(req, "/-/reload")) {
+    h = RC_HANDLER_STATUS;
+    if (req->method != HTTP_POST && req->method != HTTP_PUT) {
+      res->status = 405;
+      rc_buf_puts(&res->headers, "Allow: POST, PUT\r\n");
+      rc_buf_puts(&res->body, "method not allowed: use POST\n");
+    } else if (api->reload == NULL) {
+      res->status = 503;
+      rc_buf_puts(&res->body, "reload not available\n");
+    } else {
+      char why[300];
+      int rc = api->reload(api->reload_ctx, why, sizeof(why));
+      res->status = rc == 0 ? 200 : 500;
+      rc_buf_printf(&res->body, rc == 0 ? "rules reloaded\n"
+                                        : "reload failed, previous rules stay in force: %s\n",
+                    why);
+    }
   } else if (path_is(req, "/api/v1/query")) {
     h = RC_HANDLER_STATUS;
     if (get_only(req, res)) {

@@ -1,6 +1,7 @@
 /* api.h: the HTTP routes — which path goes to which handler — plus the small handlers that
  * are not worth a file of their own: /metrics, /-/healthy, /-/ready, /api/v1/status/ingest,
- * /api/v1/rules (the engine renders it). Runs on the loop thread. */
+ * /api/v1/rules (the engine renders it), /api/v1/query, POST /-/reload. Runs on the loop
+ * thread. */
 #ifndef RC_API_H
 #define RC_API_H
 
@@ -11,6 +12,9 @@
 typedef struct rc_api {
   rc_ingest_t *ingest; /* borrowed */
   rc_engine_t *engine; /* borrowed; may be NULL */
+  /* POST /-/reload: reloads the rules; 0 or an error with a one-line reason in why. */
+  int (*reload)(void *ctx, char *why, size_t why_cap);
+  void *reload_ctx;
   int ready;           /* 1 once serving; 0 again when draining */
 } rc_api_t;
 

@@ -33,8 +33,8 @@ typedef struct tstate {
   int64_t last_true_ms;   /* last time the condition held (keep_firing_for) */
 } tstate_t;
 
-struct rc_engine {
-  rc_engine_cfg_t cfg;
+/* Everything derived from one rule set, swapped whole on reload. */
+typedef struct bundle {
   rc_ruleset_t rules;
   rc_selindex_entry_t *entries;
   uint32_t nentries;
@@ -44,9 +44,21 @@ struct rc_engine {
   uint32_t *deps_n;
   tstate_t *tr;
   uint32_t ntr;
-  /* wake-up */
-  _Atomic uint64_t *dirty; /* bitmap over selector ids */
+  uint8_t *todo;           /* evaluator's: per trigger, evaluate this round */
+  _Atomic uint64_t *dirty; /* bitmap over selector ids, set by the workers */
   uint32_t ndirty;
+} bundle_t;
+
+struct rc_engine {
+  rc_engine_cfg_t cfg;
+  /* The current rule set. Workers read it in rc_engine_applied; the evaluator and the loop
+   * thread read it; only a reload (loop thread, evaluator stopped, under mu) replaces it, and
+   * frees the old one once every worker has switched index (so none can still hold it). */
+  bundle_t *_Atomic cur;
+  uint64_t reloads_ok, reloads_failed;
+  bundle_t *graveyard;     /* bundles a failed index swap left in use (linked via todo) */
+  int64_t last_reload_ms;
+  int last_reload_ok;
   _Atomic uint64_t pending_ns; /* earliest request time not yet evaluated; 0: none */
   _Atomic int idle, stop;
   uv_mutex_t wake_mu;
@@ -64,7 +76,6 @@ struct rc_engine {
   rc_eval_t api_ev;
   int api_open;
   int64_t last_full_ms;
-  uint8_t *todo;           /* per trigger: evaluate this round */
   /* published, under mu */
   uv_mutex_t mu;
   uint64_t rounds, evaluations, failures, fired, resolved, dry_fired, warnings;
@@ -72,6 +83,10 @@ struct rc_engine {
   double lat_sum;
   uint64_t eval_ns_total;
 };
+
+static inline bundle_t *bun(const rc_engine_t *e) {
+  return atomic_load_explicit(&((rc_engine_t *)e)->cur, memory_order_acquire);
+}
 
 static int64_t wall_ms(void) {
   struct timespec ts;
@@ -88,40 +103,117 @@ static int ref_cmp(const void *a, const void *b) {
   return x->sel < y->sel ? -1 : x->sel > y->sel;
 }
 
-static uint32_t sel_id(void *ctx, const rc_selector_t *sel) {
-  rc_engine_t *e = ctx;
-  uint32_t lo = 0, hi = e->nentries;
+static uint32_t bundle_sel_id(const bundle_t *b, const rc_selector_t *sel) {
+  uint32_t lo = 0, hi = b->nentries;
   while (lo < hi) {
     uint32_t mid = (lo + hi) / 2;
-    if (e->refs[mid].sel < sel) lo = mid + 1;
+    if (b->refs[mid].sel < sel) lo = mid + 1;
     else hi = mid;
   }
-  return lo < e->nentries && e->refs[lo].sel == sel ? e->refs[lo].id : UINT32_MAX;
+  return lo < b->nentries && b->refs[lo].sel == sel ? b->refs[lo].id : UINT32_MAX;
 }
 
-static int add_entry(rc_engine_t *e, const rc_selector_t *sel, uint32_t *cap) {
-  if (e->nentries == *cap) {
+/* rc_eval's selector-id callback: ctx is the engine, the ids its current bundle's. */
+static uint32_t sel_id(void *ctx, const rc_selector_t *sel) {
+  return bundle_sel_id(bun(ctx), sel);
+}
+
+static int add_entry(bundle_t *b, const rc_selector_t *sel, uint32_t *cap) {
+  if (b->nentries == *cap) {
     uint32_t nc = *cap ? *cap * 2 : 32;
     if (nc > MAX_SELECTORS) return RC_ELIMIT;
-    rc_selindex_entry_t *ne = realloc(e->entries, nc * sizeof(*ne));
+    rc_selindex_entry_t *ne = realloc(b->entries, nc * sizeof(*ne));
     if (ne == NULL) return RC_ENOMEM;
-    e->entries = ne;
+    b->entries = ne;
     *cap = nc;
   }
-  e->entries[e->nentries] = (rc_selindex_entry_t){.sel = sel, .id = e->nentries};
-  e->nentries++;
+  b->entries[b->nentries] = (rc_selindex_entry_t){.sel = sel, .id = b->nentries};
+  b->nentries++;
   return 0;
 }
 
-static int add_dep(rc_engine_t *e, uint32_t id, uint32_t trig) {
-  uint32_t n = e->deps_n[id];
+static int add_dep(bundle_t *b, uint32_t id, uint32_t trig) {
+  if (id >= b->nentries) return 0;
+  uint32_t n = b->deps_n[id];
   for (uint32_t i = 0; i < n; i++)
-    if (e->deps[id][i] == trig) return 0;
-  uint32_t *nv = realloc(e->deps[id], (n + 1) * sizeof(uint32_t));
+    if (b->deps[id][i] == trig) return 0;
+  uint32_t *nv = realloc(b->deps[id], (n + 1) * sizeof(uint32_t));
   if (nv == NULL) return RC_ENOMEM;
   nv[n] = trig;
-  e->deps[id] = nv;
-  e->deps_n[id] = n + 1;
+  b->deps[id] = nv;
+  b->deps_n[id] = n + 1;
+  return 0;
+}
+
+static void bundle_free(bundle_t *b) {
+  if (b == NULL) return;
+  rc_selindex_free(b->idx);
+  for (uint32_t i = 0; b->deps != NULL && i < b->nentries; i++) free(b->deps[i]);
+  free(b->deps);
+  free(b->deps_n);
+  free(b->refs);
+  free(b->entries);
+  free((void *)b->dirty);
+  free(b->tr);
+  free(b->todo);
+  rc_ruleset_free(&b->rules);
+  free(b);
+}
+
+/* Everything the engine derives from a rule set: trigger states, selector ids (every selector
+ * of every trigger expression, in order, then extra), who depends on which id, the index.
+ * Takes *rules (emptied). */
+static int bundle_build(rc_ruleset_t *rules, rc_selector_t *const *extra, uint32_t nextra,
+                        bundle_t **out) {
+  *out = NULL;
+  bundle_t *b = calloc(1, sizeof(*b));
+  if (b == NULL) return RC_ENOMEM;
+  b->rules = *rules;
+  memset(rules, 0, sizeof(*rules));
+  uint32_t cap = 0, ntr = 0;
+  int rc = 0;
+  for (uint32_t r = 0; r < b->rules.n; r++) ntr += b->rules.rules[r].ntriggers;
+  b->tr = calloc(ntr ? ntr : 1, sizeof(*b->tr));
+  b->todo = calloc(ntr ? ntr : 1, 1);
+  if (b->tr == NULL || b->todo == NULL) rc = RC_ENOMEM;
+  for (uint32_t r = 0; rc == 0 && r < b->rules.n; r++) {
+    const rc_rule_t *rule = &b->rules.rules[r];
+    for (uint32_t k = 0; rc == 0 && k < rule->ntriggers; k++) {
+      const rc_trigger_t *t = &rule->triggers[k];
+      b->tr[b->ntr] = (tstate_t){.rule = rule, .trig = t, .rule_idx = r, .trig_idx = k};
+      b->ntr++;
+      const rc_pq_expr_t *ex[2] = {t->expr, t->requests_expr};
+      for (int j = 0; rc == 0 && j < 2; j++)
+        for (uint32_t s = 0; ex[j] != NULL && rc == 0 && s < ex[j]->nsels; s++)
+          rc = add_entry(b, ex[j]->sels[s], &cap);
+    }
+  }
+  for (uint32_t i = 0; rc == 0 && i < nextra; i++) rc = add_entry(b, extra[i], &cap);
+  if (rc == 0) {
+    uint32_t n = b->nentries ? b->nentries : 1;
+    b->refs = calloc(n, sizeof(*b->refs));
+    b->deps = calloc(n, sizeof(*b->deps));
+    b->deps_n = calloc(n, sizeof(*b->deps_n));
+    b->ndirty = (b->nentries + 63) / 64;
+    b->dirty = calloc(b->ndirty ? b->ndirty : 1, sizeof(*b->dirty));
+    if (!b->refs || !b->deps || !b->deps_n || !b->dirty) rc = RC_ENOMEM;
+  }
+  for (uint32_t i = 0; rc == 0 && i < b->nentries; i++)
+    b->refs[i] = (selref_t){.sel = b->entries[i].sel, .id = b->entries[i].id};
+  if (rc == 0) qsort(b->refs, b->nentries, sizeof(*b->refs), ref_cmp);
+  for (uint32_t i = 0; rc == 0 && i < b->ntr; i++) {
+    const rc_trigger_t *t = b->tr[i].trig;
+    const rc_pq_expr_t *ex[2] = {t->expr, t->requests_expr};
+    for (int j = 0; j < 2; j++)
+      for (uint32_t s = 0; ex[j] != NULL && rc == 0 && s < ex[j]->nsels; s++)
+        rc = add_dep(b, bundle_sel_id(b, ex[j]->sels[s]), i);
+  }
+  if (rc == 0) rc = rc_selindex_build(b->entries, b->nentries, &b->idx);
+  if (rc != 0) {
+    bundle_free(b);
+    return rc;
+  }
+  *out = b;
   return 0;
 }
 
@@ -133,57 +225,19 @@ int rc_engine_new(const rc_engine_cfg_t *cfg, rc_ruleset_t *rules, rc_selector_t
   e->cfg = *cfg;
   if (e->cfg.interval_ms <= 0) e->cfg.interval_ms = DEFAULT_INTERVAL_MS;
   if (e->cfg.lookback_ms <= 0) e->cfg.lookback_ms = DEFAULT_LOOKBACK_MS;
-  e->rules = *rules;
-  memset(rules, 0, sizeof(*rules));
+  bundle_t *b;
+  int rc = bundle_build(rules, extra, nextra, &b);
+  if (rc != 0) {
+    free(e);
+    return rc_err_set(err, rc, "rule engine: %s", rc_strerror(rc));
+  }
+  atomic_init(&e->cur, b);
   uv_mutex_init(&e->mu);
   uv_mutex_init(&e->wake_mu);
   uv_cond_init(&e->wake_cv);
-  *out = e; /* from here on, rc_engine_free cleans up */
-  uint32_t cap = 0, ntr = 0;
-  int rc = 0;
-  for (uint32_t r = 0; r < e->rules.n; r++) ntr += e->rules.rules[r].ntriggers;
-  e->tr = calloc(ntr ? ntr : 1, sizeof(*e->tr));
-  e->todo = calloc(ntr ? ntr : 1, 1);
-  if (e->tr == NULL || e->todo == NULL) rc = RC_ENOMEM;
-  /* Selector ids: every selector of every trigger expression, in order, then extra. */
-  for (uint32_t r = 0; rc == 0 && r < e->rules.n; r++) {
-    const rc_rule_t *rule = &e->rules.rules[r];
-    for (uint32_t k = 0; rc == 0 && k < rule->ntriggers; k++) {
-      const rc_trigger_t *t = &rule->triggers[k];
-      e->tr[e->ntr] = (tstate_t){.rule = rule, .trig = t, .rule_idx = r, .trig_idx = k};
-      e->ntr++;
-      const rc_pq_expr_t *ex[2] = {t->expr, t->requests_expr};
-      for (int j = 0; rc == 0 && j < 2; j++)
-        for (uint32_t s = 0; ex[j] != NULL && rc == 0 && s < ex[j]->nsels; s++)
-          rc = add_entry(e, ex[j]->sels[s], &cap);
-    }
-  }
-  for (uint32_t i = 0; rc == 0 && i < nextra; i++) rc = add_entry(e, extra[i], &cap);
-  if (rc == 0) {
-    e->refs = calloc(e->nentries ? e->nentries : 1, sizeof(*e->refs));
-    e->deps = calloc(e->nentries ? e->nentries : 1, sizeof(*e->deps));
-    e->deps_n = calloc(e->nentries ? e->nentries : 1, sizeof(*e->deps_n));
-    e->ndirty = (e->nentries + 63) / 64;
-    e->dirty = calloc(e->ndirty ? e->ndirty : 1, sizeof(*e->dirty));
-    if (!e->refs || !e->deps || !e->deps_n || !e->dirty) rc = RC_ENOMEM;
-  }
-  for (uint32_t i = 0; rc == 0 && i < e->nentries; i++)
-    e->refs[i] = (selref_t){.sel = e->entries[i].sel, .id = e->entries[i].id};
-  if (rc == 0) qsort(e->refs, e->nentries, sizeof(*e->refs), ref_cmp);
-  for (uint32_t i = 0; rc == 0 && i < e->ntr; i++) {
-    const rc_trigger_t *t = e->tr[i].trig;
-    const rc_pq_expr_t *ex[2] = {t->expr, t->requests_expr};
-    for (int j = 0; j < 2; j++)
-      for (uint32_t s = 0; ex[j] != NULL && rc == 0 && s < ex[j]->nsels; s++)
-        rc = add_dep(e, sel_id(e, ex[j]->sels[s]), i);
-  }
-  if (rc == 0) rc = rc_selindex_build(e->entries, e->nentries, &e->idx);
-  if (rc != 0) {
-    rc_engine_free(e);
-    *out = NULL;
-    return rc_err_set(err, rc, "rule engine: %s", rc_strerror(rc));
-  }
   atomic_store(&e->pending_ns, 0);
+  e->last_reload_ok = 1;
+  *out = e;
   return 0;
 }
 
@@ -192,23 +246,20 @@ void rc_engine_free(rc_engine_t *e) {
   rc_engine_stop(e);
   if (e->reader_open) rc_eval_close(&e->ev);
   if (e->api_open) rc_eval_close(&e->api_ev);
-  rc_selindex_free(e->idx);
-  for (uint32_t i = 0; e->deps != NULL && i < e->nentries; i++) free(e->deps[i]);
-  free(e->deps);
-  free(e->deps_n);
-  free(e->refs);
-  free(e->entries);
-  free((void *)e->dirty);
-  free(e->tr);
-  free(e->todo);
-  rc_ruleset_free(&e->rules);
+  bundle_free(bun(e));
+  while (e->graveyard != NULL) {
+    bundle_t *g = e->graveyard;
+    e->graveyard = (bundle_t *)g->todo;
+    g->todo = NULL;
+    bundle_free(g);
+  }
   uv_mutex_destroy(&e->mu);
   uv_mutex_destroy(&e->wake_mu);
   uv_cond_destroy(&e->wake_cv);
   free(e);
 }
 
-const rc_selindex_t *rc_engine_index(const rc_engine_t *e) { return e->idx; }
+const rc_selindex_t *rc_engine_index(const rc_engine_t *e) { return bun(e)->idx; }
 
 /*------------------------------------------------------------------------------------------
  * Wake-ups from the workers
@@ -217,6 +268,7 @@ const rc_selindex_t *rc_engine_index(const rc_engine_t *e) { return e->idx; }
 void rc_engine_applied(void *ctx, uint32_t shard, rc_store_t *store, uint64_t received_ns) {
   rc_engine_t *e = ctx;
   (void)shard;
+  bundle_t *b = bun(e);
   rc_store_series_t *const *ch;
   uint32_t n, marked = 0;
   rc_store_changed(store, &ch, &n);
@@ -224,9 +276,11 @@ void rc_engine_applied(void *ctx, uint32_t shard, rc_store_t *store, uint64_t re
     uint32_t k;
     const uint32_t *ids = rc_store_series_sel(ch[i], &k);
     for (uint32_t j = 0; j < k; j++) {
-      if (ids[j] >= e->nentries) continue;
+      /* During a reload a shard may still carry the previous ids: at worst a wrong trigger
+       * is evaluated once; the full round after the swap covers the rest. */
+      if (ids[j] >= b->nentries) continue;
       uint64_t bit = 1ull << (ids[j] % 64);
-      _Atomic uint64_t *w = &e->dirty[ids[j] / 64];
+      _Atomic uint64_t *w = &b->dirty[ids[j] / 64];
       /* Most batches touch the same selectors again: skip the locked op when already set. */
       if (!(atomic_load_explicit(w, memory_order_relaxed) & bit))
         atomic_fetch_or_explicit(w, bit, memory_order_release);
@@ -415,18 +469,18 @@ static void eval_trigger(rc_engine_t *e, tstate_t *ts, int64_t now, uint64_t lat
 /* One round: the triggers whose selectors saw data (all of them when full). */
 static void round_once(rc_engine_t *e, int64_t now, int full) {
   uint64_t lat_start = atomic_exchange(&e->pending_ns, 0);
-  memset(e->todo, full, e->ntr);
-  for (uint32_t w = 0; w < e->ndirty; w++) {
-    uint64_t bits = atomic_exchange_explicit(&e->dirty[w], 0, memory_order_acquire);
+  memset(bun(e)->todo, full, bun(e)->ntr);
+  for (uint32_t w = 0; w < bun(e)->ndirty; w++) {
+    uint64_t bits = atomic_exchange_explicit(&bun(e)->dirty[w], 0, memory_order_acquire);
     while (bits) {
       uint32_t id = w * 64 + (uint32_t)__builtin_ctzll(bits);
       bits &= bits - 1;
-      for (uint32_t k = 0; id < e->nentries && k < e->deps_n[id]; k++) e->todo[e->deps[id][k]] = 1;
+      for (uint32_t k = 0; id < bun(e)->nentries && k < bun(e)->deps_n[id]; k++) bun(e)->todo[bun(e)->deps[id][k]] = 1;
     }
   }
   rc_query_begin(&e->q);
-  for (uint32_t i = 0; i < e->ntr; i++)
-    if (e->todo[i]) eval_trigger(e, &e->tr[i], now, lat_start);
+  for (uint32_t i = 0; i < bun(e)->ntr; i++)
+    if (bun(e)->todo[i]) eval_trigger(e, &bun(e)->tr[i], now, lat_start);
   rc_query_end(&e->q);
   uv_mutex_lock(&e->mu);
   e->rounds++;
@@ -435,8 +489,8 @@ static void round_once(rc_engine_t *e, int64_t now, int full) {
 
 static int any_dirty(rc_engine_t *e) {
   if (atomic_load(&e->pending_ns) != 0) return 1;
-  for (uint32_t w = 0; w < e->ndirty; w++)
-    if (atomic_load(&e->dirty[w])) return 1;
+  for (uint32_t w = 0; w < bun(e)->ndirty; w++)
+    if (atomic_load(&bun(e)->dirty[w])) return 1;
   return 0;
 }
 
@@ -479,14 +533,106 @@ static int open_reader(rc_engine_t *e, rc_store_t *const *shards, uint32_t n, rc
   return 0;
 }
 
-int rc_engine_start(rc_engine_t *e, rc_store_t *const *shards, uint32_t nshards, rc_err_t *err) {
-  int rc = open_reader(e, shards, nshards, err);
-  if (rc != 0) return rc;
+static int start_thread(rc_engine_t *e, rc_err_t *err) {
   atomic_store(&e->stop, 0);
   if (uv_thread_create(&e->thread, engine_main, e) != 0)
     return rc_err_set(err, RC_ENOMEM, "cannot start the rule evaluator thread");
   e->running = 1;
   return 0;
+}
+
+int rc_engine_start(rc_engine_t *e, rc_store_t *const *shards, uint32_t nshards, rc_err_t *err) {
+  int rc = open_reader(e, shards, nshards, err);
+  return rc != 0 ? rc : start_thread(e, err);
+}
+
+/*------------------------------------------------------------------------------------------
+ * Reload
+ *----------------------------------------------------------------------------------------*/
+
+static int same_expr(const rc_pq_expr_t *a, const rc_pq_expr_t *b) {
+  if (a == NULL || b == NULL) return a == b;
+  char x[4096], y[4096];
+  size_t nx = rc_pq_format(a, x, sizeof(x)), ny = rc_pq_format(b, y, sizeof(y));
+  if (nx >= sizeof(x) || ny >= sizeof(y)) return strcmp(a->text, b->text) == 0;
+  return strcmp(x, y) == 0;
+}
+
+static int same_num(double a, double b) { return a == b || (isnan(a) && isnan(b)); }
+
+/* Whether a trigger is unchanged by a reload: same target, name, expression and every
+ * setting that decides its state. Only then does its state carry over. */
+static int same_trigger(const tstate_t *a, const tstate_t *b) {
+  const rc_trigger_t *x = a->trig, *y = b->trig;
+  return strcmp(a->rule->service, b->rule->service) == 0 &&
+         strcmp(a->rule->environment, b->rule->environment) == 0 &&
+         strcmp(x->name, y->name) == 0 && x->op == y->op && same_num(x->threshold, y->threshold) &&
+         same_num(x->warn_threshold, y->warn_threshold) &&
+         same_num(x->resolve_threshold, y->resolve_threshold) && x->for_ms == y->for_ms &&
+         x->keep_firing_for_ms == y->keep_firing_for_ms && x->min_samples == y->min_samples &&
+         same_num(x->min_requests, y->min_requests) && x->no_data == y->no_data &&
+         x->dry_run == y->dry_run && same_expr(x->expr, y->expr) &&
+         same_expr(x->requests_expr, y->requests_expr);
+}
+
+int rc_engine_reload(rc_engine_t *e, rc_ruleset_t *rules, rc_selector_t *const *extra,
+                     uint32_t nextra, rc_engine_swap_fn swap, void *swap_ctx, rc_err_t *err) {
+  bundle_t *nb;
+  int rc = bundle_build(rules, extra, nextra, &nb);
+  if (rc != 0) {
+    rc_engine_reload_failed(e);
+    return rc_err_set(err, rc, "rule reload: %s", rc_strerror(rc));
+  }
+  bundle_t *old = bun(e);
+  /* The evaluator is stopped for the swap: it walks the bundle and writes the trigger states
+   * without a lock. Stopped first, so the states copied below are its last. */
+  int was_running = e->running;
+  rc_engine_stop(e);
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < nb->ntr; i++)
+    for (uint32_t j = 0; j < old->ntr; j++)
+      if (same_trigger(&nb->tr[i], &old->tr[j])) {
+        nb->tr[i].st = old->tr[j].st;
+        nb->tr[i].last_true_ms = old->tr[j].last_true_ms;
+        kept++;
+        break;
+      }
+  uv_mutex_lock(&e->mu);
+  atomic_store_explicit(&e->cur, nb, memory_order_release);
+  uv_mutex_unlock(&e->mu);
+  rc = swap != NULL ? swap(swap_ctx, nb->idx) : 0;
+  if (rc == 0) {
+    bundle_free(old); /* every shard has switched: nothing uses its index or bitmap */
+  } else {
+    /* Some shard still selects with the old index: it must outlive the engine. */
+    uv_mutex_lock(&e->mu);
+    free(old->todo); /* the field becomes the graveyard link */
+    old->todo = (uint8_t *)e->graveyard;
+    e->graveyard = old;
+    uv_mutex_unlock(&e->mu);
+  }
+  if (e->api_open) e->api_ev.adhoc_ids = nb->nentries;
+  e->last_full_ms = 0; /* evaluate everything at once under the new rules */
+  uv_mutex_lock(&e->mu);
+  e->reloads_ok++;
+  e->last_reload_ok = 1;
+  e->last_reload_ms = wall_ms();
+  uv_mutex_unlock(&e->mu);
+  rc_log(RC_LOG_INFO, "rules reloaded", "rules=%u triggers=%u unchanged=%u index_swap=%s",
+         nb->rules.n, nb->ntr, kept, rc == 0 ? "ok" : rc_strerror(rc));
+  rc_err_t terr;
+  if (was_running && start_thread(e, &terr) != 0) {
+    rc_log(RC_LOG_ERROR, "cannot restart the rule evaluator after a reload", NULL);
+    return rc_err_set(err, RC_ENOMEM, "%s", terr.msg);
+  }
+  return 0;
+}
+
+void rc_engine_reload_failed(rc_engine_t *e) {
+  uv_mutex_lock(&e->mu);
+  e->reloads_failed++;
+  e->last_reload_ok = 0;
+  uv_mutex_unlock(&e->mu);
 }
 
 void rc_engine_stop(rc_engine_t *e) {
@@ -548,7 +694,7 @@ int rc_engine_query(rc_engine_t *e, const char *expr, size_t len, int64_t t_ms, 
       }
       rc_eval_init(&e->api_ev, &e->api_q, e->cfg.compat, sel_id, e);
       e->api_ev.lookback_ms = e->cfg.lookback_ms;
-      e->api_ev.adhoc_ids = e->nentries;
+      e->api_ev.adhoc_ids = bun(e)->nentries;
       e->api_open = 1;
     }
     rc_eval_result_t r;
@@ -616,8 +762,8 @@ int rc_engine_render_json(rc_engine_t *e, rc_buf_t *out) {
   json_t *rules = json_array();
   uv_mutex_lock(&e->mu);
   json_t *cur = NULL;
-  for (uint32_t i = 0; i < e->ntr; i++) {
-    tstate_t *ts = &e->tr[i];
+  for (uint32_t i = 0; i < bun(e)->ntr; i++) {
+    tstate_t *ts = &bun(e)->tr[i];
     if (ts->trig_idx == 0) {
       const rc_rule_t *r = ts->rule;
       cur = json_array();
@@ -697,10 +843,21 @@ void rc_engine_render_metrics(rc_engine_t *e, rc_buf_t *o) {
                 "# TYPE ripcord_rule_resolved_total counter\nripcord_rule_resolved_total %llu\n"
                 "# HELP ripcord_rule_warnings_total Triggers that entered their warn band.\n"
                 "# TYPE ripcord_rule_warnings_total counter\nripcord_rule_warnings_total %llu\n",
-                e->ntr, (unsigned long long)e->rounds, (unsigned long long)e->evaluations,
+                bun(e)->ntr, (unsigned long long)e->rounds, (unsigned long long)e->evaluations,
                 (unsigned long long)e->failures, (double)e->eval_ns_total / 1e9,
                 (unsigned long long)e->fired, (unsigned long long)e->dry_fired,
                 (unsigned long long)e->resolved, (unsigned long long)e->warnings);
+  rc_buf_printf(o,
+                "# HELP ripcord_rules_reloads_total Rule reloads, by result.\n"
+                "# TYPE ripcord_rules_reloads_total counter\n"
+                "ripcord_rules_reloads_total{result=\"success\"} %llu\n"
+                "ripcord_rules_reloads_total{result=\"failure\"} %llu\n"
+                "# HELP ripcord_rules_last_reload_successful 1 if the last reload loaded every "
+                "rule file, 0 if it failed (the previous rules stay in force).\n"
+                "# TYPE ripcord_rules_last_reload_successful gauge\n"
+                "ripcord_rules_last_reload_successful %d\n",
+                (unsigned long long)e->reloads_ok, (unsigned long long)e->reloads_failed,
+                e->last_reload_ok);
   rc_buf_puts(o, "# HELP ripcord_rule_detection_latency_seconds From the arrival of the first "
                  "request not yet evaluated to a trigger firing.\n"
                  "# TYPE ripcord_rule_detection_latency_seconds histogram\n");
@@ -712,11 +869,11 @@ void rc_engine_render_metrics(rc_engine_t *e, rc_buf_t *o) {
                 "ripcord_rule_detection_latency_seconds_sum %.9f\n"
                 "ripcord_rule_detection_latency_seconds_count %llu\n",
                 (unsigned long long)e->lat_count, e->lat_sum, (unsigned long long)e->lat_count);
-  if (e->ntr > 0) /* a TYPE line without samples is not valid exposition */
+  if (bun(e)->ntr > 0) /* a TYPE line without samples is not valid exposition */
     rc_buf_puts(o, "# HELP ripcord_rule_trigger_state 0 inactive, 1 pending, 2 firing.\n"
                    "# TYPE ripcord_rule_trigger_state gauge\n");
-  for (uint32_t i = 0; i < e->ntr; i++) {
-    const tstate_t *ts = &e->tr[i];
+  for (uint32_t i = 0; i < bun(e)->ntr; i++) {
+    const tstate_t *ts = &bun(e)->tr[i];
     rc_buf_puts(o, "ripcord_rule_trigger_state{service=\"");
     put_label_value(o, ts->rule->service);
     rc_buf_puts(o, "\",environment=\"");
@@ -731,9 +888,9 @@ void rc_engine_render_metrics(rc_engine_t *e, rc_buf_t *o) {
 int rc_engine_status(rc_engine_t *e, uint32_t rule, uint32_t trigger, rc_trigger_status_t *out) {
   int rc = RC_ENOENT;
   uv_mutex_lock(&e->mu);
-  for (uint32_t i = 0; i < e->ntr; i++)
-    if (e->tr[i].rule_idx == rule && e->tr[i].trig_idx == trigger) {
-      *out = e->tr[i].st;
+  for (uint32_t i = 0; i < bun(e)->ntr; i++)
+    if (bun(e)->tr[i].rule_idx == rule && bun(e)->tr[i].trig_idx == trigger) {
+      *out = bun(e)->tr[i].st;
       rc = 0;
     }
   uv_mutex_unlock(&e->mu);

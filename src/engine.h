@@ -82,6 +82,21 @@ int rc_engine_start(rc_engine_t *e, rc_store_t *const *shards, uint32_t nshards,
 /* Stops and joins the evaluator. */
 void rc_engine_stop(rc_engine_t *e);
 
+/* Switches the store's selection to a new index and returns once nothing uses the old one
+ * (rc_workers_swap_index). 0 or an error code. */
+typedef int (*rc_engine_swap_fn)(void *ctx, const rc_selindex_t *idx);
+
+/* Rule reload (the loop thread): takes *rules (emptied) — already loaded and checked
+ * completely by the caller — builds the new selector index, carries the state of every
+ * unchanged trigger over (same target, name, expression and settings), stops the evaluator,
+ * swaps, has the store switch index through swap, frees the old rules and restarts the
+ * evaluator, which then evaluates every trigger. Returns 0, or an error with the old rules
+ * still in force. */
+int rc_engine_reload(rc_engine_t *e, rc_ruleset_t *rules, rc_selector_t *const *extra,
+                     uint32_t nextra, rc_engine_swap_fn swap, void *swap_ctx, rc_err_t *err);
+/* Counts a reload that failed before reaching the engine (a rule file with errors). */
+void rc_engine_reload_failed(rc_engine_t *e);
+
 /* workers.h applied_cb: ctx is the engine. Worker threads. */
 void rc_engine_applied(void *ctx, uint32_t shard, rc_store_t *store, uint64_t received_ns);
 

@@ -28,9 +28,17 @@
 #include "stats.h"
 #include "store.h"
 
+#define MAX_WATCHED_DIRS 16
+
 typedef struct daemon {
   uv_loop_t *loop;
-  uv_signal_t sigterm, sigint;
+  uv_signal_t sigterm, sigint, sighup;
+  const rc_options_t *opts;
+  /* Rule reload on a change in a rule file's directory: watchers and a debounce timer. */
+  uv_fs_event_t watch[MAX_WATCHED_DIRS];
+  uint32_t nwatch;
+  uv_timer_t debounce;
+  int debounce_on;
   rc_http_server_t http;
   rc_ingest_t ingest;
   rc_api_t api;
@@ -70,13 +78,17 @@ static void free_selection(daemon_t *d) {
 }
 
 /* Loads the config's rule_files and the --rules.file files. Every diagnostic is logged with
- * file:line:col; any error refuses to start, as Prometheus does with a bad rule file. */
-static int load_rules(const rc_options_t *o, const rc_config_t *cfg, rc_ruleset_t *set) {
+ * file:line:col; any error refuses to start, as Prometheus does with a bad rule file, or on a
+ * reload keeps the previous rules. *why (may be NULL) gets a one-line reason. */
+static int load_rules(const rc_options_t *o, const rc_config_t *cfg, rc_ruleset_t *set,
+                      char *why, size_t why_cap) {
   rc_err_t err = {0};
   char **paths = NULL;
   size_t np = 0;
+  if (why) snprintf(why, why_cap, "ok");
   if (rc_config_rule_paths(cfg, &paths, &np, &err) != 0) {
     rc_log(RC_LOG_ERROR, "cannot expand rule_files", "err=\"%s\"", err.msg);
+    if (why) snprintf(why, why_cap, "%s", err.msg);
     return RC_EIO;
   }
   rc_rules_cfg_t rcfg = {.environment_label = o->environment_label};
@@ -94,6 +106,16 @@ static int load_rules(const rc_options_t *o, const rc_config_t *cfg, rc_ruleset_
            "at=%s:%d:%d msg=\"%s\"", x->file, x->line, x->col, x->msg);
   }
   if (d.errors) failed = 1;
+  if (why && d.errors) {
+    const rc_diag_t *x = &d.v[0];
+    for (uint32_t i = 0; i < d.n; i++)
+      if (d.v[i].level == RC_DIAG_ERROR) {
+        x = &d.v[i];
+        break;
+      }
+    snprintf(why, why_cap, "%u errors, first: %s:%d:%d: %s", d.errors, x->file, x->line, x->col,
+             x->msg);
+  }
   uint32_t ntrig = 0;
   for (uint32_t i = 0; i < set->n; i++) ntrig += set->rules[i].ntriggers;
   rc_log(failed ? RC_LOG_ERROR : RC_LOG_INFO, failed ? "rule files have errors" : "rules loaded",
@@ -130,6 +152,116 @@ static int make_dirs(const char *path, rc_err_t *err) {
   return 0;
 }
 
+/*------------------------------------------------------------------------------------------
+ * Rule reload: SIGHUP, POST /-/reload, a change in a rule file's directory
+ *----------------------------------------------------------------------------------------*/
+
+static int swap_index(void *ctx, const rc_selindex_t *idx) {
+  return rc_workers_swap_index(ctx, idx);
+}
+
+/* Loads everything again; the new set replaces the old only if it loaded without error. */
+static int reload_rules(daemon_t *d, char *why, size_t cap) {
+  const rc_options_t *o = d->opts;
+  rc_config_t cfg = {0};
+  rc_err_t err = {0};
+  if (o->config_file != NULL && rc_config_load(o->config_file, &cfg, &err) != 0) {
+    rc_log(RC_LOG_ERROR, "reload: cannot load configuration; previous rules stay",
+           "err=\"%s\"", err.msg);
+    snprintf(why, cap, "configuration: %s", err.msg);
+    rc_engine_reload_failed(d->engine);
+    return RC_EPARSE;
+  }
+  rc_ruleset_t rules = {0};
+  int rc = load_rules(o, &cfg, &rules, why, cap);
+  rc_config_free(&cfg);
+  if (rc != 0) {
+    rc_ruleset_free(&rules);
+    rc_engine_reload_failed(d->engine);
+    rc_log(RC_LOG_ERROR, "reload failed: previous rules stay in force", "err=\"%s\"", why);
+    return rc;
+  }
+  /* The config's select: list is read at start only (its selectors are in use). */
+  rc = rc_engine_reload(d->engine, &rules, d->selectors, (uint32_t)d->nselectors, swap_index,
+                        &d->ingest.workers, &err);
+  rc_ruleset_free(&rules);
+  if (rc != 0) snprintf(why, cap, "%s", err.msg);
+  return rc;
+}
+
+static int api_reload(void *ctx, char *why, size_t cap) { return reload_rules(ctx, why, cap); }
+
+static void on_sighup(uv_signal_t *h, int signum) {
+  (void)signum;
+  char why[300];
+  rc_log(RC_LOG_INFO, "SIGHUP: reloading rules", NULL);
+  reload_rules(h->data, why, sizeof(why));
+}
+
+static void on_debounce(uv_timer_t *t) {
+  char why[300];
+  rc_log(RC_LOG_INFO, "rule files changed: reloading", NULL);
+  reload_rules(t->data, why, sizeof(why));
+}
+
+static void on_dir_change(uv_fs_event_t *h, const char *file, int events, int status) {
+  daemon_t *d = h->data;
+  (void)events;
+  if (status != 0 || d->debounce_on == 0) return;
+  /* Editors write a file in several steps (temp file, rename): wait for quiet. Only YAML
+   * files count, so our own logs or a data directory next to the rules do not. */
+  if (file != NULL) {
+    size_t n = strlen(file);
+    if (!(n > 4 && (strcmp(file + n - 4, ".yml") == 0 || strcmp(file + n - 5, ".yaml") == 0)))
+      return;
+  }
+  uv_timer_start(&d->debounce, on_debounce, 300, 0);
+}
+
+/* Watches the directory of every rule file, and of the config file. */
+static void watch_rule_dirs(daemon_t *d, const rc_config_t *cfg) {
+  char **paths = NULL;
+  size_t np = 0;
+  rc_err_t err = {0};
+  uv_timer_init(d->loop, &d->debounce);
+  d->debounce.data = d;
+  d->debounce_on = 1;
+  if (rc_config_rule_paths(cfg, &paths, &np, &err) != 0) np = 0;
+  size_t total = np + d->opts->n_rule_files + (cfg->path ? 1 : 0);
+  char seen[MAX_WATCHED_DIRS][4096];
+  for (size_t i = 0; i < total && d->nwatch < MAX_WATCHED_DIRS; i++) {
+    const char *p = i < np ? paths[i] : i < np + d->opts->n_rule_files
+                                            ? d->opts->rule_files[i - np] : cfg->path;
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s", p);
+    char *slash = strrchr(tmp, '/');
+    if (slash == NULL) snprintf(tmp, sizeof(tmp), ".");
+    else if (slash == tmp) tmp[1] = 0;
+    else *slash = 0;
+    int dup = 0;
+    for (uint32_t k = 0; k < d->nwatch; k++) dup |= strcmp(seen[k], tmp) == 0;
+    if (dup) continue;
+    uv_fs_event_t *w = &d->watch[d->nwatch];
+    uv_fs_event_init(d->loop, w);
+    w->data = d;
+    if (uv_fs_event_start(w, on_dir_change, tmp, 0) != 0) {
+      uv_close((uv_handle_t *)w, NULL);
+      continue;
+    }
+    snprintf(seen[d->nwatch], sizeof(seen[0]), "%s", tmp);
+    d->nwatch++;
+  }
+  rc_config_free_paths(paths, np);
+}
+
+static void close_reload_handles(daemon_t *d) {
+  if (!d->debounce_on) return;
+  d->debounce_on = 0;
+  for (uint32_t i = 0; i < d->nwatch; i++) uv_close((uv_handle_t *)&d->watch[i], NULL);
+  uv_close((uv_handle_t *)&d->debounce, NULL);
+  uv_close((uv_handle_t *)&d->sighup, NULL);
+}
+
 static void on_drained(rc_http_server_t *srv) {
   daemon_t *d = RC_CONTAINER_OF(srv, daemon_t, http);
   rc_log(RC_LOG_INFO, "http server drained; finishing the ingest queue", "queued=%llu",
@@ -137,6 +269,7 @@ static void on_drained(rc_http_server_t *srv) {
   rc_ingest_stop(&d->ingest);
   uv_close((uv_handle_t *)&d->sigterm, NULL);
   uv_close((uv_handle_t *)&d->sigint, NULL);
+  close_reload_handles(d);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -184,7 +317,8 @@ static int serve(const rc_options_t *o) {
   rc_ruleset_t rules = {0};
   rc_engine_cfg_t ecfg = {.compat = (rc_compat_t)o->compat,
                           .interval_ms = (int64_t)o->rules_interval_ms};
-  if (build_selection(&d, &cfg) != 0 || load_rules(o, &cfg, &rules) != 0 ||
+  d.opts = o;
+  if (build_selection(&d, &cfg) != 0 || load_rules(o, &cfg, &rules, NULL, 0) != 0 ||
       rc_engine_new(&ecfg, &rules, d.selectors, (uint32_t)d.nselectors, &d.engine, &err) != 0) {
     rc_log(RC_LOG_ERROR, "cannot set up the rules and the series store",
            err.msg[0] ? "err=\"%s\"" : NULL, err.msg);
@@ -232,6 +366,12 @@ static int serve(const rc_options_t *o) {
   d.sigterm.data = d.sigint.data = &d;
   uv_signal_start(&d.sigterm, on_signal, SIGTERM);
   uv_signal_start(&d.sigint, on_signal, SIGINT);
+  uv_signal_init(d.loop, &d.sighup);
+  d.sighup.data = &d;
+  uv_signal_start(&d.sighup, on_sighup, SIGHUP);
+  watch_rule_dirs(&d, &cfg);
+  d.api.reload = api_reload;
+  d.api.reload_ctx = &d;
 
   d.api.ready = 1;
   rc_stat_set(&rc_stats.ready, 1);

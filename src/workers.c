@@ -9,7 +9,15 @@
 #include "log.h"
 #include "stats.h"
 
-enum { JOB_DECODE, JOB_PART };
+enum { JOB_DECODE, JOB_PART, JOB_INDEX };
+
+/* A live index swap (rule reload): every worker re-matches its shard, then counts down. */
+typedef struct barrier {
+  uv_mutex_t mu;
+  uv_cond_t cv;
+  uint32_t left;
+  int rc;
+} barrier_t;
 
 /* Shared by the parts of one batch; lives in the batch's arena. */
 typedef struct shared {
@@ -25,6 +33,9 @@ typedef struct job {
   rc_buf_t body;
   uint64_t received_ns;
   void *token;
+  /* JOB_INDEX (malloc'ed, freed by the worker) */
+  const rc_selindex_t *index;
+  barrier_t *bar;
   /* JOB_PART (in the batch's arena) */
   shared_t *sh;
   const uint32_t *idx;
@@ -65,7 +76,8 @@ static void wake(rc_worker_t *w) {
 }
 
 static void push(rc_worker_t *w, job_t *j) {
-  rc_mpsc_push(j->type == JOB_PART ? &w->parts : &w->decodes, &j->node);
+  /* Index swaps go with the parts: ahead of new decodes, behind parts already routed. */
+  rc_mpsc_push(j->type == JOB_DECODE ? &w->decodes : &w->parts, &j->node);
   wake(w);
 }
 
@@ -309,8 +321,19 @@ static void worker_main(void *arg) {
       continue;
     }
     job_t *j = (job_t *)n;
-    if (j->type == JOB_DECODE) do_decode(w, j);
-    else apply_part(w, j->sh, j->idx, j->hs, j->n);
+    if (j->type == JOB_DECODE) {
+      do_decode(w, j);
+    } else if (j->type == JOB_INDEX) {
+      int rc = rc_store_set_index(w->store, j->index);
+      barrier_t *b = j->bar;
+      free(j);
+      uv_mutex_lock(&b->mu);
+      if (rc != 0) b->rc = rc;
+      if (--b->left == 0) uv_cond_signal(&b->cv);
+      uv_mutex_unlock(&b->mu);
+    } else {
+      apply_part(w, j->sh, j->idx, j->hs, j->n);
+    }
   }
 }
 
@@ -468,6 +491,32 @@ void rc_workers_store_stats(const rc_workers_t *ws, rc_store_stats_t *out) {
     out->bytes += s.bytes;
     if (s.watermark_ms > out->watermark_ms) out->watermark_ms = s.watermark_ms;
   }
+}
+
+int rc_workers_swap_index(rc_workers_t *ws, const rc_selindex_t *idx) {
+  if (ws->started == 0) return rc_workers_set_index(ws, idx);
+  barrier_t b = {.left = ws->cfg.nworkers};
+  uv_mutex_init(&b.mu);
+  uv_cond_init(&b.cv);
+  uint32_t queued = 0;
+  for (uint32_t i = 0; i < ws->cfg.nworkers; i++) {
+    job_t *j = calloc(1, sizeof(*j));
+    if (j == NULL) break;
+    j->type = JOB_INDEX;
+    j->index = idx;
+    j->bar = &b;
+    push(&ws->w[i], j);
+    queued++;
+  }
+  uv_mutex_lock(&b.mu);
+  b.left -= ws->cfg.nworkers - queued; /* jobs that could not be queued never count down */
+  if (queued < ws->cfg.nworkers) b.rc = RC_ENOMEM;
+  while (b.left > 0) uv_cond_wait(&b.cv, &b.mu);
+  uv_mutex_unlock(&b.mu);
+  uv_cond_destroy(&b.cv);
+  uv_mutex_destroy(&b.mu);
+  if (b.rc == 0) ws->cfg.idx = idx;
+  return b.rc;
 }
 
 int rc_workers_set_index(rc_workers_t *ws, const rc_selindex_t *idx) {

@@ -109,8 +109,13 @@ static inline uint32_t rc_workers_shard_of(const rc_workers_t *ws, rc_selindex_h
 }
 /* Sum of every shard's counters (any thread). */
 void rc_workers_store_stats(const rc_workers_t *ws, rc_store_stats_t *out);
-/* Rule reload: each shard re-matches its series against idx. Only while stopped or before
- * start (live reload hands the index to each worker; issue 4). Returns 0 or RC_ENOMEM. */
+/* Rule reload before start or after stop: each shard re-matches its series against idx on
+ * the calling thread. Returns 0 or RC_ENOMEM. */
 int rc_workers_set_index(rc_workers_t *ws, const rc_selindex_t *idx);
+/* Rule reload while running (the submitting thread): each worker re-matches its shard
+ * against idx on its own thread, after the parts already routed to it and before any new
+ * decode; returns once every worker has switched, so the previous index may then be freed.
+ * Returns 0, or RC_ENOMEM (some shard keeps its old selection until the next reload). */
+int rc_workers_swap_index(rc_workers_t *ws, const rc_selindex_t *idx);
 
 #endif

@@ -11,13 +11,15 @@ usage: test_rules.py <ripcord-binary>
 """
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import V1, Daemon, Runner, expect, expect_eq, metric, post_write, request, scrape  # noqa: E402
+from harness import (V1, Daemon, Runner, expect, expect_eq, metric, post_write, request,  # noqa: E402
+                     scrape, wait_until)
 
 RULES = """rollback:
   service: checkout
@@ -140,6 +142,41 @@ def case_pending_firing(exe):
         # Healthy again: the error rate over 1m stays high for a while, so only check that the
         # trigger is still firing and nothing failed.
         expect_eq(metric(s, "ripcord_rule_evaluation_failures_total"), 0, "evaluation failures")
+
+        # Reload with a broken file (SIGHUP; the directory watch may reload it too): the old
+        # rules stay in force and the firing state is untouched.
+        since = t["error_rate"]["firing_since_ms"]
+        write_rules(tmp, SEED_UNQUOTED)
+        d.signal(signal.SIGHUP)
+        wait_until(lambda: (metric(d.port, "ripcord_rules_reloads_total", result="failure") or 0)
+                   >= 1, 10, what="a failed reload")
+        s = scrape(d.port)
+        expect_eq(metric(s, "ripcord_rules_last_reload_successful"), 0, "last reload failed")
+        t = triggers(d.port)
+        expect_eq(sorted(t), ["error_rate", "errors_per_second", "shadow"], "old rules in force")
+        expect_eq((t["error_rate"]["state"], t["error_rate"]["firing_since_ms"]),
+                  ("firing", since), "firing state kept across the failed reload")
+        expect("seed.yml" not in d.log() and "checkout.rules.yml:11:" in d.log(),
+               "the failed reload is logged at file:line")
+        # A good file with one more trigger, through POST /-/reload: unchanged triggers keep
+        # their state, the new one starts inactive.
+        write_rules(tmp, RULES.replace("  action:", """    - name: added
+      expr: 'max(http_requests_total)'
+      threshold: 1e12
+  action:"""))
+        r = request(d.port, "POST", "/-/reload")
+        expect_eq((r.status, r.text), (200, "rules reloaded\n"), "POST /-/reload")
+        t = triggers(d.port)
+        expect_eq(sorted(t), ["added", "error_rate", "errors_per_second", "shadow"], "new rules")
+        expect_eq((t["error_rate"]["state"], t["error_rate"]["firing_since_ms"]),
+                  ("firing", since), "firing state kept across the reload")
+        expect_eq(metric(d.port, "ripcord_rules_last_reload_successful"), 1, "last reload ok")
+        wait_until(lambda: triggers(d.port)["added"]["evaluations"] > 0, 5,
+                   what="the new trigger evaluated")
+        # A change in the directory alone reloads (debounced).
+        write_rules(tmp, RULES.replace("name: shadow", "name: shadow2"))
+        wait_until(lambda: "shadow2" in triggers(d.port), 10, what="reload on a file change")
+        expect_eq(triggers(d.port)["error_rate"]["state"], "firing", "state after watch reload")
         d.stop()
     finally:
         d.cleanup()

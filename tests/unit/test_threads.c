@@ -209,8 +209,9 @@ static void test_workers_under_load(void **state) {
 }
 
 /* The rule engine's thread evaluating while two workers write: woken by their applied hooks,
- * reading both shards through the EBR. The trigger watches the newest value of series that
- * grow with every request, so it must end firing, evaluated many times on the way. */
+ * reading both shards through the EBR, and twice reloaded meanwhile (index swapped in both
+ * shards live). The trigger watches the newest value of series that grow with every request,
+ * so it must end firing, once, evaluated many times on the way. */
 static _Atomic int g_fired;
 
 static void on_fire(void *ctx, const rc_fire_event_t *ev) {
@@ -223,6 +224,8 @@ static void noop_done(void *ctx, void *token, const rc_work_result_t *r) {
   (void)token;
   assert_int_equal(r->status, 204);
 }
+
+static int swap(void *ctx, const rc_selindex_t *idx) { return rc_workers_swap_index(ctx, idx); }
 
 static void test_engine_with_workers(void **state) {
   (void)state;
@@ -277,6 +280,13 @@ static void test_engine_with_workers(void **state) {
     rc_buf_append(&bb, body, len);
     free(body);
     rc_workers_submit(&g_ws, slot, 1 + (r & 1), &bb, uv_hrtime(), NULL);
+    if (r == 150 || r == 250) { /* reload the same rules while workers write and it evaluates */
+      rc_ruleset_t again = {0};
+      rc_diags_t d2 = {0};
+      assert_int_equal(rc_rules_load_buffer("t.yml", yaml, strlen(yaml), NULL, &again, &d2), 0);
+      rc_diags_free(&d2);
+      assert_int_equal(rc_engine_reload(eng, &again, NULL, 0, swap, &g_ws, &err), 0);
+    }
   }
   rc_workers_stop(&g_ws);
   /* The last batches may still be waiting for the evaluator: give it a few rounds. */
