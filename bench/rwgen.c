@@ -76,6 +76,8 @@ typedef struct opts {
   uint64_t seed;
   int64_t start_ms; /* 0 = now */
   uint32_t passes;
+  uint64_t bad_after_ms; /* 0: off; else from then on 5xx counters grow bad_factor x faster */
+  uint32_t bad_factor;
   const char *dump_dir;
   uint64_t timeout_ms;
   int json_only;
@@ -104,6 +106,9 @@ static void usage(FILE *f) {
           "                             set it for byte-identical --dump output\n"
           "  --passes K                 pre-encode K variants of each request with growing\n"
           "                             counter values (default 1: values repeat each pass)\n"
+          "  --bad-after D              after D of sending, the code=\"500\" request counters\n"
+          "                             grow --bad-factor times faster (a bad deploy)\n"
+          "  --bad-factor F             1..10000 (default 50)\n"
           "  --timeout D                socket send/receive/connect timeout (default 10s)\n"
           "  --dump DIR                 write the request bodies (snappy, exactly as POSTed) to\n"
           "                             DIR/req-000000.bin ... and DIR/meta.json instead of\n"
@@ -172,6 +177,7 @@ static int parse_args(int argc, char **argv, opts_t *o) {
   o->connections = 1;
   o->seed = 1;
   o->passes = 1;
+  o->bad_factor = 50;
   o->timeout_ms = 10000;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -201,7 +207,7 @@ static int parse_args(int argc, char **argv, opts_t *o) {
     static const char *const known[] = {"url", "protocol", "series", "native-histograms",
                                         "samples-per-request", "connections", "requests",
                                         "duration", "seed", "start-time", "passes", "timeout",
-                                        "dump"};
+                                        "dump", "bad-after", "bad-factor"};
     int k = -1;
     for (int j = 0; j < (int)(sizeof(known) / sizeof(known[0])); j++)
       if (strcmp(flag, known[j]) == 0) k = j;
@@ -275,6 +281,15 @@ static int parse_args(int argc, char **argv, opts_t *o) {
         if (parse_duration_ms(v, &n) || n < 10 || n > MAX_DURATION_MS)
           return bad_value(flag, v, "a duration between 10ms and 1h");
         o->timeout_ms = n;
+        break;
+      case 13:
+        if (parse_duration_ms(v, &n) || n > MAX_DURATION_MS)
+          return bad_value(flag, v, "a duration of at most 1h");
+        o->bad_after_ms = n;
+        break;
+      case 14:
+        if (parse_u64(v, 1, 10000, &n)) return bad_value(flag, v, "a factor in 1..10000");
+        o->bad_factor = (uint32_t)n;
         break;
       case 12:
         if (*v == '\0') return bad_value(flag, v, "a directory");
@@ -537,8 +552,10 @@ static uint32_t series_labels(const series_t *s, pool_t *p, lbl_t *out) {
   return n;
 }
 
-/* Float value of series i in value variant v. Counters grow with v, gauges wander. */
-static double series_value(uint64_t seed, uint32_t i, const series_t *s, uint32_t v) {
+/* Float value of series i in value variant v. Counters grow with v, gauges wander. With bad
+ * set (the --bad-after variants), the code="500" request counters grow bad_factor x faster. */
+static double series_value(uint64_t seed, uint32_t i, const series_t *s, uint32_t v, int bad,
+                           uint32_t bad_factor) {
   rng_t r = rng_for(seed, i, 0);
   uint64_t a = rng_next(&r), b = rng_next(&r);
   switch (s->metric) {
@@ -548,7 +565,10 @@ static double series_value(uint64_t seed, uint32_t i, const series_t *s, uint32_
     case M_GOROUTINES: return (double)(20 + a % 500 + (b + v) % 17);
     case M_CPU: return (double)(a % 100000) / 10.0 + 0.25 * v;
     case M_QUEUE: return (double)((a + v * b) % 64);
-    case M_HTTP_REQ: return (double)(a % 1000000 + v * (1 + b % 1000));
+    case M_HTTP_REQ:
+      if (bad && codes[g_tmpl[s->tmpl].code][0] == '5')
+        return (double)(a % 1000000 + (uint64_t)v * (1 + b % 1000) * bad_factor);
+      return (double)(a % 1000000 + v * (1 + b % 1000));
     default: break;
   }
   /* Classic histogram: derived from (target, method) so that buckets, _sum and _count of one
@@ -778,7 +798,8 @@ static int pack_request(const gen_t *g, uint32_t v, uint32_t r, slot_t *sl, uint
         Prometheus__Sample **sp = pool_alloc(&pool, sizeof(*sp));
         if (sm == NULL || sp == NULL) goto done;
         prometheus__sample__init(sm);
-        sm->value = series_value(g->o->seed, i, s, v);
+        sm->value = series_value(g->o->seed, i, s, v % g->o->passes, v >= g->o->passes,
+                                 g->o->bad_factor);
         sm->timestamp = t;
         sp[0] = sm;
         ts->samples = sp;
@@ -848,7 +869,8 @@ static int pack_request(const gen_t *g, uint32_t v, uint32_t r, slot_t *sl, uint
         Io__Prometheus__Write__V2__Sample **sp = pool_alloc(&pool, sizeof(*sp));
         if (sm == NULL || sp == NULL) goto done;
         io__prometheus__write__v2__sample__init(sm);
-        sm->value = series_value(g->o->seed, i, s, v);
+        sm->value = series_value(g->o->seed, i, s, v % g->o->passes, v >= g->o->passes,
+                                 g->o->bad_factor);
         sm->timestamp = t;
         sp[0] = sm;
         ts->samples = sp;
@@ -1105,10 +1127,12 @@ static int build_slots(gen_t *g, int keep_ubuf) {
     g->per_request = o->spr;
     g->nreq = (o->series + o->spr - 1) / o->spr;
   }
-  g->nslots = g->nreq * o->passes;
+  /* With --bad-after, a second set of variants (v >= passes) carries the bad values. */
+  uint32_t variants = o->passes * (o->bad_after_ms && o->dump_dir == NULL ? 2 : 1);
+  g->nslots = g->nreq * variants;
   g->slots = calloc(g->nslots, sizeof(*g->slots));
   if (g->slots == NULL) return -1;
-  for (uint32_t v = 0; v < o->passes; v++)
+  for (uint32_t v = 0; v < variants; v++)
     for (uint32_t r = 0; r < g->nreq; r++) {
       slot_t *sl = &g->slots[v * g->nreq + r];
       uint8_t *u = NULL;
@@ -1477,6 +1501,7 @@ typedef struct worker {
   pthread_t thread;
   gate_t *gate;
   uint64_t deadline_ns; /* 0 = none */
+  uint64_t bad_ns;      /* --bad-after: from then on the bad variants; 0 = never */
   int64_t clock_offset; /* added to the wall clock for timestamps (--start-time) */
   int64_t *last_base;   /* per request index r: the last base time sent */
   tally_t t;
@@ -1513,6 +1538,7 @@ static void *worker_main(void *arg) {
     if (o->requests && atomic_fetch_add(&g_claimed, 1) >= o->requests) break;
     uint32_t r = w->id + (uint32_t)(j % owned) * o->connections;
     uint32_t v = (uint32_t)((j / owned) % o->passes);
+    if (w->bad_ns && mono_ns() >= w->bad_ns) v += o->passes;
     slot_t *sl = &g->slots[v * g->nreq + r];
     int64_t base = next_base(w->last_base[r], g->rounds, wall_ms() + w->clock_offset);
     if (base + (int64_t)g->rounds > TS_MAX || slot_set_time(sl, base) != 0) {
@@ -1816,8 +1842,10 @@ int main(int argc, char **argv) {
   while (gate.ready < started) pthread_cond_wait(&gate.cv, &gate.mu);
   double cpu0 = cpu_seconds();
   uint64_t t0 = mono_ns();
-  for (uint32_t c = 0; c < started; c++)
+  for (uint32_t c = 0; c < started; c++) {
     w[c].deadline_ns = o.duration_ms ? t0 + o.duration_ms * 1000000u : 0;
+    w[c].bad_ns = o.bad_after_ms ? t0 + o.bad_after_ms * 1000000u : 0;
+  }
   gate.open = 1;
   pthread_cond_broadcast(&gate.cv);
   pthread_mutex_unlock(&gate.mu);

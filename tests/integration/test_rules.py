@@ -7,7 +7,7 @@ Data are written with wall-clock timestamps (the evaluator evaluates at wall-clo
 healthy backfill of the last 90 s, then "bad" samples written every 100 ms at the current time
 until the triggers fire (bounded).
 
-usage: test_rules.py <ripcord-binary>
+usage: test_rules.py <ripcord-binary> [<rwgen-binary>]
 """
 import json
 import os
@@ -182,6 +182,58 @@ def case_pending_firing(exe):
         d.cleanup()
 
 
+RWGEN_RULE = """rollback:
+  service: api-gateway-http
+  environment: prod
+  triggers:
+    - metric: error_rate
+      threshold: 60%
+      window: 30s
+  action:
+    type: previous_version
+"""
+
+
+def case_rwgen_bad_deploy(exe, rwgen):
+    """rwgen sends a healthy service, then (--bad-after) its 5xx counters grow 10000x faster (rwgen's counters restart every --passes requests and the restarts weigh in every increase, so the factor must dwarf them):
+    the built-in error_rate trigger stays inactive during the healthy phase and fires after
+    the switch, not before. 20k series so that each series gets a few dozen samples a second
+    and rwgen's timestamps stay on the wall clock (it never reuses a timestamp, so a few
+    series at full speed would run ahead of the clock the evaluator uses)."""
+    tmp = tempfile.mkdtemp(prefix="rc-rwgen-")
+    path = write_rules(tmp, RWGEN_RULE)
+    d = Daemon(exe, ["--rules.file=" + path, "--rules.evaluation-interval=100ms"]).start()
+    try:
+        t_start = time.monotonic()
+        gen = subprocess.Popen([rwgen, "--url", "http://127.0.0.1:%d/api/v1/write" % d.port,
+                                "--series", "20000", "--passes", "16", "--duration", "6s",
+                                "--bad-after", "3s", "--bad-factor", "10000", "--quiet"])
+        healthy_values, fired_after = [], None
+        while gen.poll() is None and time.monotonic() - t_start < 20:
+            er = triggers(d.port)["error_rate"]
+            elapsed = time.monotonic() - t_start
+            if er["state"] == "firing" and fired_after is None:
+                fired_after = elapsed
+            if 1.0 < elapsed < 2.8 and er["value"] is not None:
+                healthy_values.append((er["value"], er["state"]))
+            time.sleep(0.05)
+        expect_eq(gen.wait(10), 0, "rwgen exit status")
+        expect(healthy_values, "no value seen in the healthy phase")
+        expect(all(st == "inactive" and v < 0.6 for v, st in healthy_values),
+               "healthy phase not inactive below 60%%: %s", healthy_values[-5:])
+        expect(fired_after is not None, "error_rate never fired: %s", triggers(d.port))
+        expect(fired_after > 3.0, "fired %.2fs after start, before the bad phase", fired_after)
+        er = triggers(d.port)["error_rate"]
+        expect(er["value"] > 0.6, "bad-phase value %s", er["value"])
+        print("     | healthy error_rate %.3f..%.3f, fired %.2fs after start (bad from 3s), "
+              "detection latency %.3f ms" % (min(v for v, _ in healthy_values),
+                                             max(v for v, _ in healthy_values), fired_after,
+                                             er["last_detection_latency_seconds"] * 1e3))
+        d.stop()
+    finally:
+        d.cleanup()
+
+
 def case_check(exe):
     tmp = tempfile.mkdtemp(prefix="rc-check-")
     good = write_rules(tmp, RULES, "good.yml")
@@ -212,9 +264,13 @@ def main():
         print("usage: %s <ripcord-binary>" % sys.argv[0], file=sys.stderr)
         return 2
     exe = os.path.abspath(sys.argv[1])
+    rwgen = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else None
     r = Runner("test_rules")
     t0 = time.monotonic()
     r.run("healthy then bad traffic: pending, firing, dry run, metrics", case_pending_firing, exe)
+    if rwgen is not None:
+        r.run("rwgen: healthy, then a bad deploy: fires after the switch", case_rwgen_bad_deploy,
+              exe, rwgen)
     r.run("ripcord check: good file, the seed's unquoted '#', usage", case_check, exe)
     r.run("a broken rule file refuses to start", case_bad_rules_refuse_start, exe)
     print("%d cases in %.1fs" % (r.passed + r.failed, time.monotonic() - t0))
