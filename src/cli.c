@@ -111,7 +111,7 @@ static const flag_t flags[] = {
     {"ingest.decoder", F_DECODER, OFF(ingest.limits.reference_decoder), 0, 0, "Protobuf decoder: wire (zero-copy, default) or protobuf-c (the slower reference)."},
     {"rules.file", F_RULES, OFF(rule_files), 0, 0, "A rollback rule file to load (repeatable), besides the config's rule_files."},
     {"rules.evaluation-interval", F_DUR, OFF(rules_interval_ms), 10, 3600000, "How often every trigger is evaluated even when no data arrives (windows slide, no-data is noticed)."},
-    {"rules.environment-label", F_STR, OFF(environment_label), 0, 0, "The series label that carries a rule's environment in the built-in metrics."},
+    {"rules.environment-label", F_STR, OFF(environment_label), 0, 0, "The series label that carries a rule's environment in the built-in metrics (overrides the config's rules.environment_label; default env)."},
     {"query.compat", F_COMPAT, OFF(compat), 0, 0, "PromQL semantics: prometheus-3 (default) or prometheus-2 (2.4x: closed windows, older extrapolation and sums)."},
     {"ingest.name-validation", F_NAMES, OFF(ingest.limits.labels.legacy_names), 0, 0, "Metric and label names: utf8 (Prometheus 3) or legacy (Prometheus 2 charset)."},
 };
@@ -123,7 +123,7 @@ static void defaults(rc_options_t *o) {
   o->log_level = RC_LOG_INFO;
   o->http = RC_HTTP_CONFIG_DEFAULT;
   o->rules_interval_ms = 250;
-  o->environment_label = "env";
+  o->environment_label = NULL; /* the config's rules.environment_label, else "env" */
   o->store = (rc_store_cfg_t){
       .max_series = 100000,
       .max_ahead_ms = 600000,

@@ -32,6 +32,63 @@ static int next(yaml_parser_t *p, yaml_event_t *ev, const char *name, rc_err_t *
 }
 
 /* Parses a list of non-empty strings into *items (owned), recording each entry's position. */
+static const char *const rules_keys[RC_CONFIG_RULES_KEYS] = {
+    "service_label", "environment_label", "scrape_interval", "error_rate",
+    "error_rate_requests", "latency_p99", "health_check_failures"};
+
+/* rules: a mapping of the keys above to non-empty strings. */
+static int parse_rules_map(yaml_parser_t *p, const char *name, char **set, rc_err_t *err) {
+  yaml_event_t ev;
+  int rc = next(p, &ev, name, err);
+  if (rc) return rc;
+  if (ev.type == YAML_SCALAR_EVENT && ev.data.scalar.length == 0) { /* rules: (empty) */
+    yaml_event_delete(&ev);
+    return 0;
+  }
+  if (ev.type != YAML_MAPPING_START_EVENT) {
+    rc = ev_err(err, name, &ev, "rules must be a mapping (service_label, environment_label, "
+                                "scrape_interval, error_rate, error_rate_requests, latency_p99, "
+                                "health_check_failures)");
+    yaml_event_delete(&ev);
+    return rc;
+  }
+  yaml_event_delete(&ev);
+  for (;;) {
+    if ((rc = next(p, &ev, name, err))) return rc;
+    if (ev.type == YAML_MAPPING_END_EVENT) {
+      yaml_event_delete(&ev);
+      return 0;
+    }
+    int k = -1;
+    for (int i = 0; ev.type == YAML_SCALAR_EVENT && i < RC_CONFIG_RULES_KEYS; i++)
+      if (strcmp((const char *)ev.data.scalar.value, rules_keys[i]) == 0) k = i;
+    if (k < 0 || set[k] != NULL) {
+      char what[200];
+      snprintf(what, sizeof(what), k < 0 ? "unknown key \"%.60s\" under rules: (known: "
+                                           "service_label, environment_label, scrape_interval, "
+                                           "error_rate, error_rate_requests, latency_p99, "
+                                           "health_check_failures)"
+                                         : "duplicate key \"%.60s\" under rules:",
+               ev.type == YAML_SCALAR_EVENT ? (const char *)ev.data.scalar.value : "?");
+      rc = ev_err(err, name, &ev, what);
+      yaml_event_delete(&ev);
+      return rc;
+    }
+    yaml_event_delete(&ev);
+    if ((rc = next(p, &ev, name, err))) return rc;
+    if (ev.type != YAML_SCALAR_EVENT || ev.data.scalar.length == 0) {
+      char what[120];
+      snprintf(what, sizeof(what), "rules.%s must be a non-empty string", rules_keys[k]);
+      rc = ev_err(err, name, &ev, what);
+      yaml_event_delete(&ev);
+      return rc;
+    }
+    set[k] = strndup((const char *)ev.data.scalar.value, ev.data.scalar.length);
+    yaml_event_delete(&ev);
+    if (set[k] == NULL) return rc_err_set(err, RC_ENOMEM, "out of memory");
+  }
+}
+
 static int parse_string_list(yaml_parser_t *p, const char *name, const char *key, char ***items,
                              int **lines, int **cols, size_t *n, rc_err_t *err) {
   yaml_event_t ev;
@@ -92,7 +149,7 @@ int rc_config_parse(const char *name, const char *text, size_t len, rc_config_t 
   memset(c, 0, sizeof(*c));
   yaml_parser_t p;
   yaml_event_t ev;
-  int rc = 0, depth = 0, seen_rule_files = 0, seen_select = 0;
+  int rc = 0, depth = 0, seen_rule_files = 0, seen_select = 0, seen_rules = 0;
   if (!yaml_parser_initialize(&p)) return rc_err_set(err, RC_ENOMEM, "out of memory");
   yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
   /* stream-start, then an optional document holding one mapping. */
@@ -155,9 +212,19 @@ int rc_config_parse(const char *name, const char *text, size_t len, rc_config_t 
       if ((rc = parse_string_list(&p, name, "select", &c->select, &c->select_line,
                                   &c->select_col, &c->n_select, err)))
         goto out;
+    } else if (strcmp(key, "rules") == 0) {
+      if (seen_rules) {
+        rc = ev_err(err, name, &ev, "duplicate key \"rules\"");
+        yaml_event_delete(&ev);
+        goto out;
+      }
+      seen_rules = 1;
+      yaml_event_delete(&ev);
+      if ((rc = parse_rules_map(&p, name, c->rules_set, err))) goto out;
     } else {
       char what[200];
-      snprintf(what, sizeof(what), "unknown key \"%.60s\" (known: rule_files, select)", key);
+      snprintf(what, sizeof(what), "unknown key \"%.60s\" (known: rule_files, select, rules)",
+               key);
       rc = ev_err(err, name, &ev, what);
       yaml_event_delete(&ev);
       goto out;
@@ -217,6 +284,7 @@ void rc_config_free(rc_config_t *c) {
   free(c->select);
   free(c->select_line);
   free(c->select_col);
+  for (int i = 0; i < RC_CONFIG_RULES_KEYS; i++) free(c->rules_set[i]);
   free(c->path);
   memset(c, 0, sizeof(*c));
 }

@@ -14,6 +14,8 @@
 
 #include "rc.h"
 
+#define RC_CONFIG_RULES_KEYS 7
+
 typedef struct rc_config {
   char *path;        /* the file it was read from, or NULL for the embedded defaults */
   char **rule_files; /* patterns as written, resolved against the config file's directory */
@@ -23,7 +25,16 @@ typedef struct rc_config {
   char **select;
   int *select_line, *select_col;
   size_t n_select;
+  /* rules: settings every rule file relies on (NULL when not given): the labels that carry a
+   * rule's service and environment, the scrape interval `ripcord check` compares windows
+   * with, and the built-in metrics' PromQL templates ({{selector}}, {{window}}). */
+  char *rules_set[RC_CONFIG_RULES_KEYS];
 } rc_config_t;
+
+/* Keys of the rules: mapping, in rules_set order. */
+enum { RC_CFG_SERVICE_LABEL, RC_CFG_ENVIRONMENT_LABEL, RC_CFG_SCRAPE_INTERVAL,
+       RC_CFG_ERROR_RATE, RC_CFG_ERROR_RATE_REQUESTS, RC_CFG_LATENCY_P99,
+       RC_CFG_HEALTH_CHECK_FAILURES };
 
 /* Parses YAML text (name is used in messages only). Returns 0 or RC_EPARSE/RC_ENOMEM with
  * err->line/col/msg set. */

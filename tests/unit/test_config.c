@@ -57,6 +57,22 @@ static void test_bundled_example(void **st) {
   rc_config_free(&c);
 }
 
+static void test_rules_settings(void **st) {
+  (void)st;
+  const char *y = "rules:\n  environment_label: namespace\n  scrape_interval: 30s\n"
+                  "  error_rate: 'sum(rate(errors_total{{{selector}}}[{{window}}]))'\n";
+  rc_config_t c;
+  rc_err_t e = {0};
+  assert_int_equal(rc_config_parse("r.yml", y, strlen(y), &c, &e), 0);
+  assert_string_equal(c.rules_set[RC_CFG_ENVIRONMENT_LABEL], "namespace");
+  assert_string_equal(c.rules_set[RC_CFG_SCRAPE_INTERVAL], "30s");
+  assert_string_equal(c.rules_set[RC_CFG_ERROR_RATE],
+                      "sum(rate(errors_total{{{selector}}}[{{window}}]))");
+  assert_null(c.rules_set[RC_CFG_SERVICE_LABEL]);
+  assert_null(c.rules_set[RC_CFG_LATENCY_P99]);
+  rc_config_free(&c);
+}
+
 static void test_bad(void **st) {
   (void)st;
   static const struct { const char *y; int line, col; const char *msg; } t[] = {
@@ -70,6 +86,11 @@ static void test_bad(void **st) {
       {"rule_files: []\nrule_files: []\n", 2, 1, "duplicate key"},
       {"rule_files:\n  - a\n - b\n", 3, 2, "did not find expected key"},
       {"rule_files:\n\t- a\n", 2, 1, "cannot start any token"},
+      {"rules: env\n", 1, 8, "rules must be a mapping"},
+      {"rules:\n  env_label: x\n", 2, 3, "unknown key \"env_label\" under rules:"},
+      {"rules:\n  latency_p99: \"\"\n", 2, 16, "rules.latency_p99 must be a non-empty string"},
+      {"rules:\n  service_label: a\n  service_label: b\n", 3, 3, "duplicate key"},
+      {"rules: {}\nrules: {}\n", 2, 1, "duplicate key \"rules\""},
   };
   for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
     rc_config_t c;
@@ -89,6 +110,7 @@ int main(void) {
       cmocka_unit_test(test_ok),
       cmocka_unit_test(test_bundled_example),
       cmocka_unit_test(test_bad),
+      cmocka_unit_test(test_rules_settings),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
