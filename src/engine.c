@@ -466,6 +466,21 @@ static void eval_trigger(rc_engine_t *e, tstate_t *ts, int64_t now, uint64_t lat
   (void)res;
 }
 
+static void gate_begin(rc_engine_t *e) {
+  if (e->cfg.read_begin != NULL) e->cfg.read_begin(e->cfg.gate_ctx);
+}
+
+static void gate_end(rc_engine_t *e) {
+  if (e->cfg.read_end != NULL) e->cfg.read_end(e->cfg.gate_ctx);
+}
+
+void rc_engine_set_gate(rc_engine_t *e, void (*read_begin)(void *), void (*read_end)(void *),
+                        void *ctx) {
+  e->cfg.read_begin = read_begin;
+  e->cfg.read_end = read_end;
+  e->cfg.gate_ctx = ctx;
+}
+
 /* One round: the triggers whose selectors saw data (all of them when full). */
 static void round_once(rc_engine_t *e, int64_t now, int full) {
   uint64_t lat_start = atomic_exchange(&e->pending_ns, 0);
@@ -478,10 +493,12 @@ static void round_once(rc_engine_t *e, int64_t now, int full) {
       for (uint32_t k = 0; id < bun(e)->nentries && k < bun(e)->deps_n[id]; k++) bun(e)->todo[bun(e)->deps[id][k]] = 1;
     }
   }
+  gate_begin(e);
   rc_query_begin(&e->q);
   for (uint32_t i = 0; i < bun(e)->ntr; i++)
     if (bun(e)->todo[i]) eval_trigger(e, &bun(e)->tr[i], now, lat_start);
   rc_query_end(&e->q);
+  gate_end(e);
   uv_mutex_lock(&e->mu);
   e->rounds++;
   uv_mutex_unlock(&e->mu);
@@ -698,6 +715,7 @@ int rc_engine_query(rc_engine_t *e, const char *expr, size_t len, int64_t t_ms, 
       e->api_open = 1;
     }
     rc_eval_result_t r;
+    gate_begin(e);
     rc_query_begin(&e->api_q);
     int rc = rc_eval(&e->api_ev, x, t_ms, &r, &err);
     double ts = (double)t_ms / 1000.0;
@@ -728,6 +746,7 @@ int rc_engine_query(rc_engine_t *e, const char *expr, size_t len, int64_t t_ms, 
                       "result", res);
     }
     rc_query_end(&e->api_q);
+    gate_end(e);
     rc_pq_free(x);
   }
 done:

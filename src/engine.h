@@ -63,6 +63,10 @@ typedef struct rc_engine_cfg {
   int64_t lookback_ms;      /* instant selectors; default 5m */
   rc_engine_fire_cb on_fire; /* may be NULL: log and count only */
   void *fire_ctx;
+  /* The store's batch gate (rc_workers_read_begin/end), around every read so that no
+   * evaluation sees half a batch; NULL: none (a single-threaded store, tests). */
+  void (*read_begin)(void *ctx), (*read_end)(void *ctx);
+  void *gate_ctx;
 } rc_engine_cfg_t;
 
 typedef struct rc_engine rc_engine_t;
@@ -76,6 +80,10 @@ void rc_engine_free(rc_engine_t *e);
 
 /* The selector index for the store (owned by the engine; valid until rc_engine_free). */
 const rc_selindex_t *rc_engine_index(const rc_engine_t *e);
+
+/* Sets the batch gate after creation (the workers are created after the engine). */
+void rc_engine_set_gate(rc_engine_t *e, void (*read_begin)(void *), void (*read_end)(void *),
+                        void *ctx);
 
 /* Starts the evaluator thread reading these store shards. */
 int rc_engine_start(rc_engine_t *e, rc_store_t *const *shards, uint32_t nshards, rc_err_t *err);

@@ -175,6 +175,9 @@ static int make_dirs(const char *path, rc_err_t *err) {
  * Rule reload: SIGHUP, POST /-/reload, a change in a rule file's directory
  *----------------------------------------------------------------------------------------*/
 
+static void gate_begin(void *ctx) { rc_workers_read_begin(ctx); }
+static void gate_end(void *ctx) { rc_workers_read_end(ctx); }
+
 static int swap_index(void *ctx, const rc_selindex_t *idx) {
   return rc_workers_swap_index(ctx, idx);
 }
@@ -357,6 +360,7 @@ static int serve(const rc_options_t *o) {
     rc_store_t *shards[RC_WORKERS_MAX];
     uint32_t ns = rc_workers_count(&d.ingest.workers);
     for (uint32_t i = 0; i < ns; i++) shards[i] = rc_workers_store(&d.ingest.workers, i);
+    rc_engine_set_gate(d.engine, gate_begin, gate_end, &d.ingest.workers);
     irc = rc_engine_start(d.engine, shards, ns, &err);
   }
   if (irc != 0) {

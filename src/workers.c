@@ -50,9 +50,17 @@ typedef struct done {
   rc_work_result_t r;
 } done_t;
 
+/* A decoded batch held back by the gate, with what its start needs. */
+typedef struct deferred {
+  rc_batch_t *b;
+  void *token;
+  rc_work_result_t res;
+} deferred_t;
+
 struct rc_worker {
   rc_workers_t *ws;
   uint32_t id;
+  deferred_t held; /* held.b != NULL: a batch waits for the gate */
   uv_thread_t thread;
   /* Two inboxes: parts routed here by other workers go first, so that a decoded batch is
    * applied (and visible to rules) before this worker decodes more; and the batches waiting
@@ -160,16 +168,60 @@ static void store_oom(void) {
                   "store: out of memory applying a batch", NULL);
 }
 
+/*------------------------------------------------------------------------------------------
+ * The batch gate (workers.h). A Dekker pair, hence seq_cst: a batch counts itself applying,
+ * then checks for readers; a reader counts itself, then checks for batches applying. At least
+ * one sees the other: either the batch backs off, or the reader waits for it.
+ *----------------------------------------------------------------------------------------*/
+
+static int gate_try_enter(rc_workers_t *ws) {
+  if (atomic_load(&ws->readers) > 0) return 0;
+  atomic_fetch_add(&ws->applying, 1);
+  if (atomic_load(&ws->readers) == 0) return 1;
+  /* A reader came in between: back off (and let it go if it waits for us). */
+  if (atomic_fetch_sub(&ws->applying, 1) == 1) {
+    uv_mutex_lock(&ws->gate_mu);
+    uv_cond_broadcast(&ws->gate_cv);
+    uv_mutex_unlock(&ws->gate_mu);
+  }
+  return 0;
+}
+
+static void gate_exit(rc_workers_t *ws) {
+  if (atomic_fetch_sub(&ws->applying, 1) == 1 && atomic_load(&ws->readers) > 0) {
+    uv_mutex_lock(&ws->gate_mu);
+    uv_cond_broadcast(&ws->gate_cv);
+    uv_mutex_unlock(&ws->gate_mu);
+  }
+}
+
+void rc_workers_read_begin(rc_workers_t *ws) {
+  atomic_fetch_add(&ws->readers, 1);
+  if (atomic_load(&ws->applying) == 0) return;
+  uv_mutex_lock(&ws->gate_mu);
+  while (atomic_load(&ws->applying) > 0) uv_cond_wait(&ws->gate_cv, &ws->gate_mu);
+  uv_mutex_unlock(&ws->gate_mu);
+}
+
+void rc_workers_read_end(rc_workers_t *ws) {
+  if (atomic_fetch_sub(&ws->readers, 1) != 1) return;
+  /* Every worker, running or not: waking a stopped one is harmless (its semaphore lives
+   * until rc_workers_close, after every reader has stopped), and `started` is not ours. */
+  for (uint32_t i = 0; i < ws->cfg.nworkers; i++) wake(&ws->w[i]);
+}
+
 static void apply_part(rc_worker_t *w, shared_t *sh, const uint32_t *idx,
                        const rc_selindex_hash_t *hs, uint32_t n) {
   rc_workers_t *ws = w->ws;
-  if (n > 0) {
-    if (rc_store_apply_part(w->store, sh->b, idx, hs, n) != 0) store_oom();
-    if (ws->cfg.applied_cb != NULL)
-      ws->cfg.applied_cb(ws->cfg.applied_ctx, w->id, w->store, sh->b->received_ns);
-  }
-  if (atomic_fetch_sub_explicit(&sh->refs, 1, memory_order_acq_rel) == 1)
-    finish_batch(ws, sh->b);
+  if (n > 0 && rc_store_apply_part(w->store, sh->b, idx, hs, n) != 0) store_oom();
+  /* The last part closes the batch's gate entry before the hook runs, so the evaluator the
+   * hook wakes is not kept waiting by this very batch. */
+  uint64_t received_ns = sh->b->received_ns;
+  int last = atomic_fetch_sub_explicit(&sh->refs, 1, memory_order_acq_rel) == 1;
+  if (last) gate_exit(ws);
+  if (n > 0 && ws->cfg.applied_cb != NULL)
+    ws->cfg.applied_cb(ws->cfg.applied_ctx, w->id, w->store, received_ns);
+  if (last) finish_batch(ws, sh->b);
 }
 
 static void set_result(rc_work_result_t *res, int rc, const rc_rw_result_t *r,
@@ -250,6 +302,36 @@ static int route(rc_worker_t *w, shared_t *sh, job_t *own) {
   return 0;
 }
 
+/* A decoded batch, with its gate entry taken: route it, answer, apply our part. */
+static void start_batch(rc_worker_t *w, rc_batch_t *b, void *token, rc_work_result_t *res) {
+  rc_workers_t *ws = w->ws;
+  if (ws->cfg.nworkers == 1) {
+    /* One shard: no routing. Answer first, then apply (the answer does not wait for it). */
+    post_done(ws, token, res);
+    uint64_t received_ns = b->received_ns;
+    if (rc_store_apply(w->store, b) != 0) store_oom();
+    gate_exit(ws);
+    if (ws->cfg.applied_cb != NULL)
+      ws->cfg.applied_cb(ws->cfg.applied_ctx, w->id, w->store, received_ns);
+    finish_batch(ws, b);
+    return;
+  }
+  shared_t *sh = rc_arena_alloc(&b->arena, sizeof(*sh));
+  job_t own;
+  if (sh == NULL || (sh->b = b, route(w, sh, &own)) != 0) {
+    /* Nothing was queued: answer 500 so the sender retries; the tally already counted it. */
+    gate_exit(ws);
+    res->status = 500;
+    snprintf(res->msg, sizeof(res->msg), "internal error: out of memory routing the batch");
+    post_done(ws, token, res);
+    rc_batch_free(b);
+    release_inflight(ws);
+    return;
+  }
+  post_done(ws, token, res); /* after the other parts are queued: see workers.h, Order */
+  apply_part(w, sh, own.idx, own.hs, own.n);
+}
+
 static void do_decode(rc_worker_t *w, job_t *j) {
   rc_workers_t *ws = w->ws;
   rc_batch_t *b = NULL;
@@ -279,43 +361,36 @@ static void do_decode(rc_worker_t *w, job_t *j) {
     release_inflight(ws);
     return;
   }
-  if (ws->cfg.nworkers == 1) {
-    /* One shard: no routing. Answer first, then apply (the answer does not wait for it). */
-    post_done(ws, token, &res);
-    if (rc_store_apply(w->store, b) != 0) store_oom();
-    if (ws->cfg.applied_cb != NULL)
-      ws->cfg.applied_cb(ws->cfg.applied_ctx, w->id, w->store, received_ns);
-    finish_batch(ws, b);
-    return;
-  }
-  shared_t *sh = rc_arena_alloc(&b->arena, sizeof(*sh));
-  job_t own;
-  if (sh == NULL || (sh->b = b, route(w, sh, &own)) != 0) {
-    /* Nothing was queued: answer 500 so the sender retries; the tally already counted it. */
-    res.status = 500;
-    snprintf(res.msg, sizeof(res.msg), "internal error: out of memory routing the batch");
-    post_done(ws, token, &res);
-    rc_batch_free(b);
-    release_inflight(ws);
-    return;
-  }
-  post_done(ws, token, &res); /* after the other parts are queued: see workers.h, Order */
-  apply_part(w, sh, own.idx, own.hs, own.n);
+  if (gate_try_enter(ws)) start_batch(w, b, token, &res);
+  else w->held = (deferred_t){.b = b, .token = token, .res = res}; /* a reader is reading */
 }
 
 static void worker_main(void *arg) {
   rc_worker_t *w = arg;
   rc_workers_t *ws = w->ws;
   for (;;) {
+    /* Parts first, then a held batch once the gate opens, then new decodes (one batch held
+     * at most: decoding more while the gate is shut would only pile them up). */
     rc_mpsc_node_t *n = rc_mpsc_pop(&w->parts);
-    if (n == NULL) n = rc_mpsc_pop(&w->decodes);
+    if (n == NULL && w->held.b != NULL) {
+      if (gate_try_enter(ws)) {
+        deferred_t h = w->held;
+        w->held.b = NULL;
+        start_batch(w, h.b, h.token, &h.res);
+        continue;
+      }
+    } else if (n == NULL) {
+      n = rc_mpsc_pop(&w->decodes);
+    }
     if (n == NULL) {
       /* Parts can come from other workers until nothing is in flight: only then exit. */
       if (atomic_load(&ws->stop) && atomic_load(&ws->inflight) == 0 && inbox_empty(w))
         break;
       atomic_store(&w->idle, 1);
       atomic_thread_fence(memory_order_seq_cst);
-      if (inbox_empty(w) && !(atomic_load(&ws->stop) && atomic_load(&ws->inflight) == 0))
+      int work = !rc_mpsc_empty(&w->parts) ||
+                 (w->held.b != NULL ? atomic_load(&ws->readers) == 0 : !rc_mpsc_empty(&w->decodes));
+      if (!work && !(atomic_load(&ws->stop) && atomic_load(&ws->inflight) == 0))
         uv_sem_wait(&w->wake);
       atomic_store(&w->idle, 0);
       continue;
@@ -370,6 +445,9 @@ int rc_workers_init(rc_workers_t *ws, const rc_workers_cfg_t *cfg, rc_err_t *err
       return rc_err_set(err, rc, "cannot create store shard %u: %s", i, rc_strerror(rc));
     }
   }
+  uv_mutex_init(&ws->gate_mu);
+  uv_cond_init(&ws->gate_cv);
+  ws->gate_init = 1;
   rc_stat_set(&rc_stats.queue_capacity, cfg->max_inflight);
   return 0;
 }
@@ -460,6 +538,11 @@ void rc_workers_close(rc_workers_t *ws) {
   }
   free(ws->w);
   ws->w = NULL;
+  if (ws->gate_init) {
+    uv_cond_destroy(&ws->gate_cv);
+    uv_mutex_destroy(&ws->gate_mu);
+    ws->gate_init = 0;
+  }
 }
 
 uint32_t rc_workers_count(const rc_workers_t *ws) { return ws->cfg.nworkers; }

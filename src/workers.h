@@ -79,6 +79,12 @@ typedef struct rc_workers {
   int started, async_on;
   uv_async_t async;
   void *_Atomic done_stack; /* completions for the loop thread, newest first */
+  /* The batch gate (rc_workers_read_begin): readers waiting or reading, batches partly
+   * applied; the mutex and condition only for a reader waiting on the last of those. */
+  _Atomic uint32_t readers, applying;
+  uv_mutex_t gate_mu;
+  uv_cond_t gate_cv;
+  int gate_init;
 } rc_workers_t;
 
 /* Creates the stores (one per worker) and decoders. Returns 0, or an error with its reason. */
@@ -107,6 +113,16 @@ rc_store_t *rc_workers_store(rc_workers_t *ws, uint32_t i);
 static inline uint32_t rc_workers_shard_of(const rc_workers_t *ws, rc_selindex_hash_t h) {
   return (uint32_t)(h.hi % ws->cfg.nworkers);
 }
+/* The batch gate. A reader on another thread sees every append as it happens, so it could
+ * see part of a batch — the 5xx counters of a request without its 2xx ones, in two shards —
+ * and a ratio over them would be wrong for a moment: enough for a trigger to fire on data
+ * that never existed. Readers that must see whole batches (the rule evaluator, ad-hoc
+ * queries) bracket a read with read_begin/read_end: begin waits until no batch is partly
+ * applied (well under a millisecond: parts go first in every inbox) and, until end, a worker
+ * holds a newly decoded batch back — answering and routing it later — while it keeps
+ * applying parts, so no worker ever blocks. Any thread; readers may overlap. */
+void rc_workers_read_begin(rc_workers_t *ws);
+void rc_workers_read_end(rc_workers_t *ws);
 /* Sum of every shard's counters (any thread). */
 void rc_workers_store_stats(const rc_workers_t *ws, rc_store_stats_t *out);
 /* Rule reload before start or after stop: each shard re-matches its series against idx on

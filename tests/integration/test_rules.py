@@ -234,6 +234,25 @@ def case_rwgen_bad_deploy(exe, rwgen):
         d.cleanup()
 
 
+def case_config_rules_settings(exe):
+    """The config's rules: settings reach the built-in metrics: another environment label and
+    a template of one's own."""
+    tmp = tempfile.mkdtemp(prefix="rc-rulescfg-")
+    write_rules(tmp, RWGEN_RULE, "svc.rollback.yml")
+    cfg = os.path.join(tmp, "ripcord.yml")
+    with open(cfg, "w") as f:
+        f.write("rule_files: ['*.rollback.yml']\nrules:\n  environment_label: namespace\n"
+                "  error_rate: 'sum(rate(errors_total{{{selector}}}[{{window}}]))'\n")
+    d = Daemon(exe, ["--config.file=" + cfg]).start()
+    try:
+        er = triggers(d.port)["error_rate"]
+        expect_eq(er["expr"], 'sum(rate(errors_total{service="api-gateway-http", '
+                  'namespace="prod"}[30s]))', "expanded template")
+        d.stop()
+    finally:
+        d.cleanup()
+
+
 def case_check(exe):
     tmp = tempfile.mkdtemp(prefix="rc-check-")
     good = write_rules(tmp, RULES, "good.yml")
@@ -271,6 +290,8 @@ def main():
     if rwgen is not None:
         r.run("rwgen: healthy, then a bad deploy: fires after the switch", case_rwgen_bad_deploy,
               exe, rwgen)
+    r.run("config rules: settings (environment label, a template)", case_config_rules_settings,
+          exe)
     r.run("ripcord check: good file, the seed's unquoted '#', usage", case_check, exe)
     r.run("a broken rule file refuses to start", case_bad_rules_refuse_start, exe)
     print("%d cases in %.1fs" % (r.passed + r.failed, time.monotonic() - t0))

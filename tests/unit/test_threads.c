@@ -212,12 +212,17 @@ static void test_workers_under_load(void **state) {
  * reading both shards through the EBR, and twice reloaded meanwhile (index swapped in both
  * shards live). The trigger watches the newest value of series that grow with every request,
  * so it must end firing, once, evaluated many times on the way. */
-static _Atomic int g_fired;
+static _Atomic int g_fired, g_torn;
 
 static void on_fire(void *ctx, const rc_fire_event_t *ev) {
   (void)ctx;
-  if (!ev->resolved) atomic_fetch_add(&g_fired, 1);
+  if (ev->resolved) return;
+  if (strncmp(ev->trigger->name, "torn", 4) == 0) atomic_fetch_add(&g_torn, 1);
+  else atomic_fetch_add(&g_fired, 1);
 }
+
+static void gate_begin(void *ctx) { rc_workers_read_begin(ctx); }
+static void gate_end(void *ctx) { rc_workers_read_end(ctx); }
 
 static void noop_done(void *ctx, void *token, const rc_work_result_t *r) {
   (void)ctx;
@@ -234,6 +239,10 @@ static void test_engine_with_workers(void **state) {
       "rollback:\n  service: s\n  environment: e\n  triggers:\n"
       "    - name: grows\n      expr: max(load)\n      threshold: 300\n"
       "    - name: rate\n      expr: sum(rate(load[1m]))\n      threshold: 1e9\n"
+      /* num and den are written together, equal, in every request, spread over both shards:
+       * a torn read (one shard's part applied, not the other's) makes them differ. */
+      "    - name: torn_up\n      expr: sum(num) - sum(den)\n      threshold: 0.5\n"
+      "    - name: torn_down\n      expr: sum(den) - sum(num)\n      threshold: 0.5\n"
       "  action:\n    type: previous_version\n";
   rc_ruleset_t set = {0};
   rc_diags_t d = {0};
@@ -255,6 +264,7 @@ static void test_engine_with_workers(void **state) {
   assert_int_equal(rc_workers_start(&g_ws, &err), 0);
   rc_store_t *shards[WORKERS];
   for (uint32_t i = 0; i < WORKERS; i++) shards[i] = rc_workers_store(&g_ws, i);
+  rc_engine_set_gate(eng, gate_begin, gate_end, &g_ws);
   assert_int_equal(rc_engine_start(eng, shards, WORKERS, &err), 0);
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
@@ -264,6 +274,12 @@ static void test_engine_with_workers(void **state) {
     for (int k = 0; k < 8; k++) {
       char spec[64];
       snprintf(spec, sizeof(spec), "__name__=load,instance=i%d", k);
+      rwb_series(b, spec);
+      rwb_sample(b, r, t0 + r * 100);
+      snprintf(spec, sizeof(spec), "__name__=num,instance=i%d", k);
+      rwb_series(b, spec);
+      rwb_sample(b, r, t0 + r * 100);
+      snprintf(spec, sizeof(spec), "__name__=den,instance=i%d", k);
       rwb_series(b, spec);
       rwb_sample(b, r, t0 + r * 100);
     }
@@ -300,6 +316,7 @@ static void test_engine_with_workers(void **state) {
   assert_true(st.value == 399);
   assert_true(st.evaluations > 1);
   assert_int_equal(atomic_load(&g_fired), 1);
+  assert_int_equal(atomic_load(&g_torn), 0); /* never saw half a request */
   rc_trigger_status_t st2;
   assert_int_equal(rc_engine_status(eng, 0, 1, &st2), 0);
   assert_int_equal(st2.failures, 0);
