@@ -25,6 +25,7 @@
  * of the tree, so hostile input cannot exhaust the stack.
  */
 #include "promql.h"
+#include "wbuf.h"
 
 #include <errno.h>
 #include <math.h>
@@ -1191,30 +1192,17 @@ void rc_pq_free(rc_pq_expr_t *e) {
 
 /* ---- printer ---------------------------------------------------------------------------- */
 
-typedef struct wbuf {
-  char *b;
-  size_t cap, len;
-} wbuf_t;
-
-static void put(wbuf_t *w, const char *s, size_t k) {
-  if (w->len < w->cap) {
-    size_t room = w->cap - w->len;
-    memcpy(w->b + w->len, s, k < room ? k : room);
-  }
-  w->len += k;
-}
-
-static void puts_(wbuf_t *w, const char *s) { put(w, s, strlen(s)); }
+/* wbuf_t, wbuf_put(), wbuf_puts(): wbuf.h */
 
 /* The shortest text that reads back as exactly v. */
 static void put_number(wbuf_t *w, double v) {
   char b[40];
   if (isnan(v)) {
-    puts_(w, "NaN");
+    wbuf_puts(w, "NaN");
     return;
   }
   if (isinf(v)) {
-    puts_(w, v < 0 ? "-Inf" : "Inf");
+    wbuf_puts(w, v < 0 ? "-Inf" : "Inf");
     return;
   }
   /* Fewest significant digits that round-trip, then plain decimals unless the exponent is
@@ -1230,7 +1218,7 @@ static void put_number(wbuf_t *w, double v) {
     int decimals = prec - 1 - exp10;
     snprintf(b, sizeof(b), "%.*f", decimals > 0 ? decimals : 0, v);
   }
-  puts_(w, b);
+  wbuf_puts(w, b);
 }
 
 /* Prometheus' model.Duration form: 1h30m, 5m, 1y2w, 500ms. */
@@ -1242,13 +1230,13 @@ static void put_duration(wbuf_t *w, int64_t ms) {
                {60000, "m"},       {1000, "s"},      {1, "ms"}};
   char b[32];
   if (ms <= 0) {
-    puts_(w, "0s");
+    wbuf_puts(w, "0s");
     return;
   }
   for (size_t i = 0; i < RC_ARRAY_SIZE(units); i++) {
     if (ms >= units[i].ms) {
       snprintf(b, sizeof(b), "%lld%s", (long long)(ms / units[i].ms), units[i].u);
-      puts_(w, b);
+      wbuf_puts(w, b);
       ms %= units[i].ms;
     }
   }
@@ -1284,28 +1272,28 @@ static void put_selector(wbuf_t *w, const rc_selector_t *s) {
   size_t start = w->len, skip = name->value_len + 1; /* "name{" */
   size_t lp = 13 + name->value_len;                   /* {__name__="name", */
   if (s->n == 1) {
-    puts_(w, "{__name__=\"");
-    put(w, name->value, name->value_len);
-    puts_(w, "\"}");
+    wbuf_puts(w, "{__name__=\"");
+    wbuf_put(w, name->value, name->value_len);
+    wbuf_puts(w, "\"}");
     return;
   }
   size_t at = start + lp - skip;
   char *dst = at < w->cap ? w->b + at : NULL;
   size_t full = rc_selector_format(s, dst, dst ? w->cap - at : 0);
   w->len = start;
-  puts_(w, "{__name__=\"");
-  put(w, name->value, name->value_len);
-  put(w, "\",", 2);
+  wbuf_puts(w, "{__name__=\"");
+  wbuf_put(w, name->value, name->value_len);
+  wbuf_put(w, "\",", 2);
   w->len = start + lp + full - skip;
 }
 
 static void put_labels(wbuf_t *w, char *const *l, uint32_t n) {
-  put(w, "(", 1);
+  wbuf_put(w, "(", 1);
   for (uint32_t i = 0; i < n; i++) {
-    if (i) put(w, ", ", 2);
-    puts_(w, l[i]);
+    if (i) wbuf_put(w, ", ", 2);
+    wbuf_puts(w, l[i]);
   }
-  put(w, ")", 1);
+  wbuf_put(w, ")", 1);
 }
 
 static int num_negative(const rc_pq_node_t *x) {
@@ -1325,9 +1313,9 @@ static void put_operand(wbuf_t *w, const rc_pq_node_t *c, rc_pq_op_t parent, int
   } else if (parent == RC_OP_POW && !right) {
     paren = c->kind == RC_PQ_NEG || num_negative(c);
   }
-  if (paren) put(w, "(", 1);
+  if (paren) wbuf_put(w, "(", 1);
   put_node(w, c);
-  if (paren) put(w, ")", 1);
+  if (paren) wbuf_put(w, ")", 1);
 }
 
 static void put_node(wbuf_t *w, const rc_pq_node_t *x) {
@@ -1335,55 +1323,55 @@ static void put_node(wbuf_t *w, const rc_pq_node_t *x) {
     case RC_PQ_NUMBER: put_number(w, x->num); break;
     case RC_PQ_SELECTOR: put_selector(w, x->sel); break;
     case RC_PQ_RANGE_FN:
-      puts_(w, rc_pq_fn_name(x->fn));
-      put(w, "(", 1);
+      wbuf_puts(w, rc_pq_fn_name(x->fn));
+      wbuf_put(w, "(", 1);
       if (x->fn == RC_FN_QUANTILE_OT) {
         put_number(w, x->param);
-        put(w, ", ", 2);
+        wbuf_put(w, ", ", 2);
       }
       put_selector(w, x->sel);
-      put(w, "[", 1);
+      wbuf_put(w, "[", 1);
       put_duration(w, x->range_ms);
-      put(w, "])", 2);
+      wbuf_put(w, "])", 2);
       break;
     case RC_PQ_HIST_QUANTILE:
-      puts_(w, "histogram_quantile(");
+      wbuf_puts(w, "histogram_quantile(");
       put_node(w, x->args[0]);
-      put(w, ", ", 2);
+      wbuf_put(w, ", ", 2);
       put_node(w, x->args[1]);
-      put(w, ")", 1);
+      wbuf_put(w, ")", 1);
       break;
     case RC_PQ_AGG:
-      puts_(w, rc_pq_agg_name(x->agg));
+      wbuf_puts(w, rc_pq_agg_name(x->agg));
       if (x->without || x->nlabels > 0) {
-        puts_(w, x->without ? " without " : " by ");
+        wbuf_puts(w, x->without ? " without " : " by ");
         put_labels(w, x->labels, x->nlabels);
-        put(w, " ", 1);
+        wbuf_put(w, " ", 1);
       }
-      put(w, "(", 1);
+      wbuf_put(w, "(", 1);
       put_node(w, x->args[0]);
-      put(w, ")", 1);
+      wbuf_put(w, ")", 1);
       break;
     case RC_PQ_BINARY:
       put_operand(w, x->args[0], x->op, 0);
-      put(w, " ", 1);
-      puts_(w, rc_pq_op_name(x->op));
-      if (x->return_bool) puts_(w, " bool");
+      wbuf_put(w, " ", 1);
+      wbuf_puts(w, rc_pq_op_name(x->op));
+      if (x->return_bool) wbuf_puts(w, " bool");
       if (x->matching) {
-        puts_(w, x->ignoring ? " ignoring " : " on ");
+        wbuf_puts(w, x->ignoring ? " ignoring " : " on ");
         put_labels(w, x->labels, x->nlabels);
       }
-      put(w, " ", 1);
+      wbuf_put(w, " ", 1);
       put_operand(w, x->args[1], x->op, 1);
       break;
     case RC_PQ_NEG: {
       /* Only ^ binds tighter than a sign: -(a * b) must keep its parentheses. */
       const rc_pq_node_t *c = x->args[0];
       int paren = c->kind == RC_PQ_BINARY && c->op != RC_OP_POW;
-      put(w, "-", 1);
-      if (paren) put(w, "(", 1);
+      wbuf_put(w, "-", 1);
+      if (paren) wbuf_put(w, "(", 1);
       put_node(w, c);
-      if (paren) put(w, ")", 1);
+      if (paren) wbuf_put(w, ")", 1);
       break;
     }
   }

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "rw_labels.h"
+#include "wbuf.h"
 
 /* How a matcher tests a value. Literal forms skip PCRE2 entirely: Prometheus does the same
  * (optimizeAlternatingLiterals in model/labels/regexp.go), and they are the common case. */
@@ -1938,30 +1939,17 @@ int rc_selector_parse(const char *text, size_t len, unsigned flags, rc_selector_
 
 /* ---- printer ---------------------------------------------------------------------------- */
 
-typedef struct wbuf {
-  char *b;
-  size_t cap, len;
-} wbuf_t;
-
-static void put(wbuf_t *w, const char *s, size_t k) {
-  if (w->len < w->cap) {
-    size_t room = w->cap - w->len;
-    memcpy(w->b + w->len, s, k < room ? k : room);
-  }
-  w->len += k;
-}
-
-static void puts_(wbuf_t *w, const char *s) { put(w, s, strlen(s)); }
+/* wbuf_t, wbuf_put(), wbuf_puts(): wbuf.h */
 
 /* A double-quoted PromQL string whose unquoting gives back exactly s[0..n). */
 static void put_quoted(wbuf_t *w, const char *s, size_t n) {
-  put(w, "\"", 1);
+  wbuf_put(w, "\"", 1);
   for (size_t i = 0; i < n;) {
     unsigned char c = (unsigned char)s[i];
     if (c >= 0x80) {
       size_t k = utf8_seq_len(s + i, n - i);
       if (k > 0) {
-        put(w, s + i, k);
+        wbuf_put(w, s + i, k);
         i += k;
         continue;
       }
@@ -1985,12 +1973,12 @@ static void put_quoted(wbuf_t *w, const char *s, size_t n) {
         }
     }
     if (r != NULL)
-      puts_(w, r);
+      wbuf_puts(w, r);
     else
-      put(w, (const char *)&c, 1);
+      wbuf_put(w, (const char *)&c, 1);
     i++;
   }
-  put(w, "\"", 1);
+  wbuf_put(w, "\"", 1);
 }
 
 size_t rc_selector_format(const rc_selector_t *s, char *buf, size_t cap) {
@@ -2001,23 +1989,23 @@ size_t rc_selector_format(const rc_selector_t *s, char *buf, size_t cap) {
     if (s->m[k].name_len == 8 && memcmp(s->m[k].name, "__name__", 8) == 0) names++, name_k = k;
   int outside = names == 1 && s->m[name_k].op == RC_MATCH_EQ &&
                 rc_legacy_metric_name(s->m[name_k].value, s->m[name_k].value_len);
-  if (outside) put(&w, s->m[name_k].value, s->m[name_k].value_len);
+  if (outside) wbuf_put(&w, s->m[name_k].value, s->m[name_k].value_len);
   if (!outside || s->n > 1) {
-    put(&w, "{", 1);
+    wbuf_put(&w, "{", 1);
     int first = 1;
     for (uint32_t k = 0; k < s->n; k++) {
       const rc_matcher_t *m = &s->m[k];
       if (outside && k == name_k) continue;
-      if (!first) put(&w, ",", 1);
+      if (!first) wbuf_put(&w, ",", 1);
       first = 0;
       if (rc_legacy_label_name(m->name, m->name_len))
-        put(&w, m->name, m->name_len);
+        wbuf_put(&w, m->name, m->name_len);
       else
         put_quoted(&w, m->name, m->name_len);
-      puts_(&w, rc_match_op_str(m->op));
+      wbuf_puts(&w, rc_match_op_str(m->op));
       put_quoted(&w, m->value, m->value_len);
     }
-    put(&w, "}", 1);
+    wbuf_put(&w, "}", 1);
   }
   if (cap > 0) buf[w.len < cap ? w.len : cap - 1] = '\0';
   return w.len;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "remote_v1.pb-c.h"
+#include "rw_decode.h"
 #include "remote_v2.pb-c.h"
 
 #define MAXS 256
@@ -269,4 +270,26 @@ char *rwb_finish(rwb_t *b, size_t *len) {
   free(raw);
   rwb_free(b);
   return c;
+}
+
+struct rc_batch *rwb_decode(rwb_t *b) {
+  int version = b->version;
+  size_t len;
+  char *body = rwb_finish(b, &len);
+  if (body == NULL) return NULL;
+  rc_rw_limits_t lim = {.max_decoded_bytes = 1 << 26, .max_arena_bytes = 1 << 28,
+                        .labels = {.max_labels = 64, .max_label_bytes = 4096}};
+  rc_rw_decoder_t d;
+  rc_rw_decoder_init(&d, &lim);
+  rc_batch_t *batch = NULL;
+  rc_rw_result_t r;
+  int rc = rc_rw_decode(&d, version, body, len, &batch, &r);
+  rc_rw_decoder_close(&d);
+  free(body);
+  if (rc != 0 || r.invalid_series) {
+    fprintf(stderr, "rwb_decode: %s\n", r.msg);
+    rc_batch_free(batch);
+    return NULL;
+  }
+  return batch;
 }

@@ -34,5 +34,9 @@ uint8_t *rwb_pack(rwb_t *b, size_t *len);
 char *rwb_finish(rwb_t *b, size_t *len);
 char *rwb_snappy(const void *raw, size_t len, size_t *out_len);
 void rwb_free(rwb_t *b);
+/* Finishes b (frees it) and decodes the body with the daemon's decoder (generous limits)
+ * into a batch the caller frees; NULL, with the reason on stderr, if it does not decode or
+ * has an invalid series. For tests that feed the store directly. */
+struct rc_batch *rwb_decode(rwb_t *b);
 
 #endif

@@ -69,17 +69,8 @@ static void put(fx_t *f, const char *name, double v, int64_t ts) {
   snprintf(spec, sizeof(spec), "__name__=%s,job=x", name);
   rwb_series(b, spec);
   rwb_sample(b, v, ts);
-  size_t len;
-  char *body = rwb_finish(b, &len);
-  rc_rw_limits_t lim = {.max_decoded_bytes = 1 << 20, .max_arena_bytes = 1 << 24,
-                        .labels = {.max_labels = 32, .max_label_bytes = 4096}};
-  rc_rw_decoder_t d;
-  rc_rw_decoder_init(&d, &lim);
-  rc_batch_t *batch = NULL;
-  rc_rw_result_t r;
-  assert_int_equal(rc_rw_decode(&d, 1, body, len, &batch, &r), 0);
-  rc_rw_decoder_close(&d);
-  free(body);
+  rc_batch_t *batch = rwb_decode(b);
+  assert_non_null(batch);
   assert_int_equal(rc_store_apply(f->st, batch), 0);
   rc_batch_free(batch);
 }

@@ -44,17 +44,8 @@ static uint32_t sel_id(void *ctx, const rc_selector_t *sel) {
 }
 
 static rc_batch_t *decode(rwb_t *b) {
-  size_t len;
-  char *body = rwb_finish(b, &len);
-  rc_rw_limits_t lim = {.max_decoded_bytes = 1 << 26, .max_arena_bytes = 1 << 28,
-                        .labels = {.max_labels = 64, .max_label_bytes = 4096}};
-  rc_rw_decoder_t d;
-  rc_rw_decoder_init(&d, &lim);
-  rc_batch_t *batch = NULL;
-  rc_rw_result_t r;
-  assert_int_equal(rc_rw_decode(&d, 1, body, len, &batch, &r), 0);
-  rc_rw_decoder_close(&d);
-  free(body);
+  rc_batch_t *batch = rwb_decode(b);
+  assert_non_null(batch);
   return batch;
 }
 
