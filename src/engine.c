@@ -366,17 +366,23 @@ static void transition(rc_engine_t *e, tstate_t *ts, int fired, int64_t now, uin
   rc_fire_event_t ev = {.rule = ts->rule, .trigger = ts->trig, .value = ts->st.value,
                         .at_ms = now, .latency_ns = lat_ns, .dry_run = ts->trig->dry_run,
                         .resolved = !fired};
-  char thr[32];
-  snprintf(thr, sizeof(thr), "%g", ts->trig->threshold);
+  /* Every transition names the value, the condition and the window it was judged over. */
+  const rc_trigger_t *t = ts->trig;
+  char cond[64], win[32];
+  snprintf(cond, sizeof(cond), "%s %g", rc_rules_cmp_name(t->op), t->threshold);
+  if (t->window_ms) snprintf(win, sizeof(win), "%lldms", (long long)t->window_ms);
+  else snprintf(win, sizeof(win), "%lldms", (long long)t->expr->max_range_ms);
   if (fired) {
-    rc_log(RC_LOG_WARN, ts->trig->dry_run ? "rollback trigger firing (dry run: no action)"
-                                          : "rollback trigger firing",
-           "service=%s environment=%s trigger=%s value=%g threshold=%s latency_ms=%.3f",
-           ts->rule->service, ts->rule->environment, ts->trig->name, ts->st.value, thr,
+    rc_log(RC_LOG_WARN, t->dry_run ? "rollback trigger firing (dry run: no action)"
+                                   : "rollback trigger firing",
+           "service=%s environment=%s trigger=%s value=%g condition=\"%s\" window=%s "
+           "latency_ms=%.3f",
+           ts->rule->service, ts->rule->environment, t->name, ts->st.value, cond, win,
            (double)lat_ns / 1e6);
   } else {
-    rc_log(RC_LOG_INFO, "rollback trigger resolved", "service=%s environment=%s trigger=%s",
-           ts->rule->service, ts->rule->environment, ts->trig->name);
+    rc_log(RC_LOG_INFO, "rollback trigger resolved",
+           "service=%s environment=%s trigger=%s value=%g condition=\"%s\" window=%s",
+           ts->rule->service, ts->rule->environment, t->name, ts->st.value, cond, win);
   }
   if (e->cfg.on_fire != NULL) e->cfg.on_fire(e->cfg.fire_ctx, &ev);
 }
@@ -407,6 +413,7 @@ static void eval_trigger(rc_engine_t *e, tstate_t *ts, int64_t now, uint64_t lat
   e->evaluations++;
   e->eval_ns_total += dt;
   st->evaluations++;
+  st->last_eval_ns = dt;
   st->last_eval_ms = now;
   if (rc != 0) {
     e->failures++;
@@ -819,7 +826,7 @@ int rc_engine_render_json(rc_engine_t *e, rc_buf_t *out) {
     const rc_trigger_t *t = ts->trig;
     const rc_trigger_status_t *st = &ts->st;
     json_t *o = json_pack(
-        "{s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:s,s:o,s:o,s:o,s:b,s:b,s:b,s:I,s:I,s:I,s:o}",
+        "{s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:s,s:o,s:o,s:o,s:b,s:b,s:b,s:I,s:I,s:I,s:f,s:o}",
         "name", t->name, "expr", t->expr && t->expr->text ? t->expr->text : "", "op",
         op_name(t->op), "threshold", num(t->threshold), "warn_threshold", num(t->warn_threshold),
         "resolve_threshold", num(t->resolve_threshold), "value", st->has_value ? num(st->value)
@@ -828,7 +835,8 @@ int rc_engine_render_json(rc_engine_t *e, rc_buf_t *out) {
         "firing_since_ms", ms_time(st->firing_since_ms), "last_eval_ms",
         ms_time(st->last_eval_ms), "warning", st->warning, "no_data", st->no_data, "dry_run",
         t->dry_run, "evaluations", (json_int_t)st->evaluations, "fired", (json_int_t)st->fired,
-        "failures", (json_int_t)st->failures, "last_detection_latency_seconds",
+        "failures", (json_int_t)st->failures, "last_evaluation_seconds",
+        (double)st->last_eval_ns / 1e9, "last_detection_latency_seconds",
         st->last_latency_ns ? json_real((double)st->last_latency_ns / 1e9) : json_null());
     if (o != NULL && st->error[0]) json_object_set_new(o, "error", json_string(st->error));
     if (o != NULL && t->window_ms) json_object_set_new(o, "window_ms", json_integer(t->window_ms));

@@ -131,6 +131,7 @@ typedef struct rc_trigger_status {
   double value;
   int64_t pending_since_ms, firing_since_ms, last_eval_ms;
   uint64_t evaluations, failures, fired, last_latency_ns;
+  uint64_t last_eval_ns;      /* how long the last evaluation took */
   char error[200];
 } rc_trigger_status_t;
 int rc_engine_status(rc_engine_t *e, uint32_t rule, uint32_t trigger, rc_trigger_status_t *out);

@@ -131,6 +131,12 @@ def case_pending_firing(exe):
         expect(t["error_rate"]["value"] > 0.05, "firing error_rate value %s", t["error_rate"])
         expect(t["error_rate"]["last_detection_latency_seconds"] is not None,
                "no detection latency recorded")
+        expect(t["error_rate"]["last_evaluation_seconds"] > 0, "no evaluation duration")
+        log = d.log()
+        expect('msg="rollback trigger firing"' in log and 'trigger=error_rate' in log and
+               'condition=">= 0.05" window=60000ms' in log,
+               "the firing transition is logged with value, condition and window")
+        expect('msg="rollback trigger firing (dry run: no action)"' in log, "dry run logged")
         s = scrape(d.port)
         expect_eq(metric(s, "ripcord_rule_fired_total"), 2, "fired (dry run apart)")
         expect_eq(metric(s, "ripcord_rule_dry_run_fired_total"), 1, "dry-run fired")
