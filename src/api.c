@@ -9,44 +9,12 @@
 #include <string.h>
 #include <uv.h>
 
+#include "deploys.h"
 #include "stats.h"
 
 static int path_is(const rc_http_request_t *req, const char *p) {
   size_t n = strlen(p);
   return req->path_len == n && memcmp(req->path, p, n) == 0;
-}
-
-static int hexval(char c) {
-  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
-/* The value of parameter `name` in a URL query string, percent- and '+'-decoded into out
- * (NUL-terminated). Returns its length, or -1 when absent or too long or badly encoded. */
-static long query_param(const char *q, size_t n, const char *name, char *out, size_t cap) {
-  size_t nl = strlen(name);
-  for (size_t i = 0; q != NULL && i < n;) {
-    size_t end = i;
-    while (end < n && q[end] != '&') end++;
-    if (end - i > nl && memcmp(q + i, name, nl) == 0 && q[i + nl] == '=') {
-      size_t k = 0;
-      for (size_t j = i + nl + 1; j < end; j++) {
-        if (k + 1 >= cap) return -1;
-        if (q[j] == '+') out[k++] = ' ';
-        else if (q[j] == '%') {
-          int h, l;
-          if (j + 2 >= end) return -1;
-          if ((h = hexval(q[j + 1])) < 0 || (l = hexval(q[j + 2])) < 0) return -1;
-          out[k++] = (char)(h * 16 + l);
-          j += 2;
-        } else out[k++] = q[j];
-      }
-      out[k] = 0;
-      return (long)k;
-    }
-    i = end + 1;
-  }
-  return -1;
 }
 
 static int get_only(const rc_http_request_t *req, rc_http_response_t *res) {
@@ -148,13 +116,13 @@ void rc_api_handle(void *ctx, const rc_http_request_t *req, rc_http_response_t *
     h = RC_HANDLER_STATUS;
     if (get_only(req, res)) {
       char expr[8192], tbuf[64];
-      long n = query_param(req->query, req->query_len, "query", expr, sizeof(expr));
+      long n = rc_http_query_param(req, "query", expr, sizeof(expr));
       int64_t t_ms;
       struct timespec now;
       clock_gettime(CLOCK_REALTIME, &now);
       t_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
       int bad_time = 0;
-      if (query_param(req->query, req->query_len, "time", tbuf, sizeof(tbuf)) >= 0) {
+      if (rc_http_query_param(req, "time", tbuf, sizeof(tbuf)) >= 0) {
         char *end;
         double t = strtod(tbuf, &end);
         if (*end != 0 || !isfinite(t)) bad_time = 1;
@@ -187,6 +155,8 @@ void rc_api_handle(void *ctx, const rc_http_request_t *req, rc_http_response_t *
         rc_buf_puts(&res->body, api->engine == NULL ? "no rule engine\n" : "out of memory\n");
       }
     }
+  } else if (rc_deploys_handle(api->db, req, res)) {
+    h = RC_HANDLER_STATUS;
   } else {
     res->status = 404;
     rc_buf_puts(&res->body, "not found\n");

@@ -1,10 +1,11 @@
 /* api.h: the HTTP routes — which path goes to which handler — plus the small handlers that
  * are not worth a file of their own: /metrics, /-/healthy, /-/ready, /api/v1/status/ingest,
- * /api/v1/rules (the engine renders it), /api/v1/query, POST /-/reload. Runs on the loop
- * thread. */
+ * /api/v1/rules (the engine renders it), /api/v1/query, POST /-/reload; the deploy registry's
+ * routes are deploys.c's. Runs on the loop thread. */
 #ifndef RC_API_H
 #define RC_API_H
 
+#include "db.h"
 #include "engine.h"
 #include "http.h"
 #include "ingest.h"
@@ -12,6 +13,7 @@
 typedef struct rc_api {
   rc_ingest_t *ingest; /* borrowed */
   rc_engine_t *engine; /* borrowed; may be NULL */
+  rc_db_t *db;         /* borrowed: the embedded store (deploy registry); may be NULL */
   /* POST /-/reload: reloads the rules; 0 or an error with a one-line reason in why. */
   int (*reload)(void *ctx, char *why, size_t why_cap);
   void *reload_ctx;

@@ -148,6 +148,7 @@ void rc_cli_usage(FILE *f) {
           "Commands:\n"
           "  serve      run the daemon\n"
           "  check      check rule files (ripcord check FILE...)\n"
+          "  previous-version  the version to roll back to (--service S --environment E [--url U])\n"
           "  version    print the version\n\n"
           "Flags:\n"
           "  -h, --help       show this help\n"

@@ -585,6 +585,41 @@ static int on_message_complete(http_parser *p) {
   return c->closing ? 1 : 0;
 }
 
+static int hexval(char c) {
+  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* The value of parameter `name` in a URL query string, percent- and '+'-decoded into out
+ * (NUL-terminated). Returns its length, or -1 when absent or too long or badly encoded. */
+long rc_http_query_param(const rc_http_request_t *req, const char *name, char *out, size_t cap) {
+  const char *q = req->query;
+  size_t n = req->query_len;
+  size_t nl = strlen(name);
+  for (size_t i = 0; q != NULL && i < n;) {
+    size_t end = i;
+    while (end < n && q[end] != '&') end++;
+    if (end - i > nl && memcmp(q + i, name, nl) == 0 && q[i + nl] == '=') {
+      size_t k = 0;
+      for (size_t j = i + nl + 1; j < end; j++) {
+        if (k + 1 >= cap) return -1;
+        if (q[j] == '+') out[k++] = ' ';
+        else if (q[j] == '%') {
+          int h, l;
+          if (j + 2 >= end) return -1;
+          if ((h = hexval(q[j + 1])) < 0 || (l = hexval(q[j + 2])) < 0) return -1;
+          out[k++] = (char)(h * 16 + l);
+          j += 2;
+        } else out[k++] = q[j];
+      }
+      out[k] = 0;
+      return (long)k;
+    }
+    i = end + 1;
+  }
+  return -1;
+}
+
 rc_http_pending_t *rc_http_defer(const rc_http_request_t *req, rc_http_response_t *res,
                                  rc_buf_t *body) {
   rc_http_conn_t *c = req->conn;

@@ -73,6 +73,10 @@ typedef struct rc_http_request {
   uint32_t nheaders;
 } rc_http_request_t;
 
+/* The value of query parameter `name`, percent- and '+'-decoded into out (NUL-terminated).
+ * Returns its length, or -1 when absent, longer than cap-1 or badly encoded. */
+long rc_http_query_param(const rc_http_request_t *req, const char *name, char *out, size_t cap);
+
 /* Case-insensitive header lookup; returns the first value (borrowed, not NUL-terminated,
  * surrounding whitespace trimmed) and its length, or NULL when absent. */
 const char *rc_http_header(const rc_http_request_t *r, const char *name, size_t *len);

@@ -16,6 +16,8 @@
 
 #include "api.h"
 #include "check.h"
+#include "db.h"
+#include "prevcli.h"
 #include "cli.h"
 #include "config.h"
 #include "engine.h"
@@ -46,6 +48,7 @@ typedef struct daemon {
   rc_selector_t **selectors; /* from the config's select: list; owned */
   size_t nselectors;
   rc_engine_t *engine;       /* owned: the rules, their selector index, the evaluator */
+  rc_db_t *db;               /* owned: the embedded store (deploy registry) */
 } daemon_t;
 
 /* Parses the config's select: entries (series the store keeps besides the rules'). Every bad
@@ -70,8 +73,12 @@ static int build_selection(daemon_t *d, const rc_config_t *cfg) {
   return bad ? RC_EPARSE : 0;
 }
 
-static void free_selection(daemon_t *d) {
+/* Frees what the daemon owns besides the loop's handles: the engine, the selectors, the store. */
+static void free_owned(daemon_t *d) {
   rc_engine_free(d->engine); /* its index borrows the selectors */
+  d->engine = NULL;
+  rc_db_close(d->db);
+  d->db = NULL;
   d->engine = NULL;
   for (size_t i = 0; i < d->nselectors; i++) rc_selector_free(d->selectors[i]);
   free(d->selectors);
@@ -335,6 +342,13 @@ static int serve(const rc_options_t *o) {
     rc_config_free(&cfg);
     return 1;
   }
+  if (rc_db_open(o->storage_path, &d.db, &err) != 0) {
+    rc_log(RC_LOG_ERROR, "cannot open the embedded store", "err=\"%s\"", err.msg);
+    rc_config_free(&cfg);
+    return 1;
+  }
+  rc_log(RC_LOG_INFO, "embedded store ready", "path=%s/ripcord.db schema=%d", o->storage_path,
+         rc_db_version(d.db));
 
   rc_ruleset_t rules = {0};
   rc_engine_cfg_t ecfg = {.compat = (rc_compat_t)o->compat,
@@ -345,7 +359,7 @@ static int serve(const rc_options_t *o) {
     rc_log(RC_LOG_ERROR, "cannot set up the rules and the series store",
            err.msg[0] ? "err=\"%s\"" : NULL, err.msg);
     rc_ruleset_free(&rules);
-    free_selection(&d);
+    free_owned(&d);
     rc_config_free(&cfg);
     return 1;
   }
@@ -366,7 +380,7 @@ static int serve(const rc_options_t *o) {
   if (irc != 0) {
     rc_log(RC_LOG_ERROR, "cannot start ingest", "err=\"%s\"", err.msg);
     rc_ingest_close(&d.ingest);
-    free_selection(&d);
+    free_owned(&d);
     rc_config_free(&cfg);
     return 1;
   }
@@ -375,12 +389,13 @@ static int serve(const rc_options_t *o) {
          o->store.max_series, (long long)o->store.window.retention_ms, d.ingest.cfg.workers);
   d.api.ingest = &d.ingest;
   d.api.engine = d.engine;
+  d.api.db = d.db;
   if (rc_http_server_init(&d.http, d.loop, &o->http, rc_api_handle, &d.api, &err) != 0 ||
       rc_http_server_listen(&d.http, o->listen_address, &err) != 0) {
     rc_log(RC_LOG_ERROR, "cannot start the HTTP server", "err=\"%s\"", err.msg);
     rc_engine_stop(d.engine);
     rc_ingest_close(&d.ingest);
-    free_selection(&d);
+    free_owned(&d);
     rc_config_free(&cfg);
     return 1;
   }
@@ -404,7 +419,7 @@ static int serve(const rc_options_t *o) {
 
   rc_engine_stop(d.engine);   /* before the stores go: it reads them */
   rc_ingest_close(&d.ingest); /* the workers are joined: the store has no user left */
-  free_selection(&d);
+  free_owned(&d);
   rc_config_free(&cfg);
   int rc = uv_loop_close(d.loop);
   if (rc != 0) rc_log(RC_LOG_WARN, "loop closed with handles open", "err=%s", uv_strerror(rc));
@@ -415,6 +430,8 @@ static int serve(const rc_options_t *o) {
 
 int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "check") == 0) return rc_check_main(argc - 1, argv + 1);
+  if (argc >= 2 && strcmp(argv[1], "previous-version") == 0)
+    return rc_prevcli_main(argc - 1, argv + 1);
   rc_options_t o;
   rc_err_t err = {0};
   if (rc_cli_parse(argc, argv, &o, &err) != 0) {

@@ -1,0 +1,126 @@
+/* db.c: opening the embedded SQLite store and its forward-only migrations; see db.h. */
+#include "db.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rc_db {
+  sqlite3 *h;
+  int version;
+};
+
+/* The schema, one step per migration, never edited once released: a change is a new step. */
+static const char *const migrations[] = {
+    /* 1: the deploy registry (issue 5): what was deployed where, when, by whom, with which
+     * database migrations, and whether it was rolled back or was itself a rollback. */
+    "CREATE TABLE deploys ("
+    "  id INTEGER PRIMARY KEY,"
+    "  service TEXT NOT NULL,"
+    "  environment TEXT NOT NULL,"
+    "  version TEXT NOT NULL,"
+    "  artifact TEXT,"
+    "  deployer TEXT,"
+    "  started_at INTEGER NOT NULL,"      /* ms since the epoch */
+    "  recorded_at INTEGER NOT NULL,"
+    "  is_rollback INTEGER NOT NULL DEFAULT 0,"
+    "  rolled_back INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX deploys_target ON deploys(service, environment, started_at, id);"
+    "CREATE TABLE deploy_migrations ("
+    "  deploy_id INTEGER NOT NULL REFERENCES deploys(id),"
+    "  migration_id TEXT NOT NULL,"
+    "  reversible INTEGER NOT NULL,"
+    "  applied_at INTEGER,"
+    "  PRIMARY KEY (deploy_id, migration_id)"
+    ");",
+};
+#define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+int rc_db_known_version(void) { return NMIGRATIONS; }
+
+static int fail(rc_db_t *db, rc_err_t *err, int code, const char *what) {
+  rc_err_set(err, code, "%s: %s", what, db->h ? sqlite3_errmsg(db->h) : "cannot open");
+  return code;
+}
+
+static int exec(rc_db_t *db, const char *sql, rc_err_t *err, const char *what) {
+  char *msg = NULL;
+  if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) == SQLITE_OK) return 0;
+  rc_err_set(err, RC_EIO, "%s: %s", what, msg ? msg : sqlite3_errmsg(db->h));
+  sqlite3_free(msg);
+  return RC_EIO;
+}
+
+static int migrate(rc_db_t *db, rc_err_t *err) {
+  /* IMMEDIATE: a second ripcord on the same directory waits (busy timeout) rather than both
+   * migrating at once. */
+  if (exec(db, "BEGIN IMMEDIATE", err, "cannot lock the database")) return RC_EIO;
+  int rc = exec(db,
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "  version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+                err, "cannot create the migrations table");
+  sqlite3_stmt *st = NULL;
+  if (rc == 0 && sqlite3_prepare_v2(db->h, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                                    -1, &st, NULL) != SQLITE_OK)
+    rc = fail(db, err, RC_EIO, "cannot read the schema version");
+  if (rc == 0 && sqlite3_step(st) == SQLITE_ROW) db->version = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  if (rc == 0 && db->version > NMIGRATIONS)
+    rc = rc_err_set(err, RC_ENOTSUP,
+                    "the database is at schema version %d, newer than this ripcord knows (%d): "
+                    "it was written by a newer release; migrations only go forward",
+                    db->version, NMIGRATIONS);
+  for (int v = db->version; rc == 0 && v < NMIGRATIONS; v++) {
+    char what[64];
+    snprintf(what, sizeof(what), "schema migration %d", v + 1);
+    rc = exec(db, migrations[v], err, what);
+    char ins[128];
+    snprintf(ins, sizeof(ins),
+             "INSERT INTO schema_migrations(version, applied_at) "
+             "VALUES (%d, CAST(strftime('%%s','now') AS INTEGER) * 1000)", v + 1);
+    if (rc == 0) rc = exec(db, ins, err, what);
+    if (rc == 0) db->version = v + 1;
+  }
+  if (rc != 0) {
+    sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+  }
+  return exec(db, "COMMIT", err, "cannot commit the migrations");
+}
+
+int rc_db_open(const char *dir, rc_db_t **out, rc_err_t *err) {
+  *out = NULL;
+  rc_db_t *db = calloc(1, sizeof(*db));
+  if (db == NULL) return rc_err_set(err, RC_ENOMEM, "out of memory");
+  char path[4096];
+  if (snprintf(path, sizeof(path), "%s/ripcord.db", dir) >= (int)sizeof(path)) {
+    free(db);
+    return rc_err_set(err, RC_EINVAL, "storage path too long");
+  }
+  int rc = 0;
+  if (sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
+    rc = fail(db, err, RC_EIO, path);
+  if (rc == 0) sqlite3_busy_timeout(db->h, 5000);
+  /* WAL: readers do not block the writer; FULL: every commit is on disk when it returns. */
+  if (rc == 0) rc = exec(db, "PRAGMA journal_mode=WAL", err, "cannot enable WAL");
+  if (rc == 0) rc = exec(db, "PRAGMA synchronous=FULL", err, "cannot set synchronous");
+  if (rc == 0) rc = exec(db, "PRAGMA foreign_keys=ON", err, "cannot enable foreign keys");
+  if (rc == 0) rc = migrate(db, err);
+  if (rc != 0) {
+    rc_db_close(db);
+    return rc;
+  }
+  *out = db;
+  return 0;
+}
+
+void rc_db_close(rc_db_t *db) {
+  if (db == NULL) return;
+  sqlite3_close(db->h);
+  free(db);
+}
+
+sqlite3 *rc_db_handle(rc_db_t *db) { return db->h; }
+
+int rc_db_version(rc_db_t *db) { return db->version; }

@@ -1,0 +1,162 @@
+/* test_deploys.c: the embedded store's migrations (fresh, reopened, a newer schema refused)
+ * and the deploy registry: recording from JSON with a bad-input table, history order by
+ * start time, and "previous version" skipping rolled-back versions and redeploys of the
+ * current one. Each test works in its own temporary directory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "db.h"
+#include "deploys.h"
+
+static char g_dir[64];
+
+static int setup(void **st) {
+  (void)st;
+  snprintf(g_dir, sizeof(g_dir), "/tmp/rc-test-deploys-XXXXXX");
+  return mkdtemp(g_dir) ? 0 : -1;
+}
+
+static int teardown(void **st) {
+  (void)st;
+  char cmd[128];
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+static rc_db_t *open_db(void) {
+  rc_db_t *db = NULL;
+  rc_err_t err = {0};
+  if (rc_db_open(g_dir, &db, &err) != 0) fail_msg("open: %s", err.msg);
+  return db;
+}
+
+static int64_t record(rc_db_t *db, const char *json, int64_t now) {
+  rc_err_t err = {0};
+  int64_t id = 0;
+  if (rc_deploys_record_json(db, json, strlen(json), now, &id, &err) != 0)
+    fail_msg("record %s: %s", json, err.msg);
+  return id;
+}
+
+static void test_migrations(void **st) {
+  (void)st;
+  rc_db_t *db = open_db();
+  assert_int_equal(rc_db_version(db), rc_db_known_version());
+  record(db, "{\"service\":\"s\",\"environment\":\"e\",\"version\":\"1\"}", 1000);
+  rc_db_close(db);
+  db = open_db(); /* reopening applies nothing and keeps the data */
+  assert_int_equal(rc_db_version(db), rc_db_known_version());
+  rc_deploy_t d;
+  assert_int_equal(rc_deploys_current(db, "s", "e", &d), 0);
+  assert_string_equal(d.version, "1");
+  /* A database from a newer ripcord is refused, not downgraded. */
+  assert_int_equal(sqlite3_exec(rc_db_handle(db),
+                                "INSERT INTO schema_migrations VALUES (999, 0)", NULL, NULL, NULL),
+                   SQLITE_OK);
+  rc_db_close(db);
+  rc_db_t *db2 = NULL;
+  rc_err_t err = {0};
+  assert_int_equal(rc_db_open(g_dir, &db2, &err), RC_ENOTSUP);
+  assert_non_null(strstr(err.msg, "newer than this ripcord knows"));
+}
+
+static void test_bad_json(void **st) {
+  (void)st;
+  rc_db_t *db = open_db();
+  static const struct { const char *json, *msg; } t[] = {
+      {"", "invalid JSON"},
+      {"[1]", "must be a JSON object"},
+      {"{\"environment\":\"e\",\"version\":\"1\"}", "missing \"service\""},
+      {"{\"service\":\"\",\"environment\":\"e\",\"version\":\"1\"}", "\"service\" must not be empty"},
+      {"{\"service\":1,\"environment\":\"e\",\"version\":\"1\"}", "\"service\" must be a string"},
+      {"{\"service\":\"s\",\"environment\":\"e\"}", "missing \"version\""},
+      {"{\"service\":\"s\",\"environment\":\"e\",\"version\":\"1\",\"x\":1}", "unknown field \"x\""},
+      {"{\"service\":\"s\",\"service\":\"t\",\"environment\":\"e\",\"version\":\"1\"}", "duplicate"},
+      {"{\"service\":\"s\",\"environment\":\"e\",\"version\":\"1\",\"started_at\":\"yesterday\"}",
+       "started_at"},
+      {"{\"service\":\"s\",\"environment\":\"e\",\"version\":\"1\",\"started_at\":"
+       "\"2026-11-27T03:00:00\"}", "with a zone"},
+      {"{\"service\":\"s\",\"environment\":\"e\",\"version\":\"1\",\"is_rollback\":\"yes\"}",
+       "\"is_rollback\" must be true or false"},
+      {"{\"service\":\"s\",\"environment\":\"e\",\"version\":\"1\",\"migrations\":{}}",
+       "\"migrations\" must be a list"},
+      {"{\"service\":\"s\",\"environment\":\"e\",\"version\":\"1\",\"migrations\":[1]}",
+       "migrations[0] must be an object"},
+      {"{\"service\":\"s\",\"environment\":\"e\",\"version\":\"1\",\"migrations\":[{\"id\":\"a\"}]}",
+       "migrations[0].reversible"},
+      {"{\"service\":\"s\",\"environment\":\"e\",\"version\":\"1\",\"migrations\":"
+       "[{\"id\":\"a\",\"reversible\":true},{\"id\":\"a\",\"reversible\":false}]}",
+       "listed twice"},
+  };
+  for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+    rc_err_t err = {0};
+    int64_t id;
+    int rc = rc_deploys_record_json(db, t[i].json, strlen(t[i].json), 1000, &id, &err);
+    if (rc != RC_EPARSE || strstr(err.msg, t[i].msg) == NULL)
+      fail_msg("case %zu: rc %d '%s', want '%s'", i, rc, err.msg, t[i].msg);
+  }
+  /* Nothing of a refused deploy was written, not even its first migration. */
+  rc_deploy_t d;
+  assert_int_equal(rc_deploys_current(db, "s", "e", &d), RC_ENOENT);
+  sqlite3_stmt *q;
+  assert_int_equal(sqlite3_prepare_v2(rc_db_handle(db), "SELECT COUNT(*) FROM deploy_migrations",
+                                      -1, &q, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+  assert_int_equal(sqlite3_column_int(q, 0), 0);
+  sqlite3_finalize(q);
+  rc_db_close(db);
+}
+
+static void test_previous_version(void **st) {
+  (void)st;
+  rc_db_t *db = open_db();
+  rc_deploy_t d;
+  assert_int_equal(rc_deploys_previous(db, "svc", "prod", &d), RC_ENOENT);
+  record(db, "{\"service\":\"svc\",\"environment\":\"prod\",\"version\":\"v1\","
+             "\"started_at\":\"2026-11-20T10:00:00Z\"}", 1);
+  assert_int_equal(rc_deploys_previous(db, "svc", "prod", &d), RC_ENOENT); /* only one */
+  int64_t v2 = record(db, "{\"service\":\"svc\",\"environment\":\"prod\",\"version\":\"v2\","
+                          "\"started_at\":\"2026-11-21T10:00:00.250+01:00\"}", 2);
+  record(db, "{\"service\":\"svc\",\"environment\":\"staging\",\"version\":\"v9\"}", 3);
+  assert_int_equal(rc_deploys_previous(db, "svc", "prod", &d), 0);
+  assert_string_equal(d.version, "v1");
+  /* Recorded late but started earlier: history is by start time, not by arrival. */
+  record(db, "{\"service\":\"svc\",\"environment\":\"prod\",\"version\":\"v0\","
+             "\"started_at\":1700000000000}", 4);
+  assert_int_equal(rc_deploys_current(db, "svc", "prod", &d), 0);
+  assert_string_equal(d.version, "v2");
+  assert_int_equal(d.started_at_ms, 1795251600250LL); /* 2026-11-21T09:00:00.250Z */
+  record(db, "{\"service\":\"svc\",\"environment\":\"prod\",\"version\":\"v3\","
+             "\"started_at\":\"2026-11-22T10:00:00Z\"}", 5);
+  assert_int_equal(rc_deploys_previous(db, "svc", "prod", &d), 0);
+  assert_string_equal(d.version, "v2");
+  /* v2 was rolled back: never "previous" again. */
+  assert_int_equal(rc_deploys_mark_rolled_back(db, v2), 0);
+  assert_int_equal(rc_deploys_mark_rolled_back(db, 9999), RC_ENOENT);
+  assert_int_equal(rc_deploys_previous(db, "svc", "prod", &d), 0);
+  assert_string_equal(d.version, "v1");
+  /* A redeploy of the current version is not a version to go back to. */
+  record(db, "{\"service\":\"svc\",\"environment\":\"prod\",\"version\":\"v1\","
+             "\"started_at\":\"2026-11-23T10:00:00Z\",\"is_rollback\":true}", 6);
+  assert_int_equal(rc_deploys_current(db, "svc", "prod", &d), 0);
+  assert_true(d.is_rollback);
+  assert_int_equal(rc_deploys_previous(db, "svc", "prod", &d), 0);
+  assert_string_equal(d.version, "v3");
+  rc_db_close(db);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_bad_json, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_previous_version, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
