@@ -2,6 +2,8 @@
  * Walking events rather than building a document keeps every error at the exact mark
  * (line/column) where libyaml saw the offending node. */
 #include "config.h"
+#include "cli.h"
+#include "rules.h"
 
 #include <errno.h>
 #include <glob.h>
@@ -342,4 +344,23 @@ int rc_config_count_rule_files(const rc_config_t *c, rc_err_t *err) {
   if (rc != 0) return rc;
   rc_config_free_paths(p, n);
   return (int)n;
+}
+
+int rc_config_rules(const rc_config_t *c, struct rc_rules_cfg *out, rc_err_t *err) {
+  memset(out, 0, sizeof(*out));
+  out->service_label = c->rules_set[RC_CFG_SERVICE_LABEL];
+  out->environment_label = c->rules_set[RC_CFG_ENVIRONMENT_LABEL];
+  out->error_rate_expr = c->rules_set[RC_CFG_ERROR_RATE];
+  out->error_rate_requests_expr = c->rules_set[RC_CFG_ERROR_RATE_REQUESTS];
+  out->latency_p99_expr = c->rules_set[RC_CFG_LATENCY_P99];
+  out->health_check_failures_expr = c->rules_set[RC_CFG_HEALTH_CHECK_FAILURES];
+  const char *si = c->rules_set[RC_CFG_SCRAPE_INTERVAL];
+  if (si != NULL) {
+    uint64_t ms;
+    if (rc_parse_duration_ms(si, &ms) != 0 || ms == 0)
+      return rc_err_set(err, RC_EPARSE, "%s: rules.scrape_interval \"%s\" is not a duration",
+                        c->path ? c->path : "config", si);
+    out->scrape_interval_ms = (int64_t)ms;
+  }
+  return 0;
 }

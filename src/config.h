@@ -51,4 +51,9 @@ int rc_config_count_rule_files(const rc_config_t *c, rc_err_t *err);
 int rc_config_rule_paths(const rc_config_t *c, char ***out, size_t *n, rc_err_t *err);
 void rc_config_free_paths(char **paths, size_t n);
 
+/* The rules: settings as the rule loader takes them (strings borrowed from c). Returns 0 or
+ * RC_EPARSE (scrape_interval is not a duration) with a reason. */
+struct rc_rules_cfg;
+int rc_config_rules(const rc_config_t *c, struct rc_rules_cfg *out, rc_err_t *err);
+
 #endif

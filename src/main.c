@@ -99,25 +99,14 @@ static int load_rules(const rc_options_t *o, const rc_config_t *cfg, rc_ruleset_
     return RC_EIO;
   }
   /* The config's rules: settings; --rules.environment-label wins over the config's. */
-  rc_rules_cfg_t rcfg = {
-      .service_label = cfg->rules_set[RC_CFG_SERVICE_LABEL],
-      .environment_label = o->environment_label ? o->environment_label
-                                                : cfg->rules_set[RC_CFG_ENVIRONMENT_LABEL],
-      .error_rate_expr = cfg->rules_set[RC_CFG_ERROR_RATE],
-      .error_rate_requests_expr = cfg->rules_set[RC_CFG_ERROR_RATE_REQUESTS],
-      .latency_p99_expr = cfg->rules_set[RC_CFG_LATENCY_P99],
-      .health_check_failures_expr = cfg->rules_set[RC_CFG_HEALTH_CHECK_FAILURES]};
-  if (cfg->rules_set[RC_CFG_SCRAPE_INTERVAL] != NULL) {
-    uint64_t ms;
-    if (rc_parse_duration_ms(cfg->rules_set[RC_CFG_SCRAPE_INTERVAL], &ms) != 0 || ms == 0) {
-      rc_log(RC_LOG_ERROR, "rules.scrape_interval is not a duration", "value=\"%s\"",
-             cfg->rules_set[RC_CFG_SCRAPE_INTERVAL]);
-      if (why) snprintf(why, why_cap, "rules.scrape_interval is not a duration");
-      rc_config_free_paths(paths, np);
-      return RC_EPARSE;
-    }
-    rcfg.scrape_interval_ms = (int64_t)ms;
+  rc_rules_cfg_t rcfg;
+  if (rc_config_rules(cfg, &rcfg, &err) != 0) {
+    rc_log(RC_LOG_ERROR, "bad rules: settings", "err=\"%s\"", err.msg);
+    if (why) snprintf(why, why_cap, "%s", err.msg);
+    rc_config_free_paths(paths, np);
+    return RC_EPARSE;
   }
+  if (o->environment_label != NULL) rcfg.environment_label = o->environment_label;
   rc_diags_t d = {0};
   int failed = 0;
   for (size_t i = 0; i < np + o->n_rule_files; i++) {

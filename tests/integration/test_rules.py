@@ -272,6 +272,13 @@ def case_check(exe):
            "the gotcha message names line 11, the value and the fix: %r", out)
     p = subprocess.run([exe, "check"], capture_output=True, text=True, timeout=30)
     expect_eq(p.returncode, 2, "check without files")
+    cfg = os.path.join(tmp, "ripcord.yml")
+    with open(cfg, "w") as f:
+        f.write("rules:\n  scrape_interval: 1m\n")
+    p = subprocess.run([exe, "check", "--config.file=" + cfg, good], capture_output=True,
+                       text=True, timeout=30)
+    expect(p.returncode == 0 and "shorter than 4x the scrape interval (1m)" in p.stdout,
+           "check takes the config's scrape interval: %r", p.stdout)
 
 
 def case_bad_rules_refuse_start(exe):
