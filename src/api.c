@@ -70,6 +70,8 @@ void rc_api_handle(void *ctx, const rc_http_request_t *req, rc_http_response_t *
       rc_stats_render(&res->body);
       render_store(&res->body, api->ingest);
       if (api->engine != NULL) rc_engine_render_metrics(api->engine, &res->body);
+      rc_actions_render_metrics(api->actions, &res->body);
+      rc_delivery_render_metrics(api->delivery, &res->body);
     }
   } else if (path_is(req, "/-/healthy")) {
     h = RC_HANDLER_HEALTHY;
@@ -156,6 +158,8 @@ void rc_api_handle(void *ctx, const rc_http_request_t *req, rc_http_response_t *
       }
     }
   } else if (rc_deploys_handle(api->db, req, res)) {
+    h = RC_HANDLER_STATUS;
+  } else if (rc_actions_handle(api->actions, req, res)) {
     h = RC_HANDLER_STATUS;
   } else {
     res->status = 404;

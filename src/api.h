@@ -5,7 +5,9 @@
 #ifndef RC_API_H
 #define RC_API_H
 
+#include "actions.h"
 #include "db.h"
+#include "delivery.h"
 #include "engine.h"
 #include "http.h"
 #include "ingest.h"
@@ -14,6 +16,8 @@ typedef struct rc_api {
   rc_ingest_t *ingest; /* borrowed */
   rc_engine_t *engine; /* borrowed; may be NULL */
   rc_db_t *db;         /* borrowed: the embedded store (deploy registry); may be NULL */
+  rc_actions_t *actions;   /* borrowed; may be NULL */
+  rc_delivery_t *delivery; /* borrowed; may be NULL */
   /* POST /-/reload: reloads the rules; 0 or an error with a one-line reason in why. */
   int (*reload)(void *ctx, char *why, size_t why_cap);
   void *reload_ctx;

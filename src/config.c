@@ -91,6 +91,107 @@ static int parse_rules_map(yaml_parser_t *p, const char *name, char **set, rc_er
   }
 }
 
+/* receivers: a list of mappings (name, type, url, secret_env | secret_file, timeout,
+ * deadline), each checked where it is written. */
+static int parse_receivers(yaml_parser_t *p, const char *name, rc_config_t *c, rc_err_t *err) {
+  static const char *const keys[] = {"name", "type", "url", "secret_env", "secret_file",
+                                     "timeout", "deadline"};
+  yaml_event_t ev;
+  int rc = next(p, &ev, name, err);
+  if (rc) return rc;
+  if (ev.type != YAML_SEQUENCE_START_EVENT) {
+    rc = ev_err(err, name, &ev, "receivers must be a list of mappings");
+    yaml_event_delete(&ev);
+    return rc;
+  }
+  yaml_event_delete(&ev);
+  for (;;) {
+    if ((rc = next(p, &ev, name, err))) return rc;
+    if (ev.type == YAML_SEQUENCE_END_EVENT) {
+      yaml_event_delete(&ev);
+      return 0;
+    }
+    if (ev.type != YAML_MAPPING_START_EVENT) {
+      rc = ev_err(err, name, &ev, "a receiver must be a mapping (name, type, url, ...)");
+      yaml_event_delete(&ev);
+      return rc;
+    }
+    int line = (int)ev.start_mark.line + 1;
+    yaml_event_t start = ev;
+    rc_receiver_cfg_t *nr = realloc(c->receivers, (c->n_receivers + 1) * sizeof(*nr));
+    if (nr == NULL) {
+      yaml_event_delete(&ev);
+      return rc_err_set(err, RC_ENOMEM, "out of memory");
+    }
+    c->receivers = nr;
+    rc_receiver_cfg_t *r = &c->receivers[c->n_receivers++];
+    memset(r, 0, sizeof(*r));
+    r->line = line;
+    r->timeout_ms = 5000;
+    r->deadline_ms = 3600000;
+    char *vals[7] = {0};
+    for (;;) {
+      if ((rc = next(p, &ev, name, err))) break;
+      if (ev.type == YAML_MAPPING_END_EVENT) {
+        yaml_event_delete(&ev);
+        break;
+      }
+      int k = -1;
+      for (int i = 0; ev.type == YAML_SCALAR_EVENT && i < 7; i++)
+        if (strcmp((const char *)ev.data.scalar.value, keys[i]) == 0) k = i;
+      if (k < 0 || vals[k] != NULL) {
+        char what[220];
+        int secret = ev.type == YAML_SCALAR_EVENT &&
+                     strcmp((const char *)ev.data.scalar.value, "secret") == 0;
+        snprintf(what, sizeof(what),
+                 secret ? "secrets are never written in the config: use secret_env (a variable) "
+                          "or secret_file (a path)"
+                 : k < 0 ? "unknown key \"%.40s\" in a receiver (known: name, type, url, "
+                           "secret_env, secret_file, timeout, deadline)"
+                         : "duplicate key \"%.40s\" in a receiver",
+                 ev.type == YAML_SCALAR_EVENT ? (const char *)ev.data.scalar.value : "?");
+        rc = ev_err(err, name, &ev, what);
+        yaml_event_delete(&ev);
+        break;
+      }
+      yaml_event_delete(&ev);
+      if ((rc = next(p, &ev, name, err))) break;
+      if (ev.type != YAML_SCALAR_EVENT || ev.data.scalar.length == 0) {
+        char what[80];
+        snprintf(what, sizeof(what), "receivers: %s must be a non-empty string", keys[k]);
+        rc = ev_err(err, name, &ev, what);
+        yaml_event_delete(&ev);
+        break;
+      }
+      vals[k] = strndup((const char *)ev.data.scalar.value, ev.data.scalar.length);
+      if (vals[k] == NULL) rc = rc_err_set(err, RC_ENOMEM, "out of memory");
+      if (rc == 0 && (k == 5 || k == 6) &&
+          rc_parse_duration_ms(vals[k], k == 5 ? &r->timeout_ms : &r->deadline_ms) != 0)
+        rc = ev_err(err, name, &ev, "receivers: not a duration (like 5s, 1h)");
+      if (rc == 0 && k == 2 && strncmp(vals[k], "http://", 7) != 0 &&
+          strncmp(vals[k], "https://", 8) != 0)
+        rc = ev_err(err, name, &ev, "receivers: url must start with http:// or https://");
+      if (rc == 0 && k == 1 && strcmp(vals[k], "generic") != 0)
+        rc = ev_err(err, name, &ev, "receivers: type must be generic (other presets: not yet)");
+      yaml_event_delete(&ev);
+      if (rc) break;
+    }
+    r->name = vals[0], r->type = vals[1], r->url = vals[2], r->secret_env = vals[3],
+    r->secret_file = vals[4];
+    free(vals[5]);
+    free(vals[6]);
+    if (rc == 0 && (r->name == NULL || r->url == NULL))
+      rc = ev_err(err, name, &start, "a receiver needs a name and a url");
+    if (rc == 0 && r->secret_env && r->secret_file)
+      rc = ev_err(err, name, &start, "a receiver takes secret_env or secret_file, not both");
+    for (size_t i = 0; rc == 0 && i + 1 < c->n_receivers; i++)
+      if (strcmp(c->receivers[i].name, r->name) == 0)
+        rc = ev_err(err, name, &start, "duplicate receiver name");
+    yaml_event_delete(&start);
+    if (rc) return rc;
+  }
+}
+
 static int parse_string_list(yaml_parser_t *p, const char *name, const char *key, char ***items,
                              int **lines, int **cols, size_t *n, rc_err_t *err) {
   yaml_event_t ev;
@@ -151,7 +252,7 @@ int rc_config_parse(const char *name, const char *text, size_t len, rc_config_t 
   memset(c, 0, sizeof(*c));
   yaml_parser_t p;
   yaml_event_t ev;
-  int rc = 0, depth = 0, seen_rule_files = 0, seen_select = 0, seen_rules = 0;
+  int rc = 0, depth = 0, seen_rule_files = 0, seen_select = 0, seen_rules = 0, seen_recv = 0;
   if (!yaml_parser_initialize(&p)) return rc_err_set(err, RC_ENOMEM, "out of memory");
   yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
   /* stream-start, then an optional document holding one mapping. */
@@ -214,6 +315,15 @@ int rc_config_parse(const char *name, const char *text, size_t len, rc_config_t 
       if ((rc = parse_string_list(&p, name, "select", &c->select, &c->select_line,
                                   &c->select_col, &c->n_select, err)))
         goto out;
+    } else if (strcmp(key, "receivers") == 0) {
+      if (seen_recv) {
+        rc = ev_err(err, name, &ev, "duplicate key \"receivers\"");
+        yaml_event_delete(&ev);
+        goto out;
+      }
+      seen_recv = 1;
+      yaml_event_delete(&ev);
+      if ((rc = parse_receivers(&p, name, c, err))) goto out;
     } else if (strcmp(key, "rules") == 0) {
       if (seen_rules) {
         rc = ev_err(err, name, &ev, "duplicate key \"rules\"");
@@ -225,7 +335,7 @@ int rc_config_parse(const char *name, const char *text, size_t len, rc_config_t 
       if ((rc = parse_rules_map(&p, name, c->rules_set, err))) goto out;
     } else {
       char what[200];
-      snprintf(what, sizeof(what), "unknown key \"%.60s\" (known: rule_files, select, rules)",
+      snprintf(what, sizeof(what), "unknown key \"%.60s\" (known: rule_files, select, rules, receivers)",
                key);
       rc = ev_err(err, name, &ev, what);
       yaml_event_delete(&ev);
@@ -287,6 +397,11 @@ void rc_config_free(rc_config_t *c) {
   free(c->select_line);
   free(c->select_col);
   for (int i = 0; i < RC_CONFIG_RULES_KEYS; i++) free(c->rules_set[i]);
+  for (size_t i = 0; i < c->n_receivers; i++) {
+    rc_receiver_cfg_t *r = &c->receivers[i];
+    free(r->name), free(r->type), free(r->url), free(r->secret_env), free(r->secret_file);
+  }
+  free(c->receivers);
   free(c->path);
   memset(c, 0, sizeof(*c));
 }

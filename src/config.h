@@ -11,6 +11,7 @@
 #define RC_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "rc.h"
 
@@ -29,7 +30,18 @@ typedef struct rc_config {
    * rule's service and environment, the scrape interval `ripcord check` compares windows
    * with, and the built-in metrics' PromQL templates ({{selector}}, {{window}}). */
   char *rules_set[RC_CONFIG_RULES_KEYS];
+  /* receivers: where rollback events go (issue 5). Secrets are named (an environment
+   * variable or a file), never written here. */
+  struct rc_receiver_cfg *receivers;
+  size_t n_receivers;
 } rc_config_t;
+
+typedef struct rc_receiver_cfg {
+  char *name, *type, *url; /* type: generic (the only preset so far) */
+  char *secret_env, *secret_file;
+  uint64_t timeout_ms, deadline_ms;
+  int line;
+} rc_receiver_cfg_t;
 
 /* Keys of the rules: mapping, in rules_set order. */
 enum { RC_CFG_SERVICE_LABEL, RC_CFG_ENVIRONMENT_LABEL, RC_CFG_SCRAPE_INTERVAL,

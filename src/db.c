@@ -34,6 +34,35 @@ static const char *const migrations[] = {
     "  applied_at INTEGER,"
     "  PRIMARY KEY (deploy_id, migration_id)"
     ");",
+    /* 2: rollback events and the delivery outbox (issue 5). An event and its outbox rows are
+     * written in one transaction with the deploy's rolled_back mark; the idempotency key
+     * (service, environment, deploy, from -> to) makes a second firing for the same deploy,
+     * here or in a replica fed the same stream, the same event. */
+    "CREATE TABLE rollback_events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  idempotency_key TEXT NOT NULL UNIQUE,"
+    "  service TEXT NOT NULL,"
+    "  environment TEXT NOT NULL,"
+    "  deploy_id INTEGER REFERENCES deploys(id),"
+    "  from_version TEXT, to_version TEXT, from_artifact TEXT, to_artifact TEXT,"
+    "  trigger TEXT NOT NULL,"
+    "  value REAL, threshold REAL, op TEXT, window_ms INTEGER,"
+    "  status TEXT NOT NULL,"            /* rollback | dry_run | no_deploy | no_previous */
+    "  created_at INTEGER NOT NULL,"
+    "  payload TEXT NOT NULL"
+    ");"
+    "CREATE TABLE outbox ("
+    "  id INTEGER PRIMARY KEY,"
+    "  event_id INTEGER NOT NULL REFERENCES rollback_events(id),"
+    "  receiver TEXT NOT NULL,"
+    "  state TEXT NOT NULL,"             /* pending | delivered | failed */
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_attempt_at INTEGER NOT NULL,"
+    "  deadline_at INTEGER NOT NULL,"
+    "  last_status INTEGER, last_error TEXT, delivered_at INTEGER,"
+    "  UNIQUE (event_id, receiver)"
+    ");"
+    "CREATE INDEX outbox_due ON outbox(state, next_attempt_at);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

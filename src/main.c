@@ -16,7 +16,9 @@
 
 #include "api.h"
 #include "check.h"
+#include "actions.h"
 #include "db.h"
+#include "delivery.h"
 #include "prevcli.h"
 #include "cli.h"
 #include "config.h"
@@ -48,6 +50,8 @@ typedef struct daemon {
   rc_selector_t **selectors; /* from the config's select: list; owned */
   size_t nselectors;
   rc_engine_t *engine;       /* owned: the rules, their selector index, the evaluator */
+  rc_delivery_t *delivery;   /* owned: the outbox's courier (loop handles) */
+  rc_actions_t *actions;     /* owned: firings -> rollback events (loop handle) */
   rc_db_t *db;               /* owned: the embedded store (deploy registry) */
 } daemon_t;
 
@@ -285,6 +289,13 @@ static void on_drained(rc_http_server_t *srv) {
   rc_log(RC_LOG_INFO, "http server drained; finishing the ingest queue", "queued=%llu",
          (unsigned long long)rc_stat_get(&rc_stats.queue_depth));
   rc_ingest_stop(&d->ingest);
+  /* The evaluator before the actions it hands firings to; undelivered rows stay in the
+   * outbox for the next start. */
+  rc_engine_stop(d->engine);
+  rc_actions_close(d->actions);
+  d->actions = NULL;
+  rc_delivery_close(d->delivery, NULL, NULL);
+  d->delivery = NULL;
   uv_close((uv_handle_t *)&d->sigterm, NULL);
   uv_close((uv_handle_t *)&d->sigint, NULL);
   close_reload_handles(d);
@@ -340,8 +351,19 @@ static int serve(const rc_options_t *o) {
          rc_db_version(d.db));
 
   rc_ruleset_t rules = {0};
+  d.loop = uv_default_loop();
+  /* Actions before the engine: firing hands events to them. */
+  rc_actions_cfg_t acfg = {0};
+  if (rc_delivery_new(d.loop, d.db, cfg.receivers, cfg.n_receivers, &d.delivery, &err) != 0 ||
+      rc_actions_new(d.loop, d.db, d.delivery, &acfg, &d.actions, &err) != 0) {
+    rc_log(RC_LOG_ERROR, "cannot set up rollback actions", "err=\"%s\"", err.msg);
+    free_owned(&d);
+    rc_config_free(&cfg);
+    return 1;
+  }
   rc_engine_cfg_t ecfg = {.compat = (rc_compat_t)o->compat,
-                          .interval_ms = (int64_t)o->rules_interval_ms};
+                          .interval_ms = (int64_t)o->rules_interval_ms,
+                          .on_fire = rc_actions_fire, .fire_ctx = d.actions};
   d.opts = o;
   if (build_selection(&d, &cfg) != 0 || load_rules(o, &cfg, &rules, NULL, 0) != 0 ||
       rc_engine_new(&ecfg, &rules, d.selectors, (uint32_t)d.nselectors, &d.engine, &err) != 0) {
@@ -353,7 +375,6 @@ static int serve(const rc_options_t *o) {
     return 1;
   }
 
-  d.loop = uv_default_loop();
   rc_ingest_config_t icfg = o->ingest;
   icfg.applied_cb = rc_engine_applied;
   icfg.applied_ctx = d.engine;
@@ -379,6 +400,8 @@ static int serve(const rc_options_t *o) {
   d.api.ingest = &d.ingest;
   d.api.engine = d.engine;
   d.api.db = d.db;
+  d.api.actions = d.actions;
+  d.api.delivery = d.delivery;
   if (rc_http_server_init(&d.http, d.loop, &o->http, rc_api_handle, &d.api, &err) != 0 ||
       rc_http_server_listen(&d.http, o->listen_address, &err) != 0) {
     rc_log(RC_LOG_ERROR, "cannot start the HTTP server", "err=\"%s\"", err.msg);
