@@ -86,10 +86,12 @@ def start(exe, tmp):
                         "--rules.evaluation-interval=50ms"]).start()
 
 
-def deploy(port, version, migrations=()):
+def deploy(port, version, migrations=(), started_at=None, is_rollback=False):
     body = {"service": "checkout", "environment": "production", "version": version,
-            "artifact": "reg/checkout:" + version,
+            "artifact": "reg/checkout:" + version, "is_rollback": is_rollback,
             "migrations": [{"id": m, "reversible": r} for m, r in migrations]}
+    if started_at:
+        body["started_at"] = started_at
     r = request(port, "POST", "/api/v1/deploys", json.dumps(body).encode(),
                 [("Content-Type", "application/json")])
     expect_eq(r.status, 201, "deploy %s" % version)
@@ -147,6 +149,14 @@ def case_retries_and_signature(exe):
         statuses = [x["status"] for x in rollbacks(d.port)]
         expect_eq(statuses, ["rollback"], "one rollback per deploy")
         expect_eq(len(rec.keys()), 4, "no second delivery")
+        # A new deploy that goes bad within the cooldown (10 min) is not rolled back at once.
+        deploy(d.port, "1.2.0")
+        bad(d.port, 0)
+        wait_until(lambda: requests_after(d.port), 5, what="resolved")
+        bad(d.port, 9)
+        wait_until(lambda: len(rollbacks(d.port)) == 2, 5, what="a second event")
+        expect_eq(rollbacks(d.port)[0]["status"], "cooldown", "cooldown")
+        expect_eq(len(rec.keys()), 4, "nothing sent in the cooldown")
         d.stop()
         # Restart: delivered rows are not sent again.
         d = start(exe, tmp)
@@ -165,21 +175,25 @@ def requests_after(port):
 
 
 def case_decisions(exe):
-    """No deploy, dry run, an irreversible migration, a rollback of a rollback: recorded, not
-    sent."""
+    """No deploy, dry run, an irreversible migration, the rollback window passed, a rollback of
+    a rollback: recorded, not sent."""
     rec = Receiver()
+    old = "2020-01-01T00:00:00Z"  # long past the 24 h rollback window
     cases = [
         ("no_deploy", "", []),
-        ("dry_run", "      dry_run: true\n", [("1", []), ("2", [])]),
-        ("needs_approval", "", [("1", []), ("2", [("drop_column", False)])]),
+        ("dry_run", "      dry_run: true\n", [("1", [], None, False), ("2", [], None, False)]),
+        ("needs_approval", "", [("1", [], None, False), ("2", [("drop_column", False)], None, False)]),
+        ("needs_approval", "", [("1", [], "2019-12-31T00:00:00Z", False), ("2", [], old, False)]),
+        ("rollback_of_rollback", "", [("1", [], None, False), ("2", [], None, False),
+                                      ("1", [], None, True)]),
     ]
     try:
         for want, extra, deploys in cases:
             tmp = setup_dir(rec.port, extra)
             d = start(exe, tmp)
             try:
-                for v, migs in deploys:
-                    deploy(d.port, v, migs)
+                for v, migs, started, is_rb in deploys:
+                    deploy(d.port, v, migs, started, is_rb)
                 bad(d.port, 3)
                 wait_until(lambda: rollbacks(d.port), 10, what="an event")
                 ev = rollbacks(d.port)[0]
