@@ -159,6 +159,7 @@ void rc_api_handle(void *ctx, const rc_http_request_t *req, rc_http_response_t *
     }
   } else if (rc_deploys_handle(api->db, req, res)) {
     h = RC_HANDLER_STATUS;
+    if (res->status == 201 && api->deployed != NULL) api->deployed(api->deployed_ctx);
   } else if (rc_actions_handle(api->actions, req, res)) {
     h = RC_HANDLER_STATUS;
   } else {

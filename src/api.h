@@ -21,6 +21,9 @@ typedef struct rc_api {
   /* POST /-/reload: reloads the rules; 0 or an error with a one-line reason in why. */
   int (*reload)(void *ctx, char *why, size_t why_cap);
   void *reload_ctx;
+  /* After a deploy is recorded (POST /api/v1/deploys answered 201). */
+  void (*deployed)(void *ctx);
+  void *deployed_ctx;
   int ready;           /* 1 once serving; 0 again when draining */
 } rc_api_t;
 

@@ -31,6 +31,9 @@ typedef struct tstate {
   /* evaluator's */
   rc_trigger_status_t st;
   int64_t last_true_ms;   /* last time the condition held (keep_firing_for) */
+  /* The start of the current deploy of the rule's target (INT64_MIN: none known): the
+   * evaluator sees only samples after it. Set by the loop thread (rc_engine_refresh_deploys). */
+  _Atomic int64_t clip_ms;
 } tstate_t;
 
 /* Everything derived from one rule set, swapped whole on reload. */
@@ -181,6 +184,7 @@ static int bundle_build(rc_ruleset_t *rules, rc_selector_t *const *extra, uint32
     for (uint32_t k = 0; rc == 0 && k < rule->ntriggers; k++) {
       const rc_trigger_t *t = &rule->triggers[k];
       b->tr[b->ntr] = (tstate_t){.rule = rule, .trig = t, .rule_idx = r, .trig_idx = k};
+      atomic_init(&b->tr[b->ntr].clip_ms, INT64_MIN);
       b->ntr++;
       const rc_pq_expr_t *ex[2] = {t->expr, t->requests_expr};
       for (int j = 0; rc == 0 && j < 2; j++)
@@ -343,10 +347,13 @@ static int count_cb(void *ctx, rc_store_series_t *r) {
   return 0;
 }
 
-/* Samples of the expression's selectors within its longest range (min_samples). */
-static double samples_in_range(rc_engine_t *e, const rc_pq_expr_t *x, int64_t t) {
+/* Samples of the expression's selectors within its longest range (min_samples), since the
+ * deploy (clip) at most. */
+static double samples_in_range(rc_engine_t *e, const rc_pq_expr_t *x, int64_t t, int64_t clip) {
   count_ctx_t c = {.t = t, .range = x->max_range_ms > 0 ? x->max_range_ms : e->cfg.lookback_ms,
                    .compat = e->cfg.compat};
+  if (clip != INT64_MIN && t - c.range < clip) c.range = t > clip ? t - clip : 0;
+  if (c.range <= 0) return 0;
   for (uint32_t s = 0; s < x->nsels; s++) {
     uint32_t id = sel_id(e, x->sels[s]);
     for (uint32_t i = 0; i < e->q.n; i++) rc_store_foreach(e->q.shards[i], id, count_cb, &c);
@@ -394,6 +401,7 @@ static void eval_trigger(rc_engine_t *e, tstate_t *ts, int64_t now, uint64_t lat
   rc_err_t err = {0};
   rc_eval_result_t res;
   uint64_t t0 = uv_hrtime();
+  e->ev.clip_from_ms = atomic_load_explicit(&ts->clip_ms, memory_order_relaxed);
   int rc = rc_eval(&e->ev, t->expr, now, &res, &err);
   double value = NAN;
   int have = rc == 0 && reduce(&res, t->op, &value);
@@ -405,7 +413,8 @@ static void eval_trigger(rc_engine_t *e, tstate_t *ts, int64_t now, uint64_t lat
         !reduce(&rq, RC_CMP_GE, &reqs) || reqs < t->min_requests)
       enough = 0;
   }
-  if (rc == 0 && have && t->min_samples > 0 && samples_in_range(e, t->expr, now) < (double)t->min_samples)
+  if (rc == 0 && have && t->min_samples > 0 && samples_in_range(e, t->expr, now, e->ev.clip_from_ms) <
+                                                      (double)t->min_samples)
     enough = 0;
   uint64_t dt = uv_hrtime() - t0;
 
@@ -638,6 +647,7 @@ int rc_engine_reload(rc_engine_t *e, rc_ruleset_t *rules, rc_selector_t *const *
       if (same_trigger(&nb->tr[i], &old->tr[j])) {
         nb->tr[i].st = old->tr[j].st;
         nb->tr[i].last_true_ms = old->tr[j].last_true_ms;
+        atomic_store(&nb->tr[i].clip_ms, atomic_load(&old->tr[j].clip_ms));
         kept++;
         break;
       }
@@ -670,6 +680,16 @@ int rc_engine_reload(rc_engine_t *e, rc_ruleset_t *rules, rc_selector_t *const *
     return rc_err_set(err, RC_ENOMEM, "%s", terr.msg);
   }
   return 0;
+}
+
+void rc_engine_refresh_deploys(rc_engine_t *e, rc_engine_deploy_fn fn, void *ctx) {
+  bundle_t *b = bun(e);
+  for (uint32_t i = 0; i < b->ntr; i++) {
+    int64_t start;
+    const rc_rule_t *r = b->tr[i].rule;
+    if (fn(ctx, r->service, r->environment, &start) != 0) start = INT64_MIN;
+    atomic_store_explicit(&b->tr[i].clip_ms, start, memory_order_relaxed);
+  }
 }
 
 void rc_engine_reload_failed(rc_engine_t *e) {

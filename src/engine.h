@@ -102,6 +102,14 @@ typedef int (*rc_engine_swap_fn)(void *ctx, const rc_selindex_t *idx);
  * still in force. */
 int rc_engine_reload(rc_engine_t *e, rc_ruleset_t *rules, rc_selector_t *const *extra,
                      uint32_t nextra, rc_engine_swap_fn swap, void *swap_ctx, rc_err_t *err);
+/* Deploy-aware evaluation: fn gives the start (ms) of the current deploy of a target, or
+ * non-zero when none is recorded; every trigger of that target then evaluates only samples
+ * after it (eval.h clip_from_ms), so a new version is never rolled back for the old one's
+ * errors. The loop thread calls it at start, after a reload and after each recorded deploy. */
+typedef int (*rc_engine_deploy_fn)(void *ctx, const char *service, const char *environment,
+                                   int64_t *start_ms);
+void rc_engine_refresh_deploys(rc_engine_t *e, rc_engine_deploy_fn fn, void *ctx);
+
 /* Counts a reload that failed before reaching the engine (a rule file with errors). */
 void rc_engine_reload_failed(rc_engine_t *e);
 

@@ -42,6 +42,7 @@ void rc_eval_init(rc_eval_t *ev, rc_query_t *q, rc_compat_t compat, rc_eval_sel_
   ev->q = q;
   ev->compat = compat;
   ev->lookback_ms = DEFAULT_LOOKBACK_MS;
+  ev->clip_from_ms = INT64_MIN;
   ev->sel_id = sel_id;
   ev->sel_ctx = sel_ctx;
   rc_arena_init(&ev->arena, ARENA_FIRST, ARENA_LIMIT);
@@ -291,7 +292,17 @@ static const rc_label_t *series_labels(ctx_t *c, const rc_store_series_t *r, uin
   return l;
 }
 
+/* A range or lookback ending at t, clipped to start after the deploy (see eval.h); 0 when
+ * nothing of it is left. */
+static int64_t clipped(const ctx_t *c, int64_t range) {
+  int64_t from = c->ev->clip_from_ms;
+  if (from == INT64_MIN || c->t - range >= from) return range;
+  return c->t > from ? c->t - from : 0;
+}
+
 static int eval_selector(ctx_t *c, const rc_pq_node_t *n, val_t *out) {
+  int64_t lookback = clipped(c, c->ev->lookback_ms);
+  if (lookback <= 0) return 0;
   int rc = collect(c, n->sel);
   if (rc != 0) return rc;
   rc_query_set_t *set = &c->ev->set;
@@ -301,12 +312,12 @@ static int eval_selector(ctx_t *c, const rc_pq_node_t *n, val_t *out) {
     const rc_store_series_t *r = set->v[i];
     double v;
     int64_t ts = INT64_MIN, hts = INT64_MIN;
-    int have = rc_window_instant(&r->win, c->t, c->ev->lookback_ms, c->ev->compat, &v, &ts) == 0;
+    int have = rc_window_instant(&r->win, c->t, lookback, c->ev->compat, &v, &ts) == 0;
     rc_fhist_t *h = NULL;
     if (!rc_histwin_empty(&r->hwin)) {
       h = new_hist(c);
       if (h == NULL) return RC_ENOMEM;
-      if (rc_histwin_instant(&r->hwin, c->t, c->ev->lookback_ms, c->ev->compat, h, &hts) != 0)
+      if (rc_histwin_instant(&r->hwin, c->t, lookback, c->ev->compat, h, &hts) != 0)
         h = NULL;
     }
     if (!have && h == NULL) continue;
@@ -322,6 +333,8 @@ static int eval_selector(ctx_t *c, const rc_pq_node_t *n, val_t *out) {
 }
 
 static int eval_range_fn(ctx_t *c, const rc_pq_node_t *n, val_t *out) {
+  int64_t range = clipped(c, n->range_ms);
+  if (range <= 0) return 0;
   int rc = collect(c, n->sel);
   if (rc != 0) return rc;
   rc_query_set_t *set = &c->ev->set;
@@ -333,14 +346,13 @@ static int eval_range_fn(ctx_t *c, const rc_pq_node_t *n, val_t *out) {
     const rc_store_series_t *r = set->v[i];
     rc_eval_elem_t *el = &out->v[out->n];
     el->h = NULL;
-    int ok = rc_window_eval(&r->win, n->fn, n->param, c->t, n->range_ms, c->ev->compat,
-                            &el->v) == 0;
+    int ok = rc_window_eval(&r->win, n->fn, n->param, c->t, range, c->ev->compat, &el->v) == 0;
     if (!ok && hist_fn && !rc_histwin_empty(&r->hwin)) {
       rc_fhist_t *h = new_hist(c);
       if (h == NULL) return RC_ENOMEM;
       int hr = n->fn == RC_FN_RATE
-                   ? rc_histwin_rate(&r->hwin, c->t, n->range_ms, c->ev->compat, h)
-                   : rc_histwin_increase(&r->hwin, c->t, n->range_ms, c->ev->compat, h);
+                   ? rc_histwin_rate(&r->hwin, c->t, range, c->ev->compat, h)
+                   : rc_histwin_increase(&r->hwin, c->t, range, c->ev->compat, h);
       if (hr == RC_ENOMEM) return hr;
       if (hr == 0) el->h = h, el->v = NAN, ok = 1;
     } else if (!ok && !rc_histwin_empty(&r->hwin)) {

@@ -62,6 +62,10 @@ typedef struct rc_eval {
    * keeping those it matches. The store holds only selected series, so an ad-hoc query sees
    * exactly those. 0: unknown selectors select nothing. */
   uint32_t adhoc_ids;
+  /* Deploy-aware evaluation: samples at or before this time (the current deploy's start)
+   * are not seen — ranges and the lookback are clipped to (clip_from_ms, t] — so a new
+   * version is never judged on the old one's samples. INT64_MIN: no clipping. */
+  int64_t clip_from_ms;
   /* private */
   rc_matcher_scratch_t *scr;
   rc_arena_t arena;

@@ -19,6 +19,7 @@
 #include "actions.h"
 #include "db.h"
 #include "delivery.h"
+#include "deploys.h"
 #include "prevcli.h"
 #include "cli.h"
 #include "config.h"
@@ -178,6 +179,19 @@ static int make_dirs(const char *path, rc_err_t *err) {
 static void gate_begin(void *ctx) { rc_workers_read_begin(ctx); }
 static void gate_end(void *ctx) { rc_workers_read_end(ctx); }
 
+/* The current deploy's start for the engine's deploy-aware windows. */
+static int deploy_start(void *ctx, const char *service, const char *environment, int64_t *start) {
+  rc_deploy_t dep;
+  if (rc_deploys_current(ctx, service, environment, &dep) != 0) return -1;
+  *start = dep.started_at_ms;
+  return 0;
+}
+
+static void on_deployed(void *ctx) {
+  daemon_t *d = ctx;
+  rc_engine_refresh_deploys(d->engine, deploy_start, d->db);
+}
+
 static int swap_index(void *ctx, const rc_selindex_t *idx) {
   return rc_workers_swap_index(ctx, idx);
 }
@@ -208,6 +222,7 @@ static int reload_rules(daemon_t *d, char *why, size_t cap) {
                         &d->ingest.workers, &err);
   rc_ruleset_free(&rules);
   if (rc != 0) snprintf(why, cap, "%s", err.msg);
+  else rc_engine_refresh_deploys(d->engine, deploy_start, d->db);
   return rc;
 }
 
@@ -385,6 +400,7 @@ static int serve(const rc_options_t *o) {
     uint32_t ns = rc_workers_count(&d.ingest.workers);
     for (uint32_t i = 0; i < ns; i++) shards[i] = rc_workers_store(&d.ingest.workers, i);
     rc_engine_set_gate(d.engine, gate_begin, gate_end, &d.ingest.workers);
+    rc_engine_refresh_deploys(d.engine, deploy_start, d.db);
     irc = rc_engine_start(d.engine, shards, ns, &err);
   }
   if (irc != 0) {
@@ -401,6 +417,8 @@ static int serve(const rc_options_t *o) {
   d.api.engine = d.engine;
   d.api.db = d.db;
   d.api.actions = d.actions;
+  d.api.deployed = on_deployed;
+  d.api.deployed_ctx = &d;
   d.api.delivery = d.delivery;
   if (rc_http_server_init(&d.http, d.loop, &o->http, rc_api_handle, &d.api, &err) != 0 ||
       rc_http_server_listen(&d.http, o->listen_address, &err) != 0) {

@@ -98,6 +98,9 @@ def deploy(port, version, migrations=(), started_at=None, is_rollback=False):
 
 
 def bad(port, value):
+    # Evaluation is deploy-aware: only samples after the current deploy's start count, and a
+    # deploy recorded this very millisecond would hide a sample stamped the same one.
+    time.sleep(0.01)
     r = post_write(port, V1.request([V1.timeseries([("__name__", "bad_thing"), ("job", "x")],
                                                    [(value, int(time.time() * 1000))])]))
     expect_eq(r.status, 204, "write")

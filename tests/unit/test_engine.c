@@ -192,11 +192,54 @@ static void test_no_data_and_min_requests(void **st) {
   fx_free(&f);
 }
 
+static int64_t g_deploy_start = INT64_MIN;
+
+static int deploy_start(void *ctx, const char *service, const char *environment, int64_t *out) {
+  (void)ctx;
+  if (strcmp(service, "s") != 0 || strcmp(environment, "e") != 0 || g_deploy_start == INT64_MIN)
+    return -1;
+  *out = g_deploy_start;
+  return 0;
+}
+
+/* Deploy-aware windows: samples from before the current deploy's start are not judged. */
+static void test_deploy_clipping(void **st) {
+  (void)st;
+  fx_t f;
+  fx_init(&f, "rollback:\n  service: s\n  environment: e\n  triggers:\n"
+              "    - name: gauge\n      expr: max(g)\n      threshold: 10\n"
+              "    - name: ratio\n      expr: sum(rate(errs[1m]))\n      threshold: 1\n"
+              "  action:\n    type: previous_version\n");
+  /* The old version: bad gauge, errors growing 5 per second. */
+  for (int i = 0; i <= 60; i++) put(&f, "errs", 5.0 * i, T0 + i * 1000);
+  put(&f, "g", 20, T0 + 60000);
+  rc_trigger_status_t s = status(&f, 0, T0 + 60000);
+  assert_int_equal(s.state, RC_TS_FIRING); /* no deploy known: everything counts */
+  /* A new version starts: its triggers see nothing of the old one. */
+  g_deploy_start = T0 + 60500;
+  rc_engine_refresh_deploys(f.eng, deploy_start, NULL);
+  s = status(&f, 0, T0 + 61000);
+  assert_int_equal(s.no_data, 1);
+  assert_int_equal(s.state, RC_TS_INACTIVE);
+  s = status(&f, 1, T0 + 61000);
+  assert_int_equal(s.state, RC_TS_INACTIVE);
+  /* The new version's own samples: healthy gauge, counters growing 0.1/s. */
+  for (int i = 1; i <= 20; i++) put(&f, "errs", 300 + 0.1 * i, T0 + 60500 + i * 1000);
+  put(&f, "g", 3, T0 + 62000);
+  s = status(&f, 0, T0 + 80500);
+  assert_true(s.has_value && s.value == 3 && s.state == RC_TS_INACTIVE);
+  s = status(&f, 1, T0 + 80500);
+  assert_true(s.has_value && s.value < 0.2 && s.state == RC_TS_INACTIVE);
+  g_deploy_start = INT64_MIN;
+  fx_free(&f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_for_and_keep_firing),
       cmocka_unit_test(test_hysteresis_warn_dry_run),
       cmocka_unit_test(test_no_data_and_min_requests),
+      cmocka_unit_test(test_deploy_clipping),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
