@@ -189,7 +189,7 @@ static void handle(rc_actions_t *a, const firing_t *f) {
     status = ST_NEEDS_APPROVAL, why = "the deploy applied an irreversible migration";
   else if (f->at_ms - cur.started_at_ms > a->cfg.rollback_window_ms)
     status = ST_NEEDS_APPROVAL, why = "the rollback window has passed";
-  else if (recent_rollback(a->db, f, f->at_ms - a->cfg.cooldown_ms))
+  else if (a->cfg.cooldown_ms > 0 && recent_rollback(a->db, f, f->at_ms - a->cfg.cooldown_ms))
     status = ST_COOLDOWN, why = "another rollback of this target within the cooldown";
   char key[33];
   if (have_cur && have_prev) {
@@ -283,7 +283,7 @@ int rc_actions_new(uv_loop_t *loop, rc_db_t *db, rc_delivery_t *delivery,
   a->delivery = delivery;
   a->cfg = *cfg;
   if (a->cfg.rollback_window_ms <= 0) a->cfg.rollback_window_ms = 24 * 3600 * 1000LL;
-  if (a->cfg.cooldown_ms <= 0) a->cfg.cooldown_ms = 10 * 60 * 1000LL;
+  if (a->cfg.cooldown_ms < 0) a->cfg.cooldown_ms = 0;
   if (uv_async_init(loop, &a->async, on_async) != 0) {
     free(a);
     return rc_err_set(err, RC_ENOMEM, "cannot create the actions' async handle");

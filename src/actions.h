@@ -38,8 +38,8 @@
 typedef struct rc_actions rc_actions_t;
 
 typedef struct rc_actions_cfg {
-  int64_t rollback_window_ms; /* default 24 h */
-  int64_t cooldown_ms;        /* default 10 min */
+  int64_t rollback_window_ms; /* --rollback.window, 24 h */
+  int64_t cooldown_ms;        /* --rollback.cooldown, 10 min; 0: none */
 } rc_actions_cfg_t;
 
 int rc_actions_new(uv_loop_t *loop, rc_db_t *db, rc_delivery_t *delivery,

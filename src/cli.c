@@ -112,6 +112,8 @@ static const flag_t flags[] = {
     {"rules.file", F_RULES, OFF(rule_files), 0, 0, "A rollback rule file to load (repeatable), besides the config's rule_files."},
     {"rules.evaluation-interval", F_DUR, OFF(rules_interval_ms), 10, 3600000, "How often every trigger is evaluated even when no data arrives (windows slide, no-data is noticed)."},
     {"rules.environment-label", F_STR, OFF(environment_label), 0, 0, "The series label that carries a rule's environment in the built-in metrics (overrides the config's rules.environment_label; default env)."},
+    {"rollback.cooldown", F_DUR, OFF(rollback_cooldown_ms), 0, 7ull * 86400000, "No second automatic rollback of a target within this (0: none)."},
+    {"rollback.window", F_DUR, OFF(rollback_window_ms), 1000, 365ull * 86400000, "A deploy older than this is not rolled back automatically: the event needs approval."},
     {"query.compat", F_COMPAT, OFF(compat), 0, 0, "PromQL semantics: prometheus-3 (default) or prometheus-2 (2.4x: closed windows, older extrapolation and sums)."},
     {"ingest.name-validation", F_NAMES, OFF(ingest.limits.labels.legacy_names), 0, 0, "Metric and label names: utf8 (Prometheus 3) or legacy (Prometheus 2 charset)."},
 };
@@ -123,6 +125,8 @@ static void defaults(rc_options_t *o) {
   o->log_level = RC_LOG_INFO;
   o->http = RC_HTTP_CONFIG_DEFAULT;
   o->rules_interval_ms = 250;
+  o->rollback_cooldown_ms = 600000;
+  o->rollback_window_ms = 86400000;
   o->environment_label = NULL; /* the config's rules.environment_label, else "env" */
   o->store = (rc_store_cfg_t){
       .max_series = 100000,

@@ -35,6 +35,8 @@ typedef struct rc_options {
   uint64_t rules_interval_ms;   /* the evaluator's timer */
   const char *environment_label;
   int compat;                   /* rc_compat_t: prometheus-3 (default) or prometheus-2 */
+  uint64_t rollback_cooldown_ms; /* no second automatic rollback of a target within this */
+  uint64_t rollback_window_ms;   /* deploys older than this need approval to roll back */
 } rc_options_t;
 
 /* Fills o with the defaults, then applies argv. Returns 0, or RC_EINVAL with a one-line

@@ -368,7 +368,8 @@ static int serve(const rc_options_t *o) {
   rc_ruleset_t rules = {0};
   d.loop = uv_default_loop();
   /* Actions before the engine: firing hands events to them. */
-  rc_actions_cfg_t acfg = {0};
+  rc_actions_cfg_t acfg = {.rollback_window_ms = (int64_t)o->rollback_window_ms,
+                           .cooldown_ms = (int64_t)o->rollback_cooldown_ms};
   if (rc_delivery_new(d.loop, d.db, cfg.receivers, cfg.n_receivers, &d.delivery, &err) != 0 ||
       rc_actions_new(d.loop, d.db, d.delivery, &acfg, &d.actions, &err) != 0) {
     rc_log(RC_LOG_ERROR, "cannot set up rollback actions", "err=\"%s\"", err.msg);
