@@ -18,7 +18,8 @@ typedef struct firing {
   struct firing *next;
   char service[RC_DEPLOY_FIELD_MAX], environment[RC_DEPLOY_FIELD_MAX], trigger[128],
       file[256], action[64], op[4];
-  char receivers[MAX_RECEIVERS][64];
+  char receivers[MAX_RECEIVERS][64]; /* notify kind (webhook, slack, pagerduty, ...) */
+  char targets[MAX_RECEIVERS][128];  /* its target: a receiver name, a channel, a service */
   int nreceivers;
   double value, threshold;
   int64_t window_ms, at_ms;
@@ -144,16 +145,30 @@ static int record(rc_actions_t *a, const firing_t *f, int status, const rc_deplo
     size_t nall = rc_delivery_receivers(a->delivery, &all);
     size_t n = f->nreceivers ? (size_t)f->nreceivers : nall;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-      const char *name = f->nreceivers ? f->receivers[i] : all[i];
+      /* webhook: NAME names a receiver; slack: #channel and pagerduty: service go to the
+       * first receiver of that preset, with the channel or service as the row's target. */
+      const char *name = NULL, *target = NULL;
+      if (!f->nreceivers) {
+        name = all[i];
+      } else {
+        const char *kind = f->receivers[i];
+        if (strcmp(kind, "webhook") == 0) {
+          name = f->targets[i];
+        } else {
+          name = rc_delivery_receiver_of_type(a->delivery, kind);
+          target = f->targets[i];
+        }
+      }
       uint64_t deadline = 0;
-      if (!rc_delivery_receiver(a->delivery, name, &deadline)) {
-        rc_log(RC_LOG_WARN, "rule names a receiver the config does not have", "receiver=%s",
-               name);
+      if (name == NULL || !rc_delivery_receiver(a->delivery, name, &deadline)) {
+        rc_log(RC_LOG_WARN, "rule notifies a receiver the config does not have",
+               "notify=%s target=%s", f->nreceivers ? f->receivers[i] : "-",
+               f->nreceivers ? f->targets[i] : "-");
         continue;
       }
-      if (sqlite3_prepare_v2(h, "INSERT INTO outbox(event_id, receiver, state, next_attempt_at,"
-                                " deadline_at) VALUES (?,?,'pending',?,?)", -1, &st, NULL) !=
-          SQLITE_OK) {
+      if (sqlite3_prepare_v2(h, "INSERT OR IGNORE INTO outbox(event_id, receiver, state,"
+                                " next_attempt_at, deadline_at, target) VALUES (?,?,'pending',?,?,?)",
+                             -1, &st, NULL) != SQLITE_OK) {
         rc = -1;
         break;
       }
@@ -161,6 +176,7 @@ static int record(rc_actions_t *a, const firing_t *f, int status, const rc_deplo
       sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
       sqlite3_bind_int64(st, 3, f->at_ms);
       sqlite3_bind_int64(st, 4, f->at_ms + (int64_t)deadline);
+      if (target) sqlite3_bind_text(st, 5, target, -1, SQLITE_STATIC);
       rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
       sqlite3_finalize(st);
     }
@@ -241,9 +257,11 @@ void rc_actions_fire(void *ctx, const rc_fire_event_t *ev) {
   snprintf(f->file, sizeof(f->file), "%s", r->file ? r->file : "");
   snprintf(f->action, sizeof(f->action), "%s", r->action ? r->action : "");
   snprintf(f->op, sizeof(f->op), "%s", rc_rules_cmp_name(t->op));
-  for (uint32_t i = 0; i < r->nnotify && f->nreceivers < MAX_RECEIVERS; i++)
-    if (strcmp(r->notify[i].kind, "webhook") == 0)
-      snprintf(f->receivers[f->nreceivers++], sizeof(f->receivers[0]), "%s", r->notify[i].target);
+  for (uint32_t i = 0; i < r->nnotify && f->nreceivers < MAX_RECEIVERS; i++) {
+    snprintf(f->receivers[f->nreceivers], sizeof(f->receivers[0]), "%s", r->notify[i].kind);
+    snprintf(f->targets[f->nreceivers], sizeof(f->targets[0]), "%s", r->notify[i].target);
+    f->nreceivers++;
+  }
   f->value = ev->value;
   f->threshold = t->threshold;
   f->window_ms = t->window_ms ? t->window_ms : (t->expr ? t->expr->max_range_ms : 0);

@@ -3,6 +3,7 @@
  * (line/column) where libyaml saw the offending node. */
 #include "config.h"
 #include "cli.h"
+#include "presets.h"
 #include "rules.h"
 
 #include <errno.h>
@@ -95,7 +96,8 @@ static int parse_rules_map(yaml_parser_t *p, const char *name, char **set, rc_er
  * deadline), each checked where it is written. */
 static int parse_receivers(yaml_parser_t *p, const char *name, rc_config_t *c, rc_err_t *err) {
   static const char *const keys[] = {"name", "type", "url", "secret_env", "secret_file",
-                                     "timeout", "deadline"};
+                                     "timeout", "deadline", "ref"};
+  enum { NKEYS = 8 };
   yaml_event_t ev;
   int rc = next(p, &ev, name, err);
   if (rc) return rc;
@@ -129,7 +131,7 @@ static int parse_receivers(yaml_parser_t *p, const char *name, rc_config_t *c, r
     r->line = line;
     r->timeout_ms = 5000;
     r->deadline_ms = 3600000;
-    char *vals[7] = {0};
+    char *vals[NKEYS] = {0};
     for (;;) {
       if ((rc = next(p, &ev, name, err))) break;
       if (ev.type == YAML_MAPPING_END_EVENT) {
@@ -137,7 +139,7 @@ static int parse_receivers(yaml_parser_t *p, const char *name, rc_config_t *c, r
         break;
       }
       int k = -1;
-      for (int i = 0; ev.type == YAML_SCALAR_EVENT && i < 7; i++)
+      for (int i = 0; ev.type == YAML_SCALAR_EVENT && i < NKEYS; i++)
         if (strcmp((const char *)ev.data.scalar.value, keys[i]) == 0) k = i;
       if (k < 0 || vals[k] != NULL) {
         char what[220];
@@ -147,7 +149,7 @@ static int parse_receivers(yaml_parser_t *p, const char *name, rc_config_t *c, r
                  secret ? "secrets are never written in the config: use secret_env (a variable) "
                           "or secret_file (a path)"
                  : k < 0 ? "unknown key \"%.40s\" in a receiver (known: name, type, url, "
-                           "secret_env, secret_file, timeout, deadline)"
+                           "secret_env, secret_file, timeout, deadline, ref)"
                          : "duplicate key \"%.40s\" in a receiver",
                  ev.type == YAML_SCALAR_EVENT ? (const char *)ev.data.scalar.value : "?");
         rc = ev_err(err, name, &ev, what);
@@ -171,13 +173,14 @@ static int parse_receivers(yaml_parser_t *p, const char *name, rc_config_t *c, r
       if (rc == 0 && k == 2 && strncmp(vals[k], "http://", 7) != 0 &&
           strncmp(vals[k], "https://", 8) != 0)
         rc = ev_err(err, name, &ev, "receivers: url must start with http:// or https://");
-      if (rc == 0 && k == 1 && strcmp(vals[k], "generic") != 0)
-        rc = ev_err(err, name, &ev, "receivers: type must be generic (other presets: not yet)");
+      if (rc == 0 && k == 1 && !rc_preset_known(vals[k]))
+        rc = ev_err(err, name, &ev, "receivers: type must be generic, slack, pagerduty, github, "
+                                    "gitlab or alertmanager");
       yaml_event_delete(&ev);
       if (rc) break;
     }
     r->name = vals[0], r->type = vals[1], r->url = vals[2], r->secret_env = vals[3],
-    r->secret_file = vals[4];
+    r->secret_file = vals[4], r->ref = vals[7];
     free(vals[5]);
     free(vals[6]);
     if (rc == 0 && (r->name == NULL || r->url == NULL))
@@ -400,6 +403,7 @@ void rc_config_free(rc_config_t *c) {
   for (size_t i = 0; i < c->n_receivers; i++) {
     rc_receiver_cfg_t *r = &c->receivers[i];
     free(r->name), free(r->type), free(r->url), free(r->secret_env), free(r->secret_file);
+    free(r->ref);
   }
   free(c->receivers);
   free(c->path);

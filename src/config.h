@@ -37,8 +37,9 @@ typedef struct rc_config {
 } rc_config_t;
 
 typedef struct rc_receiver_cfg {
-  char *name, *type, *url; /* type: generic (the only preset so far) */
+  char *name, *type, *url; /* type: a preset (presets.h); generic when not given */
   char *secret_env, *secret_file;
+  char *ref;               /* gitlab: the ref the pipeline runs on */
   uint64_t timeout_ms, deadline_ms;
   int line;
 } rc_receiver_cfg_t;

@@ -63,6 +63,8 @@ static const char *const migrations[] = {
     "  UNIQUE (event_id, receiver)"
     ");"
     "CREATE INDEX outbox_due ON outbox(state, next_attempt_at);",
+    /* 3: the rule's notify target for a row (a Slack channel, a PagerDuty service name). */
+    "ALTER TABLE outbox ADD COLUMN target TEXT;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

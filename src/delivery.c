@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "presets.h"
 
 #define MAX_INFLIGHT 32
 #define TICK_MS 500
@@ -18,7 +19,7 @@
 #define BACKOFF_MAX_MS 60000
 
 typedef struct receiver {
-  char *name, *url;
+  char *name, *url, *type, *ref;
   unsigned char *secret;
   size_t secret_len;
   uint64_t timeout_ms, deadline_ms;
@@ -91,8 +92,11 @@ static int read_secret(const rc_receiver_cfg_t *c, receiver_t *r, rc_err_t *err)
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) n--; /* a file ends in one */
     if (n == 0)
       return rc_err_set(err, RC_EINVAL, "receiver %s: %s is empty", c->name, c->secret_file);
-    r->secret = malloc(n);
-    if (r->secret) memcpy(r->secret, buf, n);
+    r->secret = malloc(n + 1); /* NUL-terminated too: presets put some secrets in the body */
+    if (r->secret) {
+      memcpy(r->secret, buf, n);
+      r->secret[n] = 0;
+    }
     r->secret_len = n;
   } else {
     rc_log(RC_LOG_WARN, "receiver without a secret: its requests are not signed", "name=%s",
@@ -219,16 +223,24 @@ static void check_done(rc_delivery_t *d) {
 }
 
 static void start_transfer(rc_delivery_t *d, int64_t id, const char *receiver, int attempts,
-                           int64_t deadline_at, const char *key, const char *payload) {
+                           int64_t deadline_at, const char *key, const char *payload,
+                           const char *target) {
   const receiver_t *r = find_receiver(d, receiver);
   if (r == NULL) return; /* removed from the config: stays pending until it returns */
+  rc_preset_out_t pre;
+  if (rc_preset_build(r->type, payload, r->name, target, (const char *)r->secret, r->ref,
+                      &pre) != 0)
+    return;
   transfer_t *t = calloc(1, sizeof(*t));
-  if (t == NULL) return;
+  if (t == NULL) {
+    free(pre.body);
+    return;
+  }
   t->d = d;
   t->outbox_id = id;
   t->attempts = attempts;
   t->deadline_at = deadline_at;
-  t->body = strdup(payload);
+  t->body = pre.body;
   t->easy = curl_easy_init();
   char line[512], ts[32];
   snprintf(ts, sizeof(ts), "%lld", (long long)(wall_ms() / 1000));
@@ -237,7 +249,10 @@ static void start_transfer(rc_delivery_t *d, int64_t id, const char *receiver, i
   t->headers = curl_slist_append(t->headers, line);
   snprintf(line, sizeof(line), "X-Ripcord-Timestamp: %s", ts);
   t->headers = curl_slist_append(t->headers, line);
-  if (r->secret != NULL && t->body != NULL) {
+  if (pre.header[0]) t->headers = curl_slist_append(t->headers, pre.header);
+  if (strcmp(r->type, "github") == 0)
+    t->headers = curl_slist_append(t->headers, "Accept: application/vnd.github+json");
+  if (pre.sign && r->secret != NULL && t->body != NULL) {
     /* HMAC over "timestamp.body": the timestamp is signed too, so a captured request cannot
      * be replayed later with a fresh timestamp. */
     size_t tl = strlen(ts), bl = strlen(t->body);
@@ -286,7 +301,8 @@ static void scan(rc_delivery_t *d) {
   sqlite3_stmt *st = NULL;
   if (sqlite3_prepare_v2(rc_db_handle(d->db),
                          "SELECT o.id, o.receiver, o.attempts, o.deadline_at, e.idempotency_key,"
-                         " e.payload FROM outbox o JOIN rollback_events e ON e.id = o.event_id"
+                         " e.payload, o.target FROM outbox o"
+                         " JOIN rollback_events e ON e.id = o.event_id"
                          " WHERE o.state = 'pending' AND o.next_attempt_at <= ?"
                          " ORDER BY o.next_attempt_at LIMIT ?", -1, &st, NULL) != SQLITE_OK)
     return;
@@ -297,7 +313,8 @@ static void scan(rc_delivery_t *d) {
     if (is_inflight(d, id)) continue;
     start_transfer(d, id, (const char *)sqlite3_column_text(st, 1), sqlite3_column_int(st, 2),
                    sqlite3_column_int64(st, 3), (const char *)sqlite3_column_text(st, 4),
-                   (const char *)sqlite3_column_text(st, 5));
+                   (const char *)sqlite3_column_text(st, 5),
+                   (const char *)sqlite3_column_text(st, 6));
   }
   sqlite3_finalize(st);
 }
@@ -390,11 +407,14 @@ int rc_delivery_new(uv_loop_t *loop, rc_db_t *db, const rc_receiver_cfg_t *recv,
     receiver_t *r = &d->recv[i];
     r->name = strdup(recv[i].name);
     r->url = strdup(recv[i].url);
+    r->type = strdup(recv[i].type ? recv[i].type : "generic");
+    r->ref = recv[i].ref ? strdup(recv[i].ref) : NULL;
     r->timeout_ms = recv[i].timeout_ms;
     r->deadline_ms = recv[i].deadline_ms;
     d->nrecv++;
     d->names[i] = r->name;
-    if (r->name == NULL || r->url == NULL) rc = rc_err_set(err, RC_ENOMEM, "out of memory");
+    if (r->name == NULL || r->url == NULL || r->type == NULL)
+      rc = rc_err_set(err, RC_ENOMEM, "out of memory");
     if (rc == 0) rc = read_secret(&recv[i], r, err);
   }
   if (rc == 0 && curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
@@ -404,6 +424,7 @@ int rc_delivery_new(uv_loop_t *loop, rc_db_t *db, const rc_receiver_cfg_t *recv,
   if (rc != 0) {
     for (size_t i = 0; i < d->nrecv; i++) {
       free(d->recv[i].name), free(d->recv[i].url), free(d->recv[i].secret);
+      free(d->recv[i].type), free(d->recv[i].ref);
     }
     free(d->recv);
     free(d->names);
@@ -434,6 +455,12 @@ int rc_delivery_receiver(const rc_delivery_t *d, const char *name, uint64_t *dea
   return r != NULL;
 }
 
+const char *rc_delivery_receiver_of_type(const rc_delivery_t *d, const char *type) {
+  for (size_t i = 0; i < d->nrecv; i++)
+    if (strcmp(d->recv[i].type, type) == 0) return d->recv[i].name;
+  return NULL;
+}
+
 size_t rc_delivery_receivers(const rc_delivery_t *d, const char *const **names) {
   *names = d->names;
   return d->nrecv;
@@ -444,6 +471,7 @@ static void on_closed(uv_handle_t *h) {
   if (--d->handles_open > 0) return;
   for (size_t i = 0; i < d->nrecv; i++) {
     free(d->recv[i].name), free(d->recv[i].url), free(d->recv[i].secret);
+    free(d->recv[i].type), free(d->recv[i].ref);
   }
   free(d->recv);
   free(d->names);

@@ -38,6 +38,8 @@ int rc_delivery_new(uv_loop_t *loop, rc_db_t *db, const rc_receiver_cfg_t *recv,
 void rc_delivery_kick(rc_delivery_t *d);
 /* 1 if a receiver of that name is configured; its deadline in *deadline_ms. */
 int rc_delivery_receiver(const rc_delivery_t *d, const char *name, uint64_t *deadline_ms);
+/* The name of the first receiver of a preset type (slack, pagerduty, ...), or NULL. */
+const char *rc_delivery_receiver_of_type(const rc_delivery_t *d, const char *type);
 /* The names of all receivers (borrowed), for rules that name none. */
 size_t rc_delivery_receivers(const rc_delivery_t *d, const char *const **names);
 /* Stops sending (transfers in flight are abandoned: their rows stay pending) and closes the

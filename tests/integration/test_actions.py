@@ -32,6 +32,7 @@ class Receiver:
 
     def __init__(self):
         self.requests = []
+        self.paths = []
         self.script = []
         self.lock = threading.Lock()
         rec = self
@@ -41,6 +42,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with rec.lock:
                     rec.requests.append((dict(self.headers), body))
+                    rec.paths.append(self.path)
                     action = rec.script.pop(0) if rec.script else 204
                 if action == "hang":
                     time.sleep(3)
@@ -255,6 +257,88 @@ def case_kill9(exe, rounds=20):
         rec.stop()
 
 
+PRESETS_CONFIG = """rule_files: ['*.rollback.yml']
+receivers:
+  - {name: gen, type: generic, url: "http://127.0.0.1:%(p)d/gen", secret_env: RC_TEST_SECRET}
+  - {name: chat, type: slack, url: "http://127.0.0.1:%(p)d/slack", secret_env: RC_TEST_SECRET}
+  - {name: pd, type: pagerduty, url: "http://127.0.0.1:%(p)d/pd", secret_env: RC_TEST_SECRET}
+  - {name: gh, type: github, url: "http://127.0.0.1:%(p)d/gh", secret_env: RC_TEST_SECRET}
+  - {name: gl, type: gitlab, url: "http://127.0.0.1:%(p)d/gl", secret_env: RC_TEST_SECRET,
+     ref: production}
+  - {name: am, type: alertmanager, url: "http://127.0.0.1:%(p)d/am", secret_env: RC_TEST_SECRET}
+"""
+
+
+def case_presets(exe):
+    """Every preset's exact payload, built from the same event."""
+    rec = Receiver()
+    tmp = setup_dir(rec.port, notify="      - webhook: gen\n      - slack: \"#deployments\"\n"
+                    "      - pagerduty: checkout-oncall\n      - webhook: gh\n"
+                    "      - webhook: gl\n      - webhook: am\n")
+    with open(os.path.join(tmp, "ripcord.yml"), "w") as f:
+        f.write(PRESETS_CONFIG % {"p": rec.port})
+    d = start(exe, tmp)
+    try:
+        deploy(d.port, "1.0.0")
+        deploy(d.port, "1.1.0")
+        bad(d.port, 3)
+        wait_until(lambda: len(rec.paths) >= 6, 10, what="six deliveries")
+        ev = rollbacks(d.port)[0]
+        got = {p: (h, json.loads(b)) for p, (h, b) in zip(rec.paths, rec.requests)}
+        key = ev["idempotency_key"]
+        gen = dict(ev)
+        del gen["deliveries"]
+        expect_eq(got["/gen"][1], gen, "generic: the event")
+        summary = ("ripcord: rolling back checkout in production from 1.1.0 to 1.0.0: "
+                   "bad = 3 (>= 1)")
+        expect_eq(got["/slack"][1], {"text": summary, "channel": "#deployments"}, "slack")
+        custom = dict(gen)
+        custom["notify_target"] = "checkout-oncall"
+        expect_eq(got["/pd"][1], {"routing_key": SECRET, "event_action": "trigger",
+                                  "dedup_key": key,
+                                  "payload": {"summary": summary, "source": "ripcord",
+                                              "severity": "critical", "component": "checkout",
+                                              "group": "production", "custom_details": custom}},
+                  "pagerduty")
+        expect_eq(got["/gh"][1], {"event_type": "ripcord-rollback",
+                                  "client_payload": {"service": "checkout",
+                                                     "environment": "production",
+                                                     "version": "1.0.0", "from_version": "1.1.0",
+                                                     "artifact": "reg/checkout:1.0.0",
+                                                     "idempotency_key": key, "trigger": "bad"}},
+                  "github")
+        expect_eq(got["/gh"][0].get("Authorization"), "Bearer " + SECRET, "github token")
+        expect_eq(got["/gl"][1], {"token": SECRET, "ref": "production", "variables": {
+            "RIPCORD_ROLLBACK_VERSION": "1.0.0", "RIPCORD_ROLLBACK_FROM_VERSION": "1.1.0",
+            "RIPCORD_ROLLBACK_SERVICE": "checkout", "RIPCORD_ROLLBACK_ENVIRONMENT": "production",
+            "RIPCORD_ROLLBACK_ARTIFACT": "reg/checkout:1.0.0", "RIPCORD_ROLLBACK_KEY": key}},
+                  "gitlab")
+        am = got["/am"][1]
+        labels = {"alertname": "RipcordRollback", "service": "checkout",
+                  "environment": "production", "trigger": "bad"}
+        ann = {"summary": summary, "from_version": "1.1.0", "to_version": "1.0.0"}
+        starts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ev["created_at"] // 1000)) + \
+            ".%03dZ" % (ev["created_at"] % 1000)
+        expect_eq(am, {"version": "4", "groupKey": key, "status": "firing", "receiver": "am",
+                       "groupLabels": labels, "commonLabels": labels, "commonAnnotations": ann,
+                       "externalURL": "", "truncatedAlerts": 0,
+                       "alerts": [{"status": "firing", "labels": labels, "annotations": ann,
+                                   "startsAt": starts, "endsAt": "0001-01-01T00:00:00Z",
+                                   "generatorURL": "", "fingerprint": key}]}, "alertmanager")
+        # Signed: generic, slack, alertmanager; the others carry their secret as their API
+        # wants and no signature.
+        for p in ("/gen", "/slack", "/am"):
+            expect("X-Ripcord-Signature" in got[p][0], "%s signed", p)
+        for p in ("/pd", "/gh", "/gl"):
+            expect("X-Ripcord-Signature" not in got[p][0], "%s not signed", p)
+            expect_eq(got[p][0].get("Idempotency-Key"), key, "%s key" % p)
+        d.stop()
+    finally:
+        d.cleanup()
+        rec.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     if len(sys.argv) < 2:
         print("usage: %s <ripcord-binary>" % sys.argv[0], file=sys.stderr)
@@ -265,6 +349,8 @@ def main():
     r.run("rollback delivered through 500s and a timeout, signed, once per deploy",
           case_retries_and_signature, exe)
     r.run("no deploy, dry run, irreversible migration: recorded, not sent", case_decisions, exe)
+    r.run("presets: generic, Slack, PagerDuty, GitHub, GitLab, Alertmanager payloads", case_presets,
+          exe)
     r.run("kill -9 between the event and its delivery, 20 times: nothing lost", case_kill9, exe)
     print("%d cases in %.1fs" % (r.passed + r.failed, time.monotonic() - t0))
     return r.finish()
