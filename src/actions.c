@@ -27,10 +27,10 @@ typedef struct firing {
 } firing_t;
 
 enum { ST_ROLLBACK, ST_DRY_RUN, ST_NO_DEPLOY, ST_NO_PREVIOUS, ST_ROLLBACK_OF_ROLLBACK,
-       ST_NEEDS_APPROVAL, ST_COOLDOWN, ST_DUPLICATE, ST__COUNT };
+       ST_NEEDS_APPROVAL, ST_COOLDOWN, ST_DUPLICATE, ST_NOTIFY, ST__COUNT };
 static const char *const status_names[ST__COUNT] = {
     "rollback", "dry_run", "no_deploy", "no_previous", "rollback_of_rollback",
-    "needs_approval", "cooldown", "duplicate"};
+    "needs_approval", "cooldown", "duplicate", "notify"};
 
 struct rc_actions {
   uv_loop_t *loop;
@@ -140,7 +140,7 @@ static int record(rc_actions_t *a, const firing_t *f, int status, const rc_deplo
   int inserted = rc == 0 && sqlite3_changes(h) == 1;
   int64_t event_id = sqlite3_last_insert_rowid(h);
   if (rc == 0 && !inserted) status = ST_DUPLICATE;
-  if (rc == 0 && inserted && status == ST_ROLLBACK) {
+  if (rc == 0 && inserted && (status == ST_ROLLBACK || status == ST_NOTIFY)) {
     const char *const *all;
     size_t nall = rc_delivery_receivers(a->delivery, &all);
     size_t n = f->nreceivers ? (size_t)f->nreceivers : nall;
@@ -180,7 +180,8 @@ static int record(rc_actions_t *a, const firing_t *f, int status, const rc_deplo
       rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
       sqlite3_finalize(st);
     }
-    if (rc == 0 && cur != NULL) rc = rc_deploys_mark_rolled_back(a->db, cur->id) == 0 ? 0 : -1;
+    if (rc == 0 && cur != NULL && status == ST_ROLLBACK)
+      rc = rc_deploys_mark_rolled_back(a->db, cur->id) == 0 ? 0 : -1;
   }
   if (rc == 0 && exec(h, "COMMIT") == 0) return status;
   exec(h, "ROLLBACK");
@@ -200,7 +201,10 @@ static void handle(rc_actions_t *a, const firing_t *f) {
   else if (cur.is_rollback)
     status = ST_ROLLBACK_OF_ROLLBACK, why = "the current deploy is a rollback: not rolled back automatically";
   else if (!have_prev) status = ST_NO_PREVIOUS, why = "no previous version to roll back to";
-  else if (f->dry_run) status = ST_DRY_RUN, why = "dry run: recorded, not sent";
+  else if (f->dry_run || strcmp(f->action, "dry_run") == 0)
+    status = ST_DRY_RUN, why = "dry run: recorded, not sent";
+  else if (strcmp(f->action, "notify") == 0)
+    status = ST_NOTIFY, why = "action notify: people are told, nothing is rolled back";
   else if (irreversible)
     status = ST_NEEDS_APPROVAL, why = "the deploy applied an irreversible migration";
   else if (f->at_ms - cur.started_at_ms > a->cfg.rollback_window_ms)
@@ -237,7 +241,7 @@ static void handle(rc_actions_t *a, const firing_t *f) {
          "service=%s environment=%s status=%s from=%s to=%s trigger=%s key=%s reason=\"%s\"",
          f->service, f->environment, status_names[got], have_cur ? cur.version : "-",
          have_prev ? prev.version : "-", f->trigger, key, why);
-  if (got == ST_ROLLBACK) rc_delivery_kick(a->delivery);
+  if (got == ST_ROLLBACK || got == ST_NOTIFY) rc_delivery_kick(a->delivery);
 }
 
 /*------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@
  *   match_re: {LABEL: REGEX}   optional, RE2 regexes    } service/environment matchers
  *   triggers: [TRIGGER, ...]   required, non-empty
  *   action:                    required
- *     type: previous_version   required (the only type so far)
+ *     type: previous_version | notify (tell people, roll nothing back) | dry_run   required
  *     notify: [{KIND: TARGET}] optional; KIND is slack, pagerduty or webhook (a webhook name)
  * TRIGGER, a mapping:
  *   metric: NAME | expr: PROMQL   exactly one; NAME is a built-in or a file `metrics:` name
@@ -1052,7 +1052,7 @@ static const char *const TRIGGER_KEYS[] = {
 static const char *const RULE_KEYS[] = {"service", "environment", "match", "match_re",
                                         "triggers", "action"};
 static const char *const ACTION_KEYS[] = {"type", "notify"};
-static const char *const ACTION_TYPES[] = {"previous_version"};
+static const char *const ACTION_TYPES[] = {"previous_version", "notify", "dry_run"};
 static const char *const NOTIFY_KINDS[] = {"slack", "pagerduty", "webhook"};
 static const char *const NODATA[] = {"ignore", "fire", "alert"};
 static const char *const TOP_KEYS[] = {"rollback", "rollbacks", "metrics"};

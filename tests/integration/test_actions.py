@@ -30,7 +30,7 @@ class Receiver:
     """Records POSTs; answers from a script (a list of statuses, or 'hang' to sleep past the
     client's timeout), then 204."""
 
-    def __init__(self):
+    def __init__(self, port=None):
         self.requests = []
         self.paths = []
         self.script = []
@@ -54,7 +54,7 @@ class Receiver:
             def log_message(self, *a):
                 pass
 
-        self.port = free_port()
+        self.port = port or free_port()
         self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), H)
         self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
         self.thread.start()
@@ -68,7 +68,8 @@ class Receiver:
         self.srv.server_close()
 
 
-def setup_dir(port, trigger_extra="", notify="      - webhook: deploy\n"):
+def setup_dir(port, trigger_extra="", notify="      - webhook: deploy\n",
+              action="previous_version"):
     tmp = tempfile.mkdtemp(prefix="rc-actions-")
     with open(os.path.join(tmp, "ripcord.yml"), "w") as f:
         f.write("rule_files: ['*.rollback.yml']\nreceivers:\n  - name: deploy\n"
@@ -77,7 +78,7 @@ def setup_dir(port, trigger_extra="", notify="      - webhook: deploy\n"):
     with open(os.path.join(tmp, "checkout.rollback.yml"), "w") as f:
         f.write("rollback:\n  service: checkout\n  environment: production\n  triggers:\n"
                 "    - name: bad\n      expr: max(bad_thing)\n      threshold: 1\n" + trigger_extra +
-                "  action:\n    type: previous_version\n    notify:\n" + notify)
+                "  action:\n    type: " + action + "\n    notify:\n" + notify)
     return tmp
 
 
@@ -339,6 +340,38 @@ def case_presets(exe):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def case_notify_and_receiver_down(exe):
+    """action: notify tells the receiver and rolls nothing back; a receiver that is down (port
+    closed) when the event is written gets it once it comes up, the refusals counted."""
+    port = free_port()
+    tmp = setup_dir(port, action="notify")
+    d = start(exe, tmp)
+    rec = None
+    try:
+        deploy(d.port, "1.0.0")
+        deploy(d.port, "1.1.0")
+        bad(d.port, 4)
+        wait_until(lambda: rollbacks(d.port) and rollbacks(d.port)[0]["deliveries"] and
+                   rollbacks(d.port)[0]["deliveries"][0]["attempts"] >= 2, 10,
+                   what="two refused attempts")
+        expect_eq(rollbacks(d.port)[0]["status"], "notify", "status")
+        rec = Receiver(port)  # comes up on the port the daemon keeps retrying
+        wait_until(lambda: rollbacks(d.port)[0]["deliveries"][0]["state"] == "delivered", 15,
+                   what="delivered once the receiver is up")
+        dl = rollbacks(d.port)[0]["deliveries"][0]
+        expect(dl["attempts"] >= 3 and len(rec.keys()) == 1, "attempts %s, requests %s",
+               dl["attempts"], rec.keys())
+        r = request(d.port, "GET", "/api/v1/services/checkout/production/previous-version")
+        expect_eq(r.text, "1.0.0\n", "notify did not mark the deploy rolled back")
+        expect(metric(d.port, "ripcord_webhook_failed_attempts_total") >= 2, "refusals counted")
+        d.stop()
+    finally:
+        d.cleanup()
+        if rec is not None:
+            rec.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     if len(sys.argv) < 2:
         print("usage: %s <ripcord-binary>" % sys.argv[0], file=sys.stderr)
@@ -351,6 +384,8 @@ def main():
     r.run("no deploy, dry run, irreversible migration: recorded, not sent", case_decisions, exe)
     r.run("presets: generic, Slack, PagerDuty, GitHub, GitLab, Alertmanager payloads", case_presets,
           exe)
+    r.run("action notify, and a receiver that is down until after the event",
+          case_notify_and_receiver_down, exe)
     r.run("kill -9 between the event and its delivery, 20 times: nothing lost", case_kill9, exe)
     print("%d cases in %.1fs" % (r.passed + r.failed, time.monotonic() - t0))
     return r.finish()

@@ -339,7 +339,7 @@ static const struct bad {
     {R "  action:\n", 8, 3, "action is empty"},
     {R "  action: {}\n", 8, 11, "action needs type:"},
     {R "  action:\n    type: rollback\n", 9, 11, "action type: unknown value \"rollback\" (expected "
-                                                "one of: previous_version)"},
+                                                "one of: previous_version, notify, dry_run)"},
     {R "  action:\n    type: previous_versoin\n", 9, 11, "did you mean \"previous_version\"?"},
     {R A "    notfy: []\n", 10, 5, "did you mean \"notify\"?"},
     {R A "    notify: slack\n", 10, 13, "notify must be a list"},
