@@ -688,6 +688,7 @@ void rc_engine_refresh_deploys(rc_engine_t *e, rc_engine_deploy_fn fn, void *ctx
     int64_t start;
     const rc_rule_t *r = b->tr[i].rule;
     if (fn(ctx, r->service, r->environment, &start) != 0) start = INT64_MIN;
+    else if (start <= INT64_MAX - r->warmup_ms) start += r->warmup_ms;
     atomic_store_explicit(&b->tr[i].clip_ms, start, memory_order_relaxed);
   }
 }

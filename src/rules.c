@@ -11,6 +11,7 @@
  * RULE, a mapping:
  *   service: STRING            required (a number is taken as its text: 123 -> "123")
  *   environment: STRING        required
+ *   warmup: DURATION           optional: after a deploy starts, this long is not judged
  *   match: {LABEL: VALUE}      optional, exact values   } either one replaces the default
  *   match_re: {LABEL: REGEX}   optional, RE2 regexes    } service/environment matchers
  *   triggers: [TRIGGER, ...]   required, non-empty
@@ -1050,7 +1051,7 @@ static const char *const TRIGGER_KEYS[] = {
     "requests_expr", "no_data",       "warn_threshold", "resolve_threshold", "dry_run",
 };
 static const char *const RULE_KEYS[] = {"service", "environment", "match", "match_re",
-                                        "triggers", "action"};
+                                        "triggers", "action", "warmup"};
 static const char *const ACTION_KEYS[] = {"type", "notify"};
 static const char *const ACTION_TYPES[] = {"previous_version", "notify", "dry_run"};
 static const char *const NOTIFY_KINDS[] = {"slack", "pagerduty", "webhook"};
@@ -1472,6 +1473,9 @@ static int parse_rule(ld_t *l, yaml_node_t *rk, yaml_node_t *rn, rc_rule_t *r) {
   } else {
     r->environment = get_string(l, k, v, "environment");
   }
+  /* warmup: after a deploy starts, this long of the new version's samples is not judged
+   * either (deploy-aware windows start at the deploy's start plus the warmup). */
+  if ((v = get(l, rn, "warmup", &k)) != NULL) get_duration(l, k, v, "warmup", &r->warmup_ms);
   yaml_node_t *mv = get(l, rn, "match", &k);
   if (mv) parse_match(l, mv, 0, r);
   yaml_node_t *mrv = get(l, rn, "match_re", &k);

@@ -64,7 +64,8 @@ typedef struct rc_rule {
   uint32_t nmatch;
   rc_trigger_t *triggers;
   uint32_t ntriggers;
-  char *action;          /* "previous_version" */
+  char *action;          /* "previous_version", "notify" or "dry_run" */
+  int64_t warmup_ms;     /* deploy-aware windows start this long after the deploy (0) */
   rc_notify_t *notify;
   uint32_t nnotify;
 } rc_rule_t;

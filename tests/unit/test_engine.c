@@ -234,12 +234,33 @@ static void test_deploy_clipping(void **st) {
   fx_free(&f);
 }
 
+/* warmup: the first stretch after a deploy is not judged either. */
+static void test_warmup(void **st) {
+  (void)st;
+  fx_t f;
+  fx_init(&f, "rollback:\n  service: s\n  environment: e\n  warmup: 10s\n  triggers:\n"
+              "    - name: gauge\n      expr: max(g)\n      threshold: 10\n"
+              "  action:\n    type: previous_version\n");
+  g_deploy_start = T0;
+  rc_engine_refresh_deploys(f.eng, deploy_start, NULL);
+  put(&f, "g", 50, T0 + 5000); /* bad, but inside the warmup */
+  rc_trigger_status_t s = status(&f, 0, T0 + 9000);
+  assert_int_equal(s.state, RC_TS_INACTIVE);
+  assert_int_equal(s.no_data, 1);
+  put(&f, "g", 50, T0 + 11000); /* bad after it */
+  s = status(&f, 0, T0 + 11000);
+  assert_int_equal(s.state, RC_TS_FIRING);
+  g_deploy_start = INT64_MIN;
+  fx_free(&f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_for_and_keep_firing),
       cmocka_unit_test(test_hysteresis_warn_dry_run),
       cmocka_unit_test(test_no_data_and_min_requests),
       cmocka_unit_test(test_deploy_clipping),
+      cmocka_unit_test(test_warmup),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
