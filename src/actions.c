@@ -23,14 +23,14 @@ typedef struct firing {
   int nreceivers;
   double value, threshold;
   int64_t window_ms, at_ms;
-  int dry_run;
+  int dry_run, resolved;
 } firing_t;
 
 enum { ST_ROLLBACK, ST_DRY_RUN, ST_NO_DEPLOY, ST_NO_PREVIOUS, ST_ROLLBACK_OF_ROLLBACK,
-       ST_NEEDS_APPROVAL, ST_COOLDOWN, ST_DUPLICATE, ST_NOTIFY, ST__COUNT };
+       ST_NEEDS_APPROVAL, ST_COOLDOWN, ST_DUPLICATE, ST_NOTIFY, ST_RESOLVED, ST__COUNT };
 static const char *const status_names[ST__COUNT] = {
     "rollback", "dry_run", "no_deploy", "no_previous", "rollback_of_rollback",
-    "needs_approval", "cooldown", "duplicate", "notify"};
+    "needs_approval", "cooldown", "duplicate", "notify", "resolved"};
 
 struct rc_actions {
   uv_loop_t *loop;
@@ -189,7 +189,111 @@ static int record(rc_actions_t *a, const firing_t *f, int status, const rc_deplo
   return -1;
 }
 
+/* A trigger that fired stopped: receivers that track incidents (PagerDuty) are told, with
+ * the dedup key of the event they got. A "resolved" event is recorded, keyed from the
+ * original's key, with an outbox row for each such receiver that had the original. */
+static void handle_resolved(rc_actions_t *a, const firing_t *f) {
+  sqlite3 *h = rc_db_handle(a->db);
+  sqlite3_stmt *st = NULL;
+  int64_t orig = 0;
+  char *payload = NULL, key[33] = "";
+  if (sqlite3_prepare_v2(h, "SELECT id, idempotency_key, payload FROM rollback_events"
+                            " WHERE service = ? AND environment = ? AND trigger = ?"
+                            " AND status IN ('rollback', 'notify') ORDER BY id DESC LIMIT 1",
+                         -1, &st, NULL) != SQLITE_OK)
+    return;
+  sqlite3_bind_text(st, 1, f->service, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, f->environment, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, f->trigger, -1, SQLITE_STATIC);
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    orig = sqlite3_column_int64(st, 0);
+    json_t *ev = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
+    if (ev != NULL) {
+      json_object_set_new(ev, "kind", json_string("resolve"));
+      json_object_set_new(ev, "status", json_string("resolved"));
+      json_object_set(ev, "resolves", json_object_get(ev, "idempotency_key"));
+      json_object_set_new(ev, "resolved_at", json_integer(f->at_ms));
+      /* Its own key, derived from the original's. */
+      unsigned char md[EVP_MAX_MD_SIZE];
+      unsigned int mdlen = 0;
+      char in[64];
+      int n = snprintf(in, sizeof(in), "%s/resolve", (const char *)sqlite3_column_text(st, 1));
+      EVP_Digest(in, (size_t)n, md, &mdlen, EVP_sha256(), NULL);
+      static const char digits[] = "0123456789abcdef";
+      for (int i = 0; i < 16; i++) {
+        key[2 * i] = digits[md[i] >> 4];
+        key[2 * i + 1] = digits[md[i] & 15];
+      }
+      key[32] = 0;
+      json_object_set_new(ev, "idempotency_key", json_string(key));
+      payload = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS);
+      json_decref(ev);
+    }
+  }
+  sqlite3_finalize(st);
+  if (payload == NULL) return;
+  int rc = sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+  if (rc == 0 && sqlite3_prepare_v2(h, "INSERT OR IGNORE INTO rollback_events(idempotency_key,"
+                                       " service, environment, trigger, status, created_at, payload)"
+                                       " VALUES (?,?,?,?,'resolved',?,?)", -1, &st, NULL) == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, f->service, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, f->environment, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, f->trigger, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, f->at_ms);
+    sqlite3_bind_text(st, 6, payload, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    sqlite3_finalize(st);
+  } else {
+    rc = -1;
+  }
+  int inserted = rc == 0 && sqlite3_changes(h) == 1;
+  int64_t event_id = sqlite3_last_insert_rowid(h);
+  int rows = 0;
+  /* The receivers of the original event that track incidents. */
+  if (inserted && sqlite3_prepare_v2(h, "SELECT receiver, target, deadline_at - next_attempt_at"
+                                        " FROM outbox WHERE event_id = ?", -1, &st, NULL) ==
+                      SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, orig);
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+      const char *name = (const char *)sqlite3_column_text(st, 0);
+      const char *type = rc_delivery_receiver_type(a->delivery, name);
+      if (type == NULL || strcmp(type, "pagerduty") != 0) continue;
+      sqlite3_stmt *ins = NULL;
+      if (sqlite3_prepare_v2(h, "INSERT OR IGNORE INTO outbox(event_id, receiver, state,"
+                                " next_attempt_at, deadline_at, target)"
+                                " VALUES (?,?,'pending',?,?,?)", -1, &ins, NULL) != SQLITE_OK) {
+        rc = -1;
+        break;
+      }
+      sqlite3_bind_int64(ins, 1, event_id);
+      sqlite3_bind_text(ins, 2, name, -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(ins, 3, f->at_ms);
+      sqlite3_bind_int64(ins, 4, f->at_ms + sqlite3_column_int64(st, 2));
+      if (sqlite3_column_type(st, 1) != SQLITE_NULL)
+        sqlite3_bind_text(ins, 5, (const char *)sqlite3_column_text(st, 1), -1, SQLITE_TRANSIENT);
+      rc = sqlite3_step(ins) == SQLITE_DONE ? 0 : -1;
+      sqlite3_finalize(ins);
+      rows++;
+    }
+    sqlite3_finalize(st);
+  }
+  /* No receiver tracks the incident: nothing to tell, nothing recorded. */
+  if (rc == 0 && inserted && rows == 0) rc = -1;
+  if (rc == 0 && sqlite3_exec(h, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
+    if (inserted) a->by_status[ST_RESOLVED]++;
+    if (rows) rc_delivery_kick(a->delivery);
+  } else {
+    sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+  }
+  free(payload);
+}
+
 static void handle(rc_actions_t *a, const firing_t *f) {
+  if (f->resolved) {
+    handle_resolved(a, f);
+    return;
+  }
   rc_deploy_t cur, prev;
   int have_cur = rc_deploys_current(a->db, f->service, f->environment, &cur) == 0;
   int have_prev = have_cur && rc_deploys_previous(a->db, f->service, f->environment, &prev) == 0;
@@ -250,7 +354,7 @@ static void handle(rc_actions_t *a, const firing_t *f) {
 
 void rc_actions_fire(void *ctx, const rc_fire_event_t *ev) {
   rc_actions_t *a = ctx;
-  if (ev->resolved) return; /* resolve notifications: with the PagerDuty preset */
+
   firing_t *f = calloc(1, sizeof(*f));
   if (f == NULL) return;
   const rc_rule_t *r = ev->rule;
@@ -271,6 +375,7 @@ void rc_actions_fire(void *ctx, const rc_fire_event_t *ev) {
   f->window_ms = t->window_ms ? t->window_ms : (t->expr ? t->expr->max_range_ms : 0);
   f->at_ms = ev->at_ms;
   f->dry_run = ev->dry_run;
+  f->resolved = ev->resolved;
   firing_t *head = atomic_load_explicit(&a->stack, memory_order_relaxed);
   do {
     f->next = head;

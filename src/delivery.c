@@ -461,6 +461,12 @@ const char *rc_delivery_receiver_of_type(const rc_delivery_t *d, const char *typ
   return NULL;
 }
 
+const char *rc_delivery_receiver_type(const rc_delivery_t *d, const char *name) {
+  for (size_t i = 0; i < d->nrecv; i++)
+    if (strcmp(d->recv[i].name, name) == 0) return d->recv[i].type;
+  return NULL;
+}
+
 size_t rc_delivery_receivers(const rc_delivery_t *d, const char *const **names) {
   *names = d->names;
   return d->nrecv;

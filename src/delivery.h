@@ -40,6 +40,8 @@ void rc_delivery_kick(rc_delivery_t *d);
 int rc_delivery_receiver(const rc_delivery_t *d, const char *name, uint64_t *deadline_ms);
 /* The name of the first receiver of a preset type (slack, pagerduty, ...), or NULL. */
 const char *rc_delivery_receiver_of_type(const rc_delivery_t *d, const char *type);
+/* The type of the receiver called name (NULL: none such, e.g. removed from the config). */
+const char *rc_delivery_receiver_type(const rc_delivery_t *d, const char *name);
 /* The names of all receivers (borrowed), for rules that name none. */
 size_t rc_delivery_receivers(const rc_delivery_t *d, const char *const **names);
 /* Stops sending (transfers in flight are abandoned: their rows stay pending) and closes the

@@ -63,6 +63,10 @@ int rc_preset_build(const char *type, const char *event_json, const char *receiv
     doc = json_pack("{s:s}", "text", sum);
     if (target != NULL && *target) json_object_set_new(doc, "channel", json_string(target));
     out->sign = 1;
+  } else if (strcmp(type, "pagerduty") == 0 && strcmp(str(ev, "kind", NULL), "resolve") == 0) {
+    /* The trigger stopped: resolve the incident the original event opened. */
+    doc = json_pack("{s:s,s:s,s:s}", "routing_key", secret ? secret : "", "event_action",
+                    "resolve", "dedup_key", str(ev, "resolves", NULL));
   } else if (strcmp(type, "pagerduty") == 0) {
     doc = json_pack("{s:s,s:s,s:s,s:{s:s,s:s,s:s,s:s,s:s,s:O}}", "routing_key",
                     secret ? secret : "", "event_action", "trigger", "dedup_key", key, "payload",

@@ -17,6 +17,11 @@ void fuzz_seeds(fuzz_emit_fn emit) {
       "# only a comment\n",
       "rule_files: [a, b, 'c']\n",
       "---\nrule_files:\n...\n",
+      "rules:\n  service_label: app\n  environment_label: env\n  scrape_interval: 15s\n",
+      "receivers:\n  - name: deploy\n    type: generic\n    url: http://127.0.0.1:9/h\n"
+      "    secret_env: X\n    timeout: 2s\n    deadline: 1h\n"
+      "  - name: gl\n    type: gitlab\n    url: https://g/api\n    ref: main\n"
+      "    secret_file: /s\n",
   };
   for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++)
     emit((const uint8_t *)seeds[i], strlen(seeds[i]));

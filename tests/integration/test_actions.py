@@ -333,6 +333,20 @@ def case_presets(exe):
         for p in ("/pd", "/gh", "/gl"):
             expect("X-Ripcord-Signature" not in got[p][0], "%s not signed", p)
             expect_eq(got[p][0].get("Idempotency-Key"), key, "%s key" % p)
+        # The trigger stops firing: PagerDuty (the receiver that tracks incidents) is told
+        # to resolve the incident it opened, under the same dedup key; nobody else hears.
+        bad(d.port, 0)
+        wait_until(lambda: len(rec.paths) >= 7, 10, what="the resolve")
+        time.sleep(0.3)
+        expect_eq(rec.paths[6:], ["/pd"], "only pagerduty hears of the resolve")
+        expect_eq(json.loads(rec.requests[6][1]), {"routing_key": SECRET,
+                                                   "event_action": "resolve",
+                                                   "dedup_key": key}, "pagerduty resolve")
+        res = [e for e in rollbacks(d.port) if e["status"] == "resolved"]
+        expect(len(res) == 1 and res[0]["resolves"] == key and
+               res[0]["idempotency_key"] != key and
+               res[0]["idempotency_key"] == rec.requests[6][0].get("Idempotency-Key"),
+               "one resolved event with its own key: %s", res)
         d.stop()
     finally:
         d.cleanup()
