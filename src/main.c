@@ -136,6 +136,24 @@ static int load_rules(const rc_options_t *o, const rc_config_t *cfg, rc_ruleset_
     snprintf(why, why_cap, "%u errors, first: %s:%d:%d: %s", d.errors, x->file, x->line, x->col,
              x->msg);
   }
+  /* A rule may name a receiver the config lacks (the bundled example notifies Slack and
+   * PagerDuty with none configured): it still guards, and says so now, not at 3 a.m. */
+  for (uint32_t i = 0; i < set->n; i++) {
+    const rc_rule_t *r = &set->rules[i];
+    for (uint32_t j = 0; j < r->nnotify; j++) {
+      const rc_notify_t *nt = &r->notify[j];
+      int webhook = strcmp(nt->kind, "webhook") == 0, found = 0;
+      for (size_t k = 0; k < cfg->n_receivers && !found; k++) {
+        const rc_receiver_cfg_t *rv = &cfg->receivers[k];
+        found = webhook ? strcmp(rv->name, nt->target) == 0
+                        : strcmp(rv->type ? rv->type : "generic", nt->kind) == 0;
+      }
+      if (!found)
+        rc_log(RC_LOG_WARN, "rule notifies a receiver the config does not have; it is skipped",
+               "at=%s:%d:%d notify=%s target=\"%s\"", r->file, r->line, r->col, nt->kind,
+               nt->target ? nt->target : "");
+    }
+  }
   uint32_t ntrig = 0;
   for (uint32_t i = 0; i < set->n; i++) ntrig += set->rules[i].ntriggers;
   rc_log(failed ? RC_LOG_ERROR : RC_LOG_INFO, failed ? "rule files have errors" : "rules loaded",
