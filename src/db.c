@@ -65,6 +65,42 @@ static const char *const migrations[] = {
     "CREATE INDEX outbox_due ON outbox(state, next_attempt_at);",
     /* 3: the rule's notify target for a row (a Slack channel, a PagerDuty service name). */
     "ALTER TABLE outbox ADD COLUMN target TEXT;",
+    /* 4: approval gates and the audit trail (issue 6). A rollback that waits for people has
+     * its event (status needs_approval) and one approval_requests row keyed by the event; the
+     * outbox rows are written when the gate opens. Votes are one per identity. The audit
+     * table is append-only, each row's hash chained to the previous row's (audit.h). */
+    "ALTER TABLE deploys ADD COLUMN recorded_by TEXT;"
+    "CREATE TABLE approval_requests ("
+    "  event_id INTEGER PRIMARY KEY REFERENCES rollback_events(id),"
+    "  requester TEXT,"                  /* identity; NULL: an automatic firing */
+    "  reason TEXT NOT NULL,"
+    "  required INTEGER NOT NULL,"
+    "  approvers TEXT NOT NULL,"         /* JSON {identities:[], groups:[]}; empty: any approver */
+    "  deployer TEXT,"                   /* who deployed the version being rolled back */
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL,"
+    "  state TEXT NOT NULL,"             /* pending | approved | rejected | expired */
+    "  closed_at INTEGER, closed_by TEXT"
+    ");"
+    "CREATE INDEX approval_requests_open ON approval_requests(state, expires_at);"
+    "CREATE TABLE approval_votes ("
+    "  event_id INTEGER NOT NULL REFERENCES approval_requests(event_id),"
+    "  identity TEXT NOT NULL,"
+    "  decision TEXT NOT NULL,"          /* approve | reject */
+    "  at INTEGER NOT NULL,"
+    "  comment TEXT,"
+    "  PRIMARY KEY (event_id, identity)"
+    ");"
+    "CREATE TABLE audit ("
+    "  seq INTEGER PRIMARY KEY,"         /* 1, 2, 3, ... without gaps */
+    "  at INTEGER NOT NULL,"             /* ms since the epoch */
+    "  actor TEXT NOT NULL,"             /* an identity, or 'ripcord' */
+    "  action TEXT NOT NULL,"            /* e.g. deploy.recorded, rollback.approved */
+    "  subject TEXT NOT NULL,"           /* e.g. checkout/production, event:12 */
+    "  detail TEXT NOT NULL,"            /* compact JSON, keys sorted */
+    "  prev_hash TEXT NOT NULL,"
+    "  hash TEXT NOT NULL"
+    ");",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
