@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "deploys.h"
 #include "log.h"
@@ -24,6 +25,7 @@ typedef struct firing {
   double value, threshold;
   int64_t window_ms, at_ms;
   int dry_run, resolved;
+  rc_gate_t gate;      /* the approval policy in force for the rule's target */
 } firing_t;
 
 enum { ST_ROLLBACK, ST_DRY_RUN, ST_NO_DEPLOY, ST_NO_PREVIOUS, ST_ROLLBACK_OF_ROLLBACK,
@@ -36,6 +38,9 @@ struct rc_actions {
   uv_loop_t *loop;
   rc_db_t *db;
   rc_delivery_t *delivery;
+  rc_approvals_t *approvals;
+  rc_actions_audit_cb audit_cb;
+  void *audit_ctx;
   rc_actions_cfg_t cfg;
   uv_async_t async;
   firing_t *_Atomic stack;
@@ -104,11 +109,111 @@ static int exec(sqlite3 *h, const char *sql) {
   return sqlite3_exec(h, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : RC_EIO;
 }
 
-/* Writes the event (and, for a rollback, its outbox rows and the deploy's mark) in one
- * transaction. Returns the status actually recorded (ST_DUPLICATE if the key existed). */
-static int record(rc_actions_t *a, const firing_t *f, int status, const rc_deploy_t *cur,
-                  const rc_deploy_t *prev, const char *key, const char *payload) {
+/* Where an event goes: [{receiver, target}], from the rule's notify list (webhook: NAME
+ * names a receiver; slack: #channel and pagerduty: service go to the first receiver of that
+ * preset, with the channel or service as the row's target), or every receiver when the rule
+ * names none. Decided when the event is recorded, so an event waiting for approval goes where
+ * it would have gone. */
+static json_t *plan_outbox(rc_actions_t *a, const firing_t *f) {
+  json_t *plan = json_array();
+  const char *const *all;
+  size_t nall = rc_delivery_receivers(a->delivery, &all);
+  size_t n = f != NULL && f->nreceivers ? (size_t)f->nreceivers : nall;
+  for (size_t i = 0; i < n; i++) {
+    const char *name = NULL, *target = NULL;
+    if (f == NULL || !f->nreceivers) {
+      name = all[i];
+    } else if (strcmp(f->receivers[i], "webhook") == 0) {
+      name = f->targets[i];
+    } else {
+      name = rc_delivery_receiver_of_type(a->delivery, f->receivers[i]);
+      target = f->targets[i];
+    }
+    uint64_t deadline = 0;
+    if (name == NULL || !rc_delivery_receiver(a->delivery, name, &deadline)) {
+      rc_log(RC_LOG_WARN, "rule notifies a receiver the config does not have",
+             "notify=%s target=%s", f ? f->receivers[i] : "-", f ? f->targets[i] : "-");
+      continue;
+    }
+    json_array_append_new(plan, json_pack("{s:s,s:s?}", "receiver", name, "target", target));
+  }
+  return plan;
+}
+
+/* Inside a transaction: one pending outbox row per planned receiver, due now. */
+static int write_outbox(rc_actions_t *a, int64_t event_id, const json_t *plan, int64_t now) {
   sqlite3 *h = rc_db_handle(a->db);
+  size_t i;
+  json_t *x;
+  json_array_foreach(plan, i, x) {
+    const char *name = json_string_value(json_object_get(x, "receiver"));
+    const char *target = json_string_value(json_object_get(x, "target"));
+    uint64_t deadline = 0;
+    if (name == NULL || !rc_delivery_receiver(a->delivery, name, &deadline)) {
+      /* Gone from the config while the event waited for approval. */
+      rc_log(RC_LOG_WARN, "a planned receiver is no longer configured", "event=%lld receiver=%s",
+             (long long)event_id, name ? name : "?");
+      continue;
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(h, "INSERT OR IGNORE INTO outbox(event_id, receiver, state,"
+                              " next_attempt_at, deadline_at, target) VALUES (?,?,'pending',?,?,?)",
+                           -1, &st, NULL) != SQLITE_OK)
+      return -1;
+    sqlite3_bind_int64(st, 1, event_id);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_int64(st, 4, now + (int64_t)deadline);
+    if (target) sqlite3_bind_text(st, 5, target, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    sqlite3_finalize(st);
+    if (rc != 0) return -1;
+  }
+  return 0;
+}
+
+/* Who may not approve the rollback of a deploy: its deployer and whoever recorded it. */
+static json_t *deployers_of(rc_actions_t *a, const rc_deploy_t *cur) {
+  json_t *arr = json_array();
+  if (cur == NULL) return arr;
+  if (cur->deployer[0]) json_array_append_new(arr, json_string(cur->deployer));
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(rc_db_handle(a->db), "SELECT recorded_by FROM deploys WHERE id = ?", -1,
+                         &st, NULL) == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, cur->id);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+      const char *by = (const char *)sqlite3_column_text(st, 0);
+      if (strcmp(by, cur->deployer) != 0) json_array_append_new(arr, json_string(by));
+    }
+  }
+  sqlite3_finalize(st);
+  return arr;
+}
+
+static void audit(rc_actions_t *a, int64_t at, const char *actor, const char *action,
+                  const char *subject, json_t *detail /* stolen */) {
+  if (a->audit_cb != NULL) a->audit_cb(a->audit_ctx, at, actor, action, subject, detail);
+  json_decref(detail);
+}
+
+struct rec_args;
+static void audit_event(rc_actions_t *a, const firing_t *f, int status, const struct rec_args *x);
+
+/* What record() needs beyond the firing. */
+typedef struct rec_args {
+  const rc_deploy_t *cur, *prev;
+  const char *key, *payload, *why;
+  const rc_gate_t *gate;      /* for ST_NEEDS_APPROVAL */
+  const char *requester;      /* a person's request, or NULL */
+  int64_t event_id;           /* out */
+} rec_args_t;
+
+/* Writes the event (and, for a rollback, its outbox rows and the deploy's mark; for one
+ * that needs approval, its request) in one transaction. Returns the status actually recorded
+ * (ST_DUPLICATE if the key existed) or -1. */
+static int record(rc_actions_t *a, const firing_t *f, int status, rec_args_t *x) {
+  sqlite3 *h = rc_db_handle(a->db);
+  const rc_deploy_t *cur = x->cur, *prev = x->prev;
   if (exec(h, "BEGIN IMMEDIATE") != 0) return -1;
   sqlite3_stmt *st = NULL;
   int rc = sqlite3_prepare_v2(h,
@@ -118,7 +223,7 @@ static int record(rc_actions_t *a, const firing_t *f, int status, const rc_deplo
                               " created_at, payload) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                               -1, &st, NULL) == SQLITE_OK ? 0 : -1;
   if (rc == 0) {
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, x->key, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, f->service, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, f->environment, -1, SQLITE_STATIC);
     if (cur) sqlite3_bind_int64(st, 4, cur->id);
@@ -133,56 +238,31 @@ static int record(rc_actions_t *a, const firing_t *f, int status, const rc_deplo
     sqlite3_bind_int64(st, 13, f->window_ms);
     sqlite3_bind_text(st, 14, status_names[status], -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 15, f->at_ms);
-    sqlite3_bind_text(st, 16, payload, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 16, x->payload, -1, SQLITE_STATIC);
     rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
   }
   sqlite3_finalize(st);
   int inserted = rc == 0 && sqlite3_changes(h) == 1;
   int64_t event_id = sqlite3_last_insert_rowid(h);
   if (rc == 0 && !inserted) status = ST_DUPLICATE;
-  if (rc == 0 && inserted && (status == ST_ROLLBACK || status == ST_NOTIFY)) {
-    const char *const *all;
-    size_t nall = rc_delivery_receivers(a->delivery, &all);
-    size_t n = f->nreceivers ? (size_t)f->nreceivers : nall;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-      /* webhook: NAME names a receiver; slack: #channel and pagerduty: service go to the
-       * first receiver of that preset, with the channel or service as the row's target. */
-      const char *name = NULL, *target = NULL;
-      if (!f->nreceivers) {
-        name = all[i];
-      } else {
-        const char *kind = f->receivers[i];
-        if (strcmp(kind, "webhook") == 0) {
-          name = f->targets[i];
-        } else {
-          name = rc_delivery_receiver_of_type(a->delivery, kind);
-          target = f->targets[i];
-        }
-      }
-      uint64_t deadline = 0;
-      if (name == NULL || !rc_delivery_receiver(a->delivery, name, &deadline)) {
-        rc_log(RC_LOG_WARN, "rule notifies a receiver the config does not have",
-               "notify=%s target=%s", f->nreceivers ? f->receivers[i] : "-",
-               f->nreceivers ? f->targets[i] : "-");
-        continue;
-      }
-      if (sqlite3_prepare_v2(h, "INSERT OR IGNORE INTO outbox(event_id, receiver, state,"
-                                " next_attempt_at, deadline_at, target) VALUES (?,?,'pending',?,?,?)",
-                             -1, &st, NULL) != SQLITE_OK) {
-        rc = -1;
-        break;
-      }
-      sqlite3_bind_int64(st, 1, event_id);
-      sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-      sqlite3_bind_int64(st, 3, f->at_ms);
-      sqlite3_bind_int64(st, 4, f->at_ms + (int64_t)deadline);
-      if (target) sqlite3_bind_text(st, 5, target, -1, SQLITE_STATIC);
-      rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-      sqlite3_finalize(st);
+  if (rc == 0 && inserted) x->event_id = event_id;
+  if (rc == 0 && inserted && (status == ST_ROLLBACK || status == ST_NOTIFY ||
+                              status == ST_NEEDS_APPROVAL)) {
+    json_t *plan = plan_outbox(a, x->requester ? NULL : f);
+    if (status == ST_NEEDS_APPROVAL) {
+      json_t *deps = deployers_of(a, cur);
+      rc = a->approvals == NULL ? -1
+                                : rc_approvals_open(a->approvals, event_id, x->gate, x->requester,
+                                                    deps, x->why, plan, f->at_ms);
+      json_decref(deps);
+    } else {
+      rc = write_outbox(a, event_id, plan, f->at_ms);
     }
+    json_decref(plan);
     if (rc == 0 && cur != NULL && status == ST_ROLLBACK)
       rc = rc_deploys_mark_rolled_back(a->db, cur->id) == 0 ? 0 : -1;
   }
+  if (rc == 0 && inserted) audit_event(a, f, status, x);
   if (rc == 0 && exec(h, "COMMIT") == 0) return status;
   exec(h, "ROLLBACK");
   rc_log(RC_LOG_ERROR, "cannot record a rollback event", "err=\"%s\"", sqlite3_errmsg(h));
@@ -289,11 +369,22 @@ static void handle_resolved(rc_actions_t *a, const firing_t *f) {
   free(payload);
 }
 
-static void handle(rc_actions_t *a, const firing_t *f) {
-  if (f->resolved) {
-    handle_resolved(a, f);
-    return;
-  }
+/* The outcome of deciding on a firing or a person's request. */
+typedef struct outcome {
+  int status;          /* ST_* recorded, or -1 (not recorded: see http/why) */
+  int64_t event_id;
+  int http;            /* manual requests refused before recording: 409 etc. */
+  char why[1400];
+  rc_deploy_t cur, prev;
+} outcome_t;
+
+/* Decides and records. requester != NULL: a person's request (POST /api/v1/rollbacks), which
+ * always goes through the approval gate and is refused (nothing recorded) when there is
+ * nothing to roll back. */
+static void decide(rc_actions_t *a, const firing_t *f, const char *requester, const char *reason,
+                   outcome_t *out) {
+  memset(out, 0, sizeof(*out));
+  out->status = -1;
   rc_deploy_t cur, prev;
   int have_cur = rc_deploys_current(a->db, f->service, f->environment, &cur) == 0;
   int have_prev = have_cur && rc_deploys_previous(a->db, f->service, f->environment, &prev) == 0;
@@ -315,6 +406,34 @@ static void handle(rc_actions_t *a, const firing_t *f) {
     status = ST_NEEDS_APPROVAL, why = "the rollback window has passed";
   else if (a->cfg.cooldown_ms > 0 && recent_rollback(a->db, f, f->at_ms - a->cfg.cooldown_ms))
     status = ST_COOLDOWN, why = "another rollback of this target within the cooldown";
+  else if (f->gate.always)
+    status = ST_NEEDS_APPROVAL, why = "the rule requires approval for every rollback";
+  char manual_why[1200];
+  if (requester != NULL) {
+    int64_t pending = a->approvals ? rc_approvals_pending_for(a->approvals, f->service,
+                                                              f->environment) : 0;
+    if (!have_cur || !have_prev) {
+      out->http = 409;
+      snprintf(out->why, sizeof(out->why), "%s/%s has %s", f->service, f->environment,
+               !have_cur ? "no deploy recorded" : "no previous version to roll back to");
+    } else if (cur.rolled_back) {
+      out->http = 409;
+      snprintf(out->why, sizeof(out->why), "%s/%s: version %s is already being rolled back",
+               f->service, f->environment, cur.version);
+    } else if (pending != 0) {
+      out->http = 409;
+      snprintf(out->why, sizeof(out->why), "%s/%s already has a pending rollback request: %lld",
+               f->service, f->environment, (long long)pending);
+    }
+    if (out->http) {
+      json_decref(undo);
+      return;
+    }
+    status = ST_NEEDS_APPROVAL;
+    snprintf(manual_why, sizeof(manual_why), "manual rollback requested by %s: %s", requester,
+             reason);
+    why = manual_why;
+  }
   char key[33];
   if (have_cur && have_prev) {
     idempotency_key(f, &cur, &prev, key);
@@ -334,11 +453,44 @@ static void handle(rc_actions_t *a, const firing_t *f) {
       "name", f->trigger, "rule_file", f->file, "value", f->value, "op", f->op, "threshold",
       f->threshold, "window_ms", (json_int_t)f->window_ms, "migrations_to_undo", undo,
       "dry_run", f->dry_run, "created_at", (json_int_t)f->at_ms);
+  if (doc != NULL && requester != NULL) {
+    json_object_set_new(doc, "requested_by", json_string(requester));
+    json_object_set_new(doc, "kind", json_string("manual_rollback"));
+  }
   char *payload = doc ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  if (payload == NULL) {
+    json_decref(doc);
+    return;
+  }
+  rec_args_t x = {.cur = have_cur ? &cur : NULL, .prev = have_prev ? &prev : NULL, .key = key,
+                  .payload = payload, .why = why, .gate = &f->gate, .requester = requester};
+  int got = record(a, f, status, &x);
+  if (got == ST_DUPLICATE && requester != NULL) {
+    /* The deploy had an event that was never sent (rejected, expired): this request is a new
+     * one, with a key of its own. */
+    char salted[64];
+    snprintf(salted, sizeof(salted), "%s/manual/%lld", key, (long long)f->at_ms);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_Digest(salted, strlen(salted), md, &mdlen, EVP_sha256(), NULL);
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+      key[2 * i] = digits[md[i] >> 4];
+      key[2 * i + 1] = digits[md[i] & 15];
+    }
+    json_object_set_new(doc, "idempotency_key", json_string(key));
+    free(payload);
+    payload = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    x.payload = payload;
+    got = payload ? record(a, f, status, &x) : -1;
+  }
   json_decref(doc);
-  if (payload == NULL) return;
-  int got = record(a, f, status, have_cur ? &cur : NULL, have_prev ? &prev : NULL, key, payload);
   free(payload);
+  out->status = got;
+  out->event_id = x.event_id;
+  out->cur = cur;
+  out->prev = prev;
+  snprintf(out->why, sizeof(out->why), "%s", why);
   if (got < 0) return;
   a->by_status[got]++;
   rc_log(got == ST_ROLLBACK ? RC_LOG_WARN : RC_LOG_INFO, "rollback event",
@@ -346,6 +498,67 @@ static void handle(rc_actions_t *a, const firing_t *f) {
          f->service, f->environment, status_names[got], have_cur ? cur.version : "-",
          have_prev ? prev.version : "-", f->trigger, key, why);
   if (got == ST_ROLLBACK || got == ST_NOTIFY) rc_delivery_kick(a->delivery);
+}
+
+static void handle(rc_actions_t *a, const firing_t *f) {
+  if (f->resolved) {
+    handle_resolved(a, f);
+    return;
+  }
+  outcome_t out;
+  decide(a, f, NULL, NULL, &out);
+}
+
+/* The audit entry of a recorded event, inside its transaction. */
+static void audit_event(rc_actions_t *a, const firing_t *f, int status, const rec_args_t *x) {
+  char subject[2 * RC_DEPLOY_FIELD_MAX + 2];
+  snprintf(subject, sizeof(subject), "%s/%s", f->service, f->environment);
+  const char *action = x->requester                 ? "rollback.requested"
+                       : status == ST_ROLLBACK      ? "rollback.fired"
+                       : status == ST_NEEDS_APPROVAL ? "rollback.needs_approval"
+                                                    : "rollback.recorded";
+  audit(a, f->at_ms, x->requester ? x->requester : "ripcord", action, subject,
+        json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:f,s:f,s:s}", "event", (json_int_t)x->event_id,
+                  "status", status_names[status], "key", x->key, "from",
+                  x->cur ? x->cur->version : "", "to", x->prev ? x->prev->version : "",
+                  "trigger", f->trigger, "value", f->value, "threshold", f->threshold, "reason",
+                  x->why ? x->why : ""));
+}
+
+/* The approval gate opened (inside the vote's transaction): the outbox rows planned when the
+ * event was recorded, and the deploy's rolled_back mark. */
+static int on_gate_open(void *ctx, int64_t event_id, const json_t *outbox,
+                        const json_t *approved_by, int64_t now) {
+  rc_actions_t *a = ctx;
+  (void)approved_by;
+  sqlite3_stmt *st = NULL;
+  int64_t deploy_id = 0;
+  if (sqlite3_prepare_v2(rc_db_handle(a->db), "SELECT deploy_id FROM rollback_events WHERE id = ?",
+                         -1, &st, NULL) == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, event_id);
+    if (sqlite3_step(st) == SQLITE_ROW) deploy_id = sqlite3_column_int64(st, 0);
+  }
+  sqlite3_finalize(st);
+  if (write_outbox(a, event_id, outbox, now) != 0) return -1;
+  if (deploy_id > 0 && rc_deploys_mark_rolled_back(a->db, deploy_id) != 0) return -1;
+  a->by_status[ST_ROLLBACK]++;
+  return 0;
+}
+
+static void on_gate_opened(void *ctx, int64_t event_id) {
+  rc_actions_t *a = ctx;
+  rc_log(RC_LOG_WARN, "rollback approved: sending", "event=%lld", (long long)event_id);
+  rc_delivery_kick(a->delivery);
+}
+
+void rc_actions_set_approvals(rc_actions_t *a, rc_approvals_t *ap) {
+  a->approvals = ap;
+  if (ap != NULL) rc_approvals_set_callbacks(ap, on_gate_open, on_gate_opened, a);
+}
+
+void rc_actions_set_audit(rc_actions_t *a, rc_actions_audit_cb cb, void *ctx) {
+  a->audit_cb = cb;
+  a->audit_ctx = ctx;
 }
 
 /*------------------------------------------------------------------------------------------
@@ -376,6 +589,9 @@ void rc_actions_fire(void *ctx, const rc_fire_event_t *ev) {
   f->at_ms = ev->at_ms;
   f->dry_run = ev->dry_run;
   f->resolved = ev->resolved;
+  /* Resolved here, while the rule is alive (a reload may free it before the loop thread
+   * looks); the config's approvals: never change while running. */
+  if (!f->resolved) rc_approvals_resolve(a->approvals, r->environment, &r->approval, &f->gate);
   firing_t *head = atomic_load_explicit(&a->stack, memory_order_relaxed);
   do {
     f->next = head;
@@ -396,6 +612,7 @@ static void on_async(uv_async_t *h) {
   while (rev != NULL) {
     firing_t *n = rev->next;
     handle(a, rev);
+    rc_gate_free(&rev->gate);
     free(rev);
     rev = n;
   }
@@ -425,6 +642,7 @@ static void on_closed(uv_handle_t *h) {
   firing_t *f = atomic_exchange(&a->stack, NULL);
   while (f != NULL) {
     firing_t *n = f->next;
+    rc_gate_free(&f->gate);
     free(f);
     f = n;
   }
@@ -439,36 +657,42 @@ void rc_actions_close(rc_actions_t *a) {
  * GET /api/v1/rollbacks, metrics
  *----------------------------------------------------------------------------------------*/
 
-int rc_actions_handle(rc_actions_t *a, const rc_http_request_t *req, rc_http_response_t *res) {
-  static const char path[] = "/api/v1/rollbacks";
-  if (req->path_len != sizeof(path) - 1 || memcmp(req->path, path, sizeof(path) - 1) != 0)
-    return 0;
+static void json_answer(rc_http_response_t *res, int status, json_t *doc /* stolen */) {
+  char *s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+  json_decref(doc);
+  res->status = s ? status : 500;
   res->content_type = "application/json";
-  if (a == NULL) {
-    res->status = 503;
-    rc_buf_puts(&res->body, "{\"status\":\"error\",\"error\":\"no actions\"}\n");
-    return 1;
-  }
-  if (req->method != HTTP_GET && req->method != HTTP_HEAD) {
-    res->status = 405;
-    rc_buf_puts(&res->headers, "Allow: GET, HEAD\r\n");
-    rc_buf_puts(&res->body, "{\"status\":\"error\",\"error\":\"method not allowed: use GET\"}\n");
-    return 1;
-  }
+  rc_buf_puts(&res->body, s ? s : "{\"status\":\"error\",\"error\":\"out of memory\"}");
+  rc_buf_puts(&res->body, "\n");
+  free(s);
+}
+
+static void json_fail(rc_http_response_t *res, int status, const char *why) {
+  json_answer(res, status, json_pack("{s:s,s:s}", "status", "error", "error", why));
+}
+
+/* Events (newest first) with their deliveries and approval; one when id > 0. */
+static json_t *list_events(rc_actions_t *a, int64_t id, const char *status, int limit) {
   sqlite3 *h = rc_db_handle(a->db);
   json_t *arr = json_array();
   sqlite3_stmt *st = NULL, *ds = NULL;
-  if (sqlite3_prepare_v2(h, "SELECT id, payload FROM rollback_events ORDER BY id DESC LIMIT 200",
+  if (sqlite3_prepare_v2(h, "SELECT id, payload FROM rollback_events WHERE (?1 = 0 OR id = ?1)"
+                            " AND (?2 IS NULL OR status = ?2) ORDER BY id DESC LIMIT ?3",
                          -1, &st, NULL) == SQLITE_OK &&
       sqlite3_prepare_v2(h, "SELECT receiver, state, attempts, last_status, last_error,"
                             " delivered_at FROM outbox WHERE event_id = ? ORDER BY id", -1, &ds,
                          NULL) == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, id);
+    if (status) sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, limit);
     while (sqlite3_step(st) == SQLITE_ROW) {
+      int64_t eid = sqlite3_column_int64(st, 0);
       json_t *ev = json_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
       if (ev == NULL) continue;
+      json_object_set_new(ev, "id", json_integer(eid));
       json_t *dl = json_array();
       sqlite3_reset(ds);
-      sqlite3_bind_int64(ds, 1, sqlite3_column_int64(st, 0));
+      sqlite3_bind_int64(ds, 1, eid);
       while (sqlite3_step(ds) == SQLITE_ROW) {
         json_t *o = json_pack("{s:s,s:s,s:i}", "receiver", (const char *)sqlite3_column_text(ds, 0),
                               "state", (const char *)sqlite3_column_text(ds, 1), "attempts",
@@ -482,18 +706,174 @@ int rc_actions_handle(rc_actions_t *a, const rc_http_request_t *req, rc_http_res
         json_array_append_new(dl, o);
       }
       json_object_set_new(ev, "deliveries", dl);
+      json_t *appr = rc_approvals_describe(a->approvals, eid);
+      if (appr != NULL) json_object_set_new(ev, "approval", appr);
       json_array_append_new(arr, ev);
     }
   }
   sqlite3_finalize(st);
   sqlite3_finalize(ds);
-  json_t *doc = json_pack("{s:s,s:o}", "status", "success", "data", arr);
-  char *s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-  json_decref(doc);
-  res->status = s ? 200 : 500;
-  rc_buf_puts(&res->body, s ? s : "{\"status\":\"error\",\"error\":\"out of memory\"}");
-  rc_buf_puts(&res->body, "\n");
-  free(s);
+  return arr;
+}
+
+/* POST /api/v1/rollbacks {"service", "environment", "reason"}. */
+static void manual_request(rc_actions_t *a, const rc_http_request_t *req, const char *requester,
+                           rc_http_response_t *res) {
+  if (requester == NULL) {
+    json_fail(res, 403, "a manual rollback needs to know who asks: configure identities: with "
+                        "tokens");
+    return;
+  }
+  if (a->approvals == NULL) {
+    json_fail(res, 503, "approvals are not available");
+    return;
+  }
+  json_error_t je;
+  json_t *b = json_loadb(req->body ? req->body : "", req->body_len, JSON_REJECT_DUPLICATES, &je);
+  char why[240];
+  const char *svc = NULL, *env = NULL, *reason = NULL, *key;
+  json_t *v;
+  int bad = 0;
+  if (b == NULL) {
+    snprintf(why, sizeof(why), "bad JSON body at line %d column %d: %s", je.line, je.column,
+             je.text);
+    bad = 1;
+  } else if (!json_is_object(b)) {
+    snprintf(why, sizeof(why), "the body must be a JSON object: {\"service\", \"environment\", "
+                               "\"reason\"}");
+    bad = 1;
+  } else {
+    json_object_foreach(b, key, v) {
+      const char **dst = !strcmp(key, "service")       ? &svc
+                         : !strcmp(key, "environment") ? &env
+                         : !strcmp(key, "reason")      ? &reason
+                                                       : NULL;
+      size_t cap = dst == &reason ? 1000 : RC_DEPLOY_FIELD_MAX - 1;
+      if (dst == NULL) {
+        snprintf(why, sizeof(why), "unknown field \"%.40s\" (known: service, environment, reason)",
+                 key);
+        bad = 1;
+      } else if (!json_is_string(v) || json_string_length(v) == 0 ||
+                 json_string_length(v) > cap ||
+                 strlen(json_string_value(v)) != json_string_length(v)) {
+        snprintf(why, sizeof(why), "%s must be a non-empty string of at most %zu bytes", key, cap);
+        bad = 1;
+      } else {
+        *dst = json_string_value(v);
+      }
+      if (bad) break;
+    }
+    if (!bad && (svc == NULL || env == NULL || reason == NULL)) {
+      snprintf(why, sizeof(why), "missing field: %s (a manual rollback names the service, the "
+               "environment and a reason)", !svc ? "service" : !env ? "environment" : "reason");
+      bad = 1;
+    }
+  }
+  if (bad) {
+    json_decref(b);
+    json_fail(res, 400, why);
+    return;
+  }
+  firing_t *f = calloc(1, sizeof(*f));
+  if (f == NULL) {
+    json_decref(b);
+    json_fail(res, 500, "out of memory");
+    return;
+  }
+  snprintf(f->service, sizeof(f->service), "%s", svc);
+  snprintf(f->environment, sizeof(f->environment), "%s", env);
+  snprintf(f->trigger, sizeof(f->trigger), "manual");
+  snprintf(f->action, sizeof(f->action), "previous_version");
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  f->at_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  rc_approvals_resolve(a->approvals, f->environment, NULL, &f->gate);
+  outcome_t out;
+  decide(a, f, requester, reason, &out);
+  json_decref(b);
+  if (out.http) {
+    json_fail(res, out.http, out.why);
+  } else if (out.status != ST_NEEDS_APPROVAL || out.event_id == 0) {
+    json_fail(res, 500, "cannot record the rollback request");
+  } else {
+    json_t *ev = list_events(a, out.event_id, NULL, 1);
+    json_t *one = json_array_get(ev, 0);
+    json_answer(res, 202, json_pack("{s:s,s:O?}", "status", "success", "data", one));
+    json_decref(ev);
+  }
+  rc_gate_free(&f->gate);
+  free(f);
+}
+
+int rc_actions_handle(rc_actions_t *a, const rc_http_request_t *req, const char *requester,
+                      rc_http_response_t *res) {
+  static const char path[] = "/api/v1/rollbacks";
+  size_t np = sizeof(path) - 1;
+  if (req->path_len < np || memcmp(req->path, path, np) != 0) return 0;
+  int64_t id = 0;
+  if (req->path_len > np) {
+    /* /api/v1/rollbacks/{id}; .../approve|reject is the approvals' */
+    if (req->path[np] != '/') return 0;
+    const char *p = req->path + np + 1, *end = req->path + req->path_len;
+    if (memchr(p, '/', (size_t)(end - p)) != NULL) return 0;
+    for (; p < end; p++) {
+      if (*p < '0' || *p > '9' || id > 100000000000000LL) {
+        json_fail(res, 400, "the rollback id must be a positive whole number");
+        return 1;
+      }
+      id = id * 10 + (*p - '0');
+    }
+    if (id == 0) {
+      json_fail(res, 400, "the rollback id must be a positive whole number");
+      return 1;
+    }
+  }
+  if (a == NULL) {
+    json_fail(res, 503, "no actions");
+    return 1;
+  }
+  if (id == 0 && req->method == HTTP_POST) {
+    manual_request(a, req, requester, res);
+    return 1;
+  }
+  if (req->method != HTTP_GET && req->method != HTTP_HEAD) {
+    rc_buf_puts(&res->headers, id ? "Allow: GET, HEAD\r\n" : "Allow: GET, HEAD, POST\r\n");
+    json_fail(res, 405, id ? "method not allowed: use GET" : "method not allowed: use GET or POST");
+    return 1;
+  }
+  char status[32], lim[16];
+  long ns = rc_http_query_param(req, "status", status, sizeof(status));
+  int limit = 200;
+  if (rc_http_query_param(req, "limit", lim, sizeof(lim)) >= 0) {
+    char *e;
+    long l = strtol(lim, &e, 10);
+    if (*e || l < 1 || l > 1000) {
+      json_fail(res, 400, "bad parameter: limit (1 to 1000)");
+      return 1;
+    }
+    limit = (int)l;
+  }
+  int known = ns < 0;
+  for (int i = 0; !known && i < ST__COUNT; i++) known = strcmp(status, status_names[i]) == 0;
+  static const char *const gate_states[] = {"rejected", "expired", "superseded"};
+  for (size_t i = 0; !known && i < RC_ARRAY_SIZE(gate_states); i++)
+    known = strcmp(status, gate_states[i]) == 0;
+  if (!known) {
+    json_fail(res, 400, "bad parameter: status (e.g. rollback, needs_approval, rejected, "
+                        "expired, notify, dry_run)");
+    return 1;
+  }
+  json_t *arr = list_events(a, id, ns >= 0 ? status : NULL, id ? 1 : limit);
+  if (id != 0 && json_array_size(arr) == 0) {
+    json_decref(arr);
+    char why[80];
+    snprintf(why, sizeof(why), "no rollback event %lld", (long long)id);
+    json_fail(res, 404, why);
+    return 1;
+  }
+  json_answer(res, 200, json_pack("{s:s,s:o}", "status", "success", "data",
+                                  id ? json_incref(json_array_get(arr, 0)) : json_incref(arr)));
+  json_decref(arr);
   return 1;
 }
 

@@ -7,7 +7,10 @@
  *   no previous version                              -> "no_previous"
  *   the trigger is dry_run                           -> "dry_run": recorded and shown, not sent
  *   an irreversible migration in the current deploy,
- *     or its rollback window (24 h) has passed       -> "needs_approval" (approvals: issue 6)
+ *     or its rollback window (24 h) has passed,
+ *     or the rule says approval: {when: always}      -> "needs_approval": the event and its
+ *                                                       approval request (approvals.h); the
+ *                                                       outbox rows follow if people approve
  *   a rollback of the same target within the cooldown -> "cooldown"
  *   otherwise                                        -> "rollback": the event, one outbox row
  *                                                       per receiver and the current deploy's
@@ -29,6 +32,7 @@
 
 #include <uv.h>
 
+#include "approvals.h"
 #include "buf.h"
 #include "db.h"
 #include "delivery.h"
@@ -49,8 +53,21 @@ void rc_actions_fire(void *ctx, const rc_fire_event_t *ev);
 /* Closes the async handle; firings not yet handled are dropped (the trigger still fires on
  * its next evaluation after a restart, and the idempotency key makes that the same event). */
 void rc_actions_close(rc_actions_t *a);
-/* GET /api/v1/rollbacks. Returns 1 when it handled the path. */
-int rc_actions_handle(rc_actions_t *a, const rc_http_request_t *req, rc_http_response_t *res);
+/* The approval gate for rollbacks that wait for people (approvals.h); without one, such
+ * events are recorded and never sent. */
+void rc_actions_set_approvals(rc_actions_t *a, rc_approvals_t *ap);
+/* Audit hook: called inside the transaction of each recorded event (detail borrowed). */
+typedef void (*rc_actions_audit_cb)(void *ctx, int64_t at_ms, const char *actor,
+                                    const char *action, const char *subject,
+                                    const json_t *detail);
+void rc_actions_set_audit(rc_actions_t *a, rc_actions_audit_cb cb, void *ctx);
+/* GET /api/v1/rollbacks[?status=S] and /api/v1/rollbacks/{id}: events with their deliveries
+ * and approval; POST /api/v1/rollbacks {service, environment, reason}: a person's request
+ * for a rollback to the previous version, through the approval gate (requester: the
+ * authenticated identity, NULL without identities — then refused). Returns 1 when it
+ * handled the path. */
+int rc_actions_handle(rc_actions_t *a, const rc_http_request_t *req, const char *requester,
+                      rc_http_response_t *res);
 void rc_actions_render_metrics(rc_actions_t *a, rc_buf_t *out);
 
 #endif

@@ -71,6 +71,7 @@ void rc_api_handle(void *ctx, const rc_http_request_t *req, rc_http_response_t *
       render_store(&res->body, api->ingest);
       if (api->engine != NULL) rc_engine_render_metrics(api->engine, &res->body);
       rc_actions_render_metrics(api->actions, &res->body);
+      rc_approvals_render_metrics(api->approvals, &res->body);
       rc_delivery_render_metrics(api->delivery, &res->body);
     }
   } else if (path_is(req, "/-/healthy")) {
@@ -160,7 +161,9 @@ void rc_api_handle(void *ctx, const rc_http_request_t *req, rc_http_response_t *
   } else if (rc_deploys_handle(api->db, req, res)) {
     h = RC_HANDLER_STATUS;
     if (res->status == 201 && api->deployed != NULL) api->deployed(api->deployed_ctx);
-  } else if (rc_actions_handle(api->actions, req, res)) {
+  } else if (rc_approvals_handle(api->approvals, req, NULL, res)) {
+    h = RC_HANDLER_STATUS;
+  } else if (rc_actions_handle(api->actions, req, NULL, res)) {
     h = RC_HANDLER_STATUS;
   } else {
     res->status = 404;

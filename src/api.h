@@ -17,6 +17,7 @@ typedef struct rc_api {
   rc_engine_t *engine; /* borrowed; may be NULL */
   rc_db_t *db;         /* borrowed: the embedded store (deploy registry); may be NULL */
   rc_actions_t *actions;   /* borrowed; may be NULL */
+  rc_approvals_t *approvals; /* borrowed; may be NULL */
   rc_delivery_t *delivery; /* borrowed; may be NULL */
   /* POST /-/reload: reloads the rules; 0 or an error with a one-line reason in why. */
   int (*reload)(void *ctx, char *why, size_t why_cap);

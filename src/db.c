@@ -76,10 +76,12 @@ static const char *const migrations[] = {
     "  reason TEXT NOT NULL,"
     "  required INTEGER NOT NULL,"
     "  approvers TEXT NOT NULL,"         /* JSON {identities:[], groups:[]}; empty: any approver */
-    "  deployer TEXT,"                   /* who deployed the version being rolled back */
+    "  deployers TEXT NOT NULL,"         /* JSON: who deployed / recorded the version being
+                                          * rolled back (none of them may approve) */
+    "  outbox TEXT NOT NULL,"            /* JSON [{receiver, target}]: written when it opens */
     "  created_at INTEGER NOT NULL,"
     "  expires_at INTEGER NOT NULL,"
-    "  state TEXT NOT NULL,"             /* pending | approved | rejected | expired */
+    "  state TEXT NOT NULL,"             /* pending|approved|rejected|expired|superseded */
     "  closed_at INTEGER, closed_by TEXT"
     ");"
     "CREATE INDEX approval_requests_open ON approval_requests(state, expires_at);"

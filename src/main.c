@@ -17,6 +17,7 @@
 #include "api.h"
 #include "check.h"
 #include "actions.h"
+#include "approvals.h"
 #include "db.h"
 #include "delivery.h"
 #include "deploys.h"
@@ -53,6 +54,7 @@ typedef struct daemon {
   rc_engine_t *engine;       /* owned: the rules, their selector index, the evaluator */
   rc_delivery_t *delivery;   /* owned: the outbox's courier (loop handles) */
   rc_actions_t *actions;     /* owned: firings -> rollback events (loop handle) */
+  rc_approvals_t *approvals; /* owned: the approval gate (loop timer) */
   rc_db_t *db;               /* owned: the embedded store (deploy registry) */
 } daemon_t;
 
@@ -327,6 +329,8 @@ static void on_drained(rc_http_server_t *srv) {
   rc_engine_stop(d->engine);
   rc_actions_close(d->actions);
   d->actions = NULL;
+  rc_approvals_close(d->approvals);
+  d->approvals = NULL;
   rc_delivery_close(d->delivery, NULL, NULL);
   d->delivery = NULL;
   uv_close((uv_handle_t *)&d->sigterm, NULL);
@@ -389,12 +393,15 @@ static int serve(const rc_options_t *o) {
   rc_actions_cfg_t acfg = {.rollback_window_ms = (int64_t)o->rollback_window_ms,
                            .cooldown_ms = (int64_t)o->rollback_cooldown_ms};
   if (rc_delivery_new(d.loop, d.db, cfg.receivers, cfg.n_receivers, &d.delivery, &err) != 0 ||
-      rc_actions_new(d.loop, d.db, d.delivery, &acfg, &d.actions, &err) != 0) {
+      rc_actions_new(d.loop, d.db, d.delivery, &acfg, &d.actions, &err) != 0 ||
+      rc_approvals_new(d.loop, d.db, NULL, 0, &d.approvals, &err) != 0) {
     rc_log(RC_LOG_ERROR, "cannot set up rollback actions", "err=\"%s\"", err.msg);
     free_owned(&d);
     rc_config_free(&cfg);
     return 1;
   }
+  rc_actions_set_approvals(d.actions, d.approvals);
+  rc_approvals_start(d.approvals);
   rc_engine_cfg_t ecfg = {.compat = (rc_compat_t)o->compat,
                           .interval_ms = (int64_t)o->rules_interval_ms,
                           .on_fire = rc_actions_fire, .fire_ctx = d.actions};
@@ -436,6 +443,7 @@ static int serve(const rc_options_t *o) {
   d.api.engine = d.engine;
   d.api.db = d.db;
   d.api.actions = d.actions;
+  d.api.approvals = d.approvals;
   d.api.deployed = on_deployed;
   d.api.deployed_ctx = &d;
   d.api.delivery = d.delivery;

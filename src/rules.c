@@ -18,6 +18,11 @@
  *   action:                    required
  *     type: previous_version | notify (tell people, roll nothing back) | dry_run   required
  *     notify: [{KIND: TARGET}] optional; KIND is slack, pagerduty or webhook (a webhook name)
+ *     approval:                optional: the approval gate (approvals.h)
+ *       when: needed | always  needed (default): only rollbacks that cannot be automatic
+ *       required: N            approvals needed (default 2 in production, else 1)
+ *       approvers: [ID...]     eligible identities; approver_groups: [GROUP...]
+ *       timeout: DURATION      the request expires after this (default 30m)
  * TRIGGER, a mapping:
  *   metric: NAME | expr: PROMQL   exactly one; NAME is a built-in or a file `metrics:` name
  *   name: STRING               default: the metric name, or "expr<N>" (N = 1-based position of
@@ -1034,6 +1039,7 @@ static void rule_free(rc_rule_t *r) {
     free(r->notify[i].target);
   }
   free(r->notify);
+  rc_approval_cfg_free(&r->approval);
   memset(r, 0, sizeof(*r));
 }
 
@@ -1052,7 +1058,10 @@ static const char *const TRIGGER_KEYS[] = {
 };
 static const char *const RULE_KEYS[] = {"service", "environment", "match", "match_re",
                                         "triggers", "action", "warmup"};
-static const char *const ACTION_KEYS[] = {"type", "notify"};
+static const char *const ACTION_KEYS[] = {"type", "notify", "approval"};
+static const char *const APPROVAL_KEYS[] = {"when", "required", "approvers", "approver_groups",
+                                            "timeout"};
+static const char *const APPROVAL_WHEN[] = {"needed", "always"};
 static const char *const ACTION_TYPES[] = {"previous_version", "notify", "dry_run"};
 static const char *const NOTIFY_KINDS[] = {"slack", "pagerduty", "webhook"};
 static const char *const NODATA[] = {"ignore", "fire", "alert"};
@@ -1386,6 +1395,77 @@ static void parse_match(ld_t *l, yaml_node_t *mv, int regex, rc_rule_t *r) {
   }
 }
 
+void rc_approval_cfg_free(rc_approval_cfg_t *c) {
+  for (uint32_t i = 0; i < c->napprovers; i++) free(c->approvers[i]);
+  for (uint32_t i = 0; i < c->ngroups; i++) free(c->groups[i]);
+  free(c->approvers);
+  free(c->groups);
+  memset(c, 0, sizeof(*c));
+  c->when_always = -1;
+}
+
+/* A list of names (approvers:, approver_groups:). */
+static void get_name_list(ld_t *l, yaml_node_t *k, yaml_node_t *v, const char *what,
+                          char ***out, uint32_t *n) {
+  if (v->type != YAML_SEQUENCE_NODE) {
+    err_node(l, v, "%s must be a list of names, not %s", what, is_null(v) ? "empty" : kind_name(v));
+    return;
+  }
+  if (v->data.sequence.items.top == v->data.sequence.items.start) {
+    err_node(l, k, "%s is an empty list: nobody could approve; leave it out for any approver",
+             what);
+    return;
+  }
+  for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+    yaml_node_t *e = node(l, *it);
+    if (e == NULL) continue;
+    char *s = get_string(l, NULL, e, what);
+    if (s == NULL) continue;
+    char **nv = realloc(*out, (*n + 1) * sizeof(*nv));
+    if (nv == NULL) {
+      free(s);
+      l->nomem = 1;
+      return;
+    }
+    *out = nv;
+    nv[(*n)++] = s;
+  }
+}
+
+static void parse_approval(ld_t *l, yaml_node_t *ak, yaml_node_t *av, rc_approval_cfg_t *c) {
+  if (av->type != YAML_MAPPING_NODE) {
+    err_node(l, is_null(av) ? ak : av, "approval must be a mapping (when:, required:, "
+             "approvers:, approver_groups:, timeout:)");
+    return;
+  }
+  check_keys(l, av, "approval", APPROVAL_KEYS, RC_ARRAY_SIZE(APPROVAL_KEYS));
+  yaml_node_t *k, *v;
+  if ((v = get(l, av, "when", &k)) != NULL)
+    c->when_always = get_enum(l, k, v, "approval when", APPROVAL_WHEN, RC_ARRAY_SIZE(APPROVAL_WHEN));
+  if ((v = get(l, av, "required", &k)) != NULL) {
+    uint64_t n = 0;
+    if (get_count(l, k, v, "approval required", &n) == 0) {
+      if (n < 1 || n > 16) err_node(l, v, "approval required must be 1 to 16, not %llu",
+                                    (unsigned long long)n);
+      else c->required = (int)n;
+    }
+  }
+  if ((v = get(l, av, "timeout", &k)) != NULL &&
+      get_duration(l, k, v, "approval timeout", &c->timeout_ms) == 0 &&
+      (c->timeout_ms < 1000 || c->timeout_ms > 7 * 86400000LL)) {
+    err_node(l, v, "approval timeout must be between 1s and 7d");
+    c->timeout_ms = 0;
+  }
+  if ((v = get(l, av, "approvers", &k)) != NULL) {
+    get_name_list(l, k, v, "approvers", &c->approvers, &c->napprovers);
+    c->has_approvers = 1;
+  }
+  if ((v = get(l, av, "approver_groups", &k)) != NULL) {
+    get_name_list(l, k, v, "approver_groups", &c->groups, &c->ngroups);
+    c->has_approvers = 1;
+  }
+}
+
 static void parse_action(ld_t *l, yaml_node_t *ak, yaml_node_t *av, rc_rule_t *r) {
   if (av->type != YAML_MAPPING_NODE) {
     if (is_null(av)) err_node(l, ak, "action is empty; expected e.g. action: {type: previous_version}");
@@ -1400,6 +1480,7 @@ static void parse_action(ld_t *l, yaml_node_t *ak, yaml_node_t *av, rc_rule_t *r
     int i = get_enum(l, k, v, "action type", ACTION_TYPES, RC_ARRAY_SIZE(ACTION_TYPES));
     if (i >= 0 && (r->action = strdup(ACTION_TYPES[i])) == NULL) l->nomem = 1;
   }
+  if ((v = get(l, av, "approval", &k)) != NULL) parse_approval(l, k, v, &r->approval);
   if ((v = get(l, av, "notify", &k)) == NULL || is_null(v)) return;
   if (v->type != YAML_SEQUENCE_NODE) {
     err_node(l, v, "notify must be a list (- slack: \"#channel\"), not %s", kind_name(v));
@@ -1449,6 +1530,7 @@ static void parse_action(ld_t *l, yaml_node_t *ak, yaml_node_t *av, rc_rule_t *r
 static int parse_rule(ld_t *l, yaml_node_t *rk, yaml_node_t *rn, rc_rule_t *r) {
   uint32_t errors0 = l->errors;
   memset(r, 0, sizeof(*r));
+  r->approval.when_always = -1;
   if (rn->type != YAML_MAPPING_NODE) {
     if (is_null(rn)) err_node(l, rk ? rk : rn, "the rule is empty; expected service:, environment:, "
                               "triggers: and action:");

@@ -348,6 +348,15 @@ static const struct bad {
     {R A "    notify:\n      - slak: \"#x\"\n", 11, 9, "did you mean \"slack\"?"},
     {R A "    notify:\n      - slack:\n", 11, 9, "notify slack target is empty"},
     {R A "    notify:\n      - pagerduty: #oncall\n", 11, 20, "quote it: pagerduty: \"#oncall\""},
+    /* action.approval */
+    {R A "    approval: 2\n", 10, 15, "approval must be a mapping"},
+    {R A "    approval:\n      when: sometimes\n", 11, 13, "approval when: unknown value"},
+    {R A "    approval:\n      required: 0\n", 11, 17, "approval required must be 1 to 16"},
+    {R A "    approval:\n      required: two\n", 11, 17, "approval required"},
+    {R A "    approval:\n      timeout: 0s\n", 11, 16, "between 1s and 7d"},
+    {R A "    approval:\n      approvers: alice\n", 11, 18, "approvers must be a list of names"},
+    {R A "    approval:\n      approvers: []\n", 11, 7, "nobody could approve"},
+    {R A "    approval:\n      approver_group: [sre]\n", 11, 7, "did you mean \"approver_groups\"?"},
     /* per-file templates */
     {"metrics:\n  error_rate:\n    expr: \"sum($)\"\n" R A, 3, 16, "template: "},
     {"metrics:\n  custom: {}\n" R A, 2, 11, "metrics: custom needs expr:"},
@@ -511,7 +520,13 @@ static void test_rollbacks_list_and_match(void **st) {
       "        window: 2m\n"
       "        min_requests: 10\n"
       "    action:\n"
-      "      type: previous_version\n";
+      "      type: previous_version\n"
+      "      approval:\n"
+      "        when: always\n"
+      "        required: 3\n"
+      "        approvers: [alice, bob]\n"
+      "        approver_groups: [sre]\n"
+      "        timeout: 15m\n";
   rc_ruleset_t s;
   rc_diags_t d;
   int rc = load(y, NULL, &s, &d);
@@ -535,6 +550,16 @@ static void test_rollbacks_list_and_match(void **st) {
   assert_string_equal(r->match[1], "namespace=\"shop\"");
   assert_string_equal(r->match[2], "code=~\"5..|429\"");
   assert_int_equal(r->nnotify, 0);
+  assert_int_equal(s.rules[0].approval.when_always, -1); /* not given: inherits */
+  assert_int_equal(s.rules[0].approval.has_approvers, 0);
+  assert_int_equal(r->approval.when_always, 1);
+  assert_int_equal(r->approval.required, 3);
+  assert_true(r->approval.timeout_ms == 15 * 60000);
+  assert_int_equal(r->approval.napprovers, 2);
+  assert_string_equal(r->approval.approvers[1], "bob");
+  assert_int_equal(r->approval.ngroups, 1);
+  assert_string_equal(r->approval.groups[0], "sre");
+  assert_int_equal(r->approval.has_approvers, 1);
   t = &r->triggers[0];
   assert_true(fabs(t->threshold - 1.5) < 1e-12);
   assert_int_equal(t->window_ms, 120000);
