@@ -347,16 +347,23 @@ static int close_request(sqlite3 *h, int64_t id, const char *state, int64_t at, 
   return rc;
 }
 
-/* The deploy the target is on now (0 when none). */
-static int64_t current_deploy(sqlite3 *h, const char *service, const char *environment) {
+/* The deploy the target is on now (0 when none), and whether it is being rolled back
+ * already (an automatic rollback went out while the request waited). */
+static int64_t current_deploy(sqlite3 *h, const char *service, const char *environment,
+                              int *rolled_back) {
   sqlite3_stmt *st = NULL;
   int64_t id = 0;
-  if (sqlite3_prepare_v2(h, "SELECT id FROM deploys WHERE service = ? AND environment = ?"
-                            " ORDER BY started_at DESC, id DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+  *rolled_back = 0;
+  if (sqlite3_prepare_v2(h, "SELECT id, rolled_back FROM deploys WHERE service = ? AND"
+                            " environment = ? ORDER BY started_at DESC, id DESC LIMIT 1", -1, &st,
+                         NULL) != SQLITE_OK)
     return 0;
   sqlite3_bind_text(st, 1, service, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, environment, -1, SQLITE_STATIC);
-  if (sqlite3_step(st) == SQLITE_ROW) id = sqlite3_column_int64(st, 0);
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    id = sqlite3_column_int64(st, 0);
+    *rolled_back = sqlite3_column_int(st, 1);
+  }
   sqlite3_finalize(st);
   return id;
 }
@@ -546,12 +553,14 @@ int rc_approvals_handle(rc_approvals_t *ap, const rc_http_request_t *req, const 
   int status = rc_approvals_judge(&view, who, vote, now, why, sizeof(why));
   /* The target moved on (a new deploy, perhaps the fix): the request no longer means what it
    * meant. Closed rather than acted on. */
-  int superseded = 0;
-  if (status == 0 && current_deploy(h, r.service, r.environment) != r.deploy_id) {
+  int superseded = 0, rolled_back = 0;
+  if (status == 0 && vote == RC_VOTE_APPROVE &&
+      (current_deploy(h, r.service, r.environment, &rolled_back) != r.deploy_id || rolled_back)) {
     superseded = 1;
     status = 409;
-    snprintf(why, sizeof(why), "rollback request %" PRId64 " is closed: %s/%s has had a new "
-             "deploy since it was made", id, r.service, r.environment);
+    snprintf(why, sizeof(why), "rollback request %" PRId64 " is closed: %s/%s %s since it was "
+             "made", id, r.service, r.environment,
+             rolled_back ? "is already being rolled back" : "has had a new deploy");
   }
   int rc = 0, opened = 0;
   const char *state = "pending";
