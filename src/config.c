@@ -348,8 +348,8 @@ static int parse_identities(yaml_parser_t *p, const char *name, rc_config_t *c, 
         continue;
       }
       if ((rc = next(p, &ev, name, err))) return rc;
-      const unsigned char *v = ev.data.scalar.value;
-      size_t vn = ev.type == YAML_SCALAR_EVENT ? ev.data.scalar.length : 0;
+      const unsigned char *v = ev.type == YAML_SCALAR_EVENT ? ev.data.scalar.value : NULL;
+      size_t vn = v != NULL ? ev.data.scalar.length : 0;
       char what[160];
       if (vn == 0) {
         snprintf(what, sizeof(what), "identities: %s must be a non-empty string", keys[k]);
