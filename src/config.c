@@ -14,13 +14,17 @@
 #include <string.h>
 #include <yaml.h>
 
-static int ev_err(rc_err_t *err, const char *name, const yaml_event_t *ev, const char *what) {
+static int mark_err(rc_err_t *err, const char *name, yaml_mark_t m, const char *what) {
   if (err != NULL) {
-    err->line = (int)ev->start_mark.line + 1;
-    err->col = (int)ev->start_mark.column + 1;
+    err->line = (int)m.line + 1;
+    err->col = (int)m.column + 1;
   }
-  return rc_err_set(err, RC_EPARSE, "%s:%d:%d: %s", name, (int)ev->start_mark.line + 1,
-                    (int)ev->start_mark.column + 1, what);
+  return rc_err_set(err, RC_EPARSE, "%s:%d:%d: %s", name, (int)m.line + 1, (int)m.column + 1,
+                    what);
+}
+
+static int ev_err(rc_err_t *err, const char *name, const yaml_event_t *ev, const char *what) {
+  return mark_err(err, name, ev->start_mark, what);
 }
 
 static int next(yaml_parser_t *p, yaml_event_t *ev, const char *name, rc_err_t *err) {
@@ -195,6 +199,191 @@ static int parse_receivers(yaml_parser_t *p, const char *name, rc_config_t *c, r
   }
 }
 
+/*------------------------------------------------------------------------------------------
+ * identities: who may call the API (issue 6)
+ *----------------------------------------------------------------------------------------*/
+
+const char *const rc_config_roles[RC_CONFIG_NROLES] = {"writer", "deployer", "approver", "admin",
+                                                       "viewer"};
+
+/* Compares a scalar (which may hold a NUL written as "\0") with a C string. */
+static int scalar_is(const yaml_event_t *ev, const char *s) {
+  size_t n = strlen(s);
+  return ev->type == YAML_SCALAR_EVENT && ev->data.scalar.length == n &&
+         memcmp(ev->data.scalar.value, s, n) == 0;
+}
+
+/* An identity's name travels in logs, the audit table and Basic credentials (where a ':'
+ * would end it), so it is kept to 1..64 of [A-Za-z0-9._@-]. */
+static int identity_name_ok(const unsigned char *s, size_t n) {
+  if (n == 0 || n > 64) return 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = s[i];
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+          ch == '.' || ch == '_' || ch == '@' || ch == '-'))
+      return 0;
+  }
+  return 1;
+}
+
+/* An identity's roles: (known role names, at least one) or groups: (any non-empty names,
+ * possibly none), as a block or flow list. */
+static int parse_id_list(yaml_parser_t *p, const char *name, int roles, char ***items,
+                         size_t *n, rc_err_t *err) {
+  static const char *const roles_list = "writer, deployer, approver, admin, viewer";
+  yaml_event_t ev;
+  char what[160];
+  int rc = next(p, &ev, name, err);
+  if (rc) return rc;
+  if (ev.type != YAML_SEQUENCE_START_EVENT) {
+    if (roles) snprintf(what, sizeof(what), "roles must be a non-empty list of %s", roles_list);
+    else snprintf(what, sizeof(what), "groups must be a list of names");
+    rc = ev_err(err, name, &ev, what);
+    yaml_event_delete(&ev);
+    return rc;
+  }
+  yaml_mark_t start = ev.start_mark;
+  yaml_event_delete(&ev);
+  for (;;) {
+    if ((rc = next(p, &ev, name, err))) return rc;
+    if (ev.type == YAML_SEQUENCE_END_EVENT) {
+      yaml_event_delete(&ev);
+      if (roles && *n == 0) {
+        snprintf(what, sizeof(what), "roles must be a non-empty list of %s", roles_list);
+        return mark_err(err, name, start, what);
+      }
+      return 0;
+    }
+    if (ev.type != YAML_SCALAR_EVENT || ev.data.scalar.length == 0) {
+      snprintf(what, sizeof(what), "%s entries must be non-empty strings",
+               roles ? "roles" : "groups");
+      rc = ev_err(err, name, &ev, what);
+      yaml_event_delete(&ev);
+      return rc;
+    }
+    int known = !roles;
+    for (int i = 0; !known && i < RC_CONFIG_NROLES; i++) known = scalar_is(&ev, rc_config_roles[i]);
+    if (!known) {
+      snprintf(what, sizeof(what), "unknown role \"%.40s\" (known: %s)",
+               (const char *)ev.data.scalar.value, roles_list);
+      rc = ev_err(err, name, &ev, what);
+      yaml_event_delete(&ev);
+      return rc;
+    }
+    char **nv = realloc(*items, (*n + 1) * sizeof(char *));
+    if (nv) *items = nv;
+    char *str = nv ? strndup((const char *)ev.data.scalar.value, ev.data.scalar.length) : NULL;
+    yaml_event_delete(&ev);
+    if (str == NULL) return rc_err_set(err, RC_ENOMEM, "out of memory");
+    (*items)[(*n)++] = str;
+  }
+}
+
+/* identities: a list of mappings (name, roles, groups, token_env | token_file). Each entry is
+ * appended to c as soon as it starts, so rc_config_free cleans up after any error. */
+static int parse_identities(yaml_parser_t *p, const char *name, rc_config_t *c, rc_err_t *err) {
+  static const char *const keys[] = {"name", "roles", "groups", "token_env", "token_file"};
+  enum { K_NAME, K_ROLES, K_GROUPS, K_ENV, K_FILE, NKEYS };
+  yaml_event_t ev;
+  int rc = next(p, &ev, name, err);
+  if (rc) return rc;
+  if (ev.type != YAML_SEQUENCE_START_EVENT) {
+    rc = ev_err(err, name, &ev, "identities must be a list of mappings (name, roles, groups, "
+                                "token_env or token_file)");
+    yaml_event_delete(&ev);
+    return rc;
+  }
+  yaml_event_delete(&ev);
+  for (;;) {
+    if ((rc = next(p, &ev, name, err))) return rc;
+    if (ev.type == YAML_SEQUENCE_END_EVENT) {
+      yaml_event_delete(&ev);
+      return 0;
+    }
+    if (ev.type != YAML_MAPPING_START_EVENT) {
+      rc = ev_err(err, name, &ev, "an identity must be a mapping (name, roles, groups, "
+                                  "token_env or token_file)");
+      yaml_event_delete(&ev);
+      return rc;
+    }
+    yaml_mark_t at = ev.start_mark;
+    yaml_event_delete(&ev);
+    rc_identity_cfg_t *nv = realloc(c->identities, (c->n_identities + 1) * sizeof(*nv));
+    if (nv == NULL) return rc_err_set(err, RC_ENOMEM, "out of memory");
+    c->identities = nv;
+    rc_identity_cfg_t *id = &c->identities[c->n_identities++];
+    memset(id, 0, sizeof(*id));
+    id->line = (int)at.line + 1;
+    id->col = (int)at.column + 1;
+    int seen[NKEYS] = {0};
+    for (;;) {
+      if ((rc = next(p, &ev, name, err))) return rc;
+      if (ev.type == YAML_MAPPING_END_EVENT) {
+        yaml_event_delete(&ev);
+        break;
+      }
+      int k = -1;
+      for (int i = 0; i < NKEYS; i++)
+        if (scalar_is(&ev, keys[i])) k = i;
+      if (k < 0 || seen[k]) {
+        char what[200];
+        snprintf(what, sizeof(what),
+                 scalar_is(&ev, "token")
+                     ? "tokens are never written in the config: use token_env (a variable) or "
+                       "token_file (a path)"
+                 : k < 0 ? "unknown key \"%.40s\" in an identity (known: name, roles, groups, "
+                           "token_env, token_file)"
+                         : "duplicate key \"%.40s\" in an identity",
+                 ev.type == YAML_SCALAR_EVENT ? (const char *)ev.data.scalar.value : "?");
+        rc = ev_err(err, name, &ev, what);
+        yaml_event_delete(&ev);
+        return rc;
+      }
+      seen[k] = 1;
+      yaml_event_delete(&ev);
+      if (k == K_ROLES || k == K_GROUPS) {
+        rc = k == K_ROLES ? parse_id_list(p, name, 1, &id->roles, &id->nroles, err)
+                          : parse_id_list(p, name, 0, &id->groups, &id->ngroups, err);
+        if (rc) return rc;
+        continue;
+      }
+      if ((rc = next(p, &ev, name, err))) return rc;
+      const unsigned char *v = ev.type == YAML_SCALAR_EVENT ? ev.data.scalar.value : NULL;
+      size_t vn = v != NULL ? ev.data.scalar.length : 0;
+      char what[160];
+      if (vn == 0) {
+        snprintf(what, sizeof(what), "identities: %s must be a non-empty string", keys[k]);
+        rc = ev_err(err, name, &ev, what);
+      } else if (k == K_NAME && !identity_name_ok(v, vn)) {
+        rc = ev_err(err, name, &ev, "identities: a name is 1 to 64 characters of A-Z a-z 0-9 "
+                                    ". _ @ -");
+      }
+      for (size_t i = 0; rc == 0 && k == K_NAME && i + 1 < c->n_identities; i++) {
+        const char *o = c->identities[i].name;
+        if (strlen(o) == vn && memcmp(o, v, vn) == 0) {
+          snprintf(what, sizeof(what), "duplicate identity name \"%s\" (first at line %d)", o,
+                   c->identities[i].line);
+          rc = ev_err(err, name, &ev, what);
+        }
+      }
+      char *str = rc == 0 ? strndup((const char *)v, vn) : NULL;
+      yaml_event_delete(&ev);
+      if (rc) return rc;
+      if (str == NULL) return rc_err_set(err, RC_ENOMEM, "out of memory");
+      *(k == K_NAME ? &id->name : k == K_ENV ? &id->token_env : &id->token_file) = str;
+    }
+    if (id->name == NULL)
+      return mark_err(err, name, at, "an identity needs a name");
+    if (id->roles == NULL)
+      return mark_err(err, name, at, "an identity needs roles (a non-empty list of writer, "
+                                     "deployer, approver, admin, viewer)");
+    if (id->token_env == NULL && id->token_file == NULL)
+      return mark_err(err, name, at, "an identity needs token_env or token_file");
+    if (id->token_env != NULL && id->token_file != NULL)
+      return mark_err(err, name, at, "an identity takes token_env or token_file, not both");
+  }
+}
+
 static int parse_string_list(yaml_parser_t *p, const char *name, const char *key, char ***items,
                              int **lines, int **cols, size_t *n, rc_err_t *err) {
   yaml_event_t ev;
@@ -255,7 +444,8 @@ int rc_config_parse(const char *name, const char *text, size_t len, rc_config_t 
   memset(c, 0, sizeof(*c));
   yaml_parser_t p;
   yaml_event_t ev;
-  int rc = 0, depth = 0, seen_rule_files = 0, seen_select = 0, seen_rules = 0, seen_recv = 0;
+  int rc = 0, depth = 0, seen_rule_files = 0, seen_select = 0, seen_rules = 0, seen_recv = 0,
+      seen_ids = 0;
   if (!yaml_parser_initialize(&p)) return rc_err_set(err, RC_ENOMEM, "out of memory");
   yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
   /* stream-start, then an optional document holding one mapping. */
@@ -327,6 +517,15 @@ int rc_config_parse(const char *name, const char *text, size_t len, rc_config_t 
       seen_recv = 1;
       yaml_event_delete(&ev);
       if ((rc = parse_receivers(&p, name, c, err))) goto out;
+    } else if (strcmp(key, "identities") == 0) {
+      if (seen_ids) {
+        rc = ev_err(err, name, &ev, "duplicate key \"identities\"");
+        yaml_event_delete(&ev);
+        goto out;
+      }
+      seen_ids = 1;
+      yaml_event_delete(&ev);
+      if ((rc = parse_identities(&p, name, c, err))) goto out;
     } else if (strcmp(key, "rules") == 0) {
       if (seen_rules) {
         rc = ev_err(err, name, &ev, "duplicate key \"rules\"");
@@ -338,7 +537,8 @@ int rc_config_parse(const char *name, const char *text, size_t len, rc_config_t 
       if ((rc = parse_rules_map(&p, name, c->rules_set, err))) goto out;
     } else {
       char what[200];
-      snprintf(what, sizeof(what), "unknown key \"%.60s\" (known: rule_files, select, rules, receivers)",
+      snprintf(what, sizeof(what),
+               "unknown key \"%.60s\" (known: rule_files, select, rules, receivers, identities)",
                key);
       rc = ev_err(err, name, &ev, what);
       yaml_event_delete(&ev);
@@ -406,6 +606,14 @@ void rc_config_free(rc_config_t *c) {
     free(r->ref);
   }
   free(c->receivers);
+  for (size_t i = 0; i < c->n_identities; i++) {
+    rc_identity_cfg_t *id = &c->identities[i];
+    for (size_t k = 0; k < id->nroles; k++) free(id->roles[k]);
+    for (size_t k = 0; k < id->ngroups; k++) free(id->groups[k]);
+    free(id->roles), free(id->groups);
+    free(id->name), free(id->token_env), free(id->token_file);
+  }
+  free(c->identities);
   free(c->path);
   memset(c, 0, sizeof(*c));
 }

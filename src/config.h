@@ -1,7 +1,8 @@
 /* config.h: the daemon configuration file (YAML, --config.file). In this stage it names the
  * rule files (`rule_files:`, paths and globs relative to the config file, as in Prometheus)
- * and the series selectors the store keeps (`select:`, until rules name their own);
- * later stages add webhooks, deploy targets and approval policy here.
+ * and the series selectors the store keeps (`select:`, until rules name their own), the
+ * receivers rollback events go to, and the identities allowed to call the API
+ * (`identities:`, checked by auth.c); later stages add deploy targets and approval policy.
  *
  * Errors carry file:line:col (1-based) and a reason; every unknown key is an error, because a
  * misspelt key silently ignored is how a rollback rule quietly never loads.
@@ -34,6 +35,11 @@ typedef struct rc_config {
    * variable or a file), never written here. */
   struct rc_receiver_cfg *receivers;
   size_t n_receivers;
+  /* identities: who may call the API and in which roles (issue 6). Like receivers' secrets,
+   * tokens are named (an environment variable or a file), never written here; auth.c reads
+   * them. None configured means open mode. */
+  struct rc_identity_cfg *identities;
+  size_t n_identities;
 } rc_config_t;
 
 typedef struct rc_receiver_cfg {
@@ -43,6 +49,24 @@ typedef struct rc_receiver_cfg {
   uint64_t timeout_ms, deadline_ms;
   int line;
 } rc_receiver_cfg_t;
+
+/* One entry of identities:, as written (auth.c turns it into an rc_identity_t). roles are
+ * names from rc_config_roles, at least one; groups are free names approval policies use.
+ * Exactly one of token_env and token_file is set. line/col locate the entry's mapping. */
+typedef struct rc_identity_cfg {
+  char *name;
+  char **roles;
+  size_t nroles;
+  char **groups;
+  size_t ngroups;
+  char *token_env, *token_file;
+  int line, col;
+} rc_identity_cfg_t;
+
+/* The role names identities: accepts. Entry i is the role whose auth.h bit is 1 << i
+ * (RC_ROLE_WRITER = 1 is "writer", ...), so the two lists cannot drift apart. */
+#define RC_CONFIG_NROLES 5
+extern const char *const rc_config_roles[RC_CONFIG_NROLES];
 
 /* Keys of the rules: mapping, in rules_set order. */
 enum { RC_CFG_SERVICE_LABEL, RC_CFG_ENVIRONMENT_LABEL, RC_CFG_SCRAPE_INTERVAL,

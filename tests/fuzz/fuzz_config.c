@@ -22,6 +22,10 @@ void fuzz_seeds(fuzz_emit_fn emit) {
       "    secret_env: X\n    timeout: 2s\n    deadline: 1h\n"
       "  - name: gl\n    type: gitlab\n    url: https://g/api\n    ref: main\n"
       "    secret_file: /s\n",
+      "identities:\n  - name: alice\n    roles: [approver, viewer]\n    groups: [sre]\n"
+      "    token_env: RIPCORD_TOKEN_ALICE\n"
+      "  - name: prometheus\n    roles:\n      - writer\n    token_file: /run/secrets/prom\n"
+      "  - {name: ops@x, roles: [admin], groups: [], token_env: T}\n",
   };
   for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++)
     emit((const uint8_t *)seeds[i], strlen(seeds[i]));

@@ -73,6 +73,55 @@ static void test_rules_settings(void **st) {
   rc_config_free(&c);
 }
 
+static void test_identities(void **st) {
+  (void)st;
+  const char *y = "identities:\n"
+                  "  - name: alice\n"
+                  "    roles: [approver, viewer]\n"
+                  "    groups: [sre]\n"
+                  "    token_env: RIPCORD_TOKEN_ALICE\n"
+                  "  - name: prometheus@k8s.local\n"
+                  "    roles:\n      - writer\n"
+                  "    token_file: /run/secrets/prom\n"
+                  "  - {name: root-1_x, roles: [admin, writer, deployer], groups: [], "
+                  "token_env: T}\n";
+  rc_config_t c;
+  rc_err_t e = {0};
+  if (rc_config_parse("i.yml", y, strlen(y), &c, &e) != 0) fail_msg("%s", e.msg);
+  assert_int_equal(c.n_identities, 3);
+  const rc_identity_cfg_t *a = &c.identities[0], *p = &c.identities[1], *r = &c.identities[2];
+  assert_string_equal(a->name, "alice");
+  assert_int_equal(a->nroles, 2);
+  assert_string_equal(a->roles[0], "approver");
+  assert_string_equal(a->roles[1], "viewer");
+  assert_int_equal(a->ngroups, 1);
+  assert_string_equal(a->groups[0], "sre");
+  assert_string_equal(a->token_env, "RIPCORD_TOKEN_ALICE");
+  assert_null(a->token_file);
+  assert_int_equal(a->line, 2);
+  assert_int_equal(a->col, 5);
+  assert_string_equal(p->name, "prometheus@k8s.local");
+  assert_int_equal(p->nroles, 1);
+  assert_string_equal(p->roles[0], "writer");
+  assert_int_equal(p->ngroups, 0);
+  assert_null(p->groups);
+  assert_null(p->token_env);
+  assert_string_equal(p->token_file, "/run/secrets/prom");
+  assert_int_equal(p->line, 6);
+  assert_string_equal(r->name, "root-1_x");
+  assert_int_equal(r->nroles, 3);
+  assert_string_equal(r->roles[2], "deployer");
+  assert_int_equal(r->ngroups, 0);
+  assert_string_equal(r->token_env, "T");
+  assert_int_equal(r->line, 10);
+  rc_config_free(&c);
+  /* An explicitly empty list is open mode, as is a config without the key. */
+  assert_int_equal(rc_config_parse("i.yml", "identities: []\n", 15, &c, &e), 0);
+  assert_int_equal(c.n_identities, 0);
+  assert_null(c.identities);
+  rc_config_free(&c);
+}
+
 static void test_bad(void **st) {
   (void)st;
   static const struct { const char *y; int line, col; const char *msg; } t[] = {
@@ -111,6 +160,53 @@ static void test_bad(void **st) {
       {"receivers:\n  - {name: a, url: 'http://x'}\n  - {name: a, url: 'http://y'}\n", 3, 5,
        "duplicate receiver name"},
       {"receivers: []\nreceivers: []\n", 2, 1, "duplicate key \"receivers\""},
+      /* identities: (issue 6). I is a valid identity's head, to vary one thing at a time. */
+#define I "identities:\n  - name: a\n    roles: [viewer]\n"
+      {"identities: x\n", 1, 13, "identities must be a list of mappings"},
+      {"identities:\n  - x\n", 2, 5, "an identity must be a mapping"},
+      {I "    token_env: A\n    rolez: [x]\n", 5, 5,
+       "unknown key \"rolez\" in an identity (known: name, roles, groups, token_env, "
+       "token_file)"},
+      {I "    token: 0123456789abcdef\n", 4, 5,
+       "tokens are never written in the config: use token_env (a variable) or token_file"},
+      {"identities:\n  - name: a\n    roles: [viewer, root]\n    token_env: A\n", 3, 21,
+       "unknown role \"root\" (known: writer, deployer, approver, admin, viewer)"},
+      {"identities:\n  - name: a\n    roles: []\n    token_env: A\n", 3, 12,
+       "roles must be a non-empty list"},
+      {"identities:\n  - name: a\n    roles: viewer\n    token_env: A\n", 3, 12,
+       "roles must be a non-empty list"},
+      {"identities:\n  - name: a\n    roles:\n    token_env: A\n", 3, 11,
+       "roles must be a non-empty list"},
+      {"identities:\n  - name: a\n    roles: [viewer, \"\"]\n    token_env: A\n", 3, 21,
+       "roles entries must be non-empty strings"},
+      {"identities:\n  - name: a\n    token_env: A\n", 2, 5, "an identity needs roles"},
+      {"identities:\n  - roles: [viewer]\n    token_env: A\n", 2, 5, "an identity needs a name"},
+      {"identities:\n  - name: \"\"\n    roles: [viewer]\n    token_env: A\n", 2, 11,
+       "name must be a non-empty string"},
+      {"identities:\n  - name: al ice\n    roles: [viewer]\n    token_env: A\n", 2, 11,
+       "a name is 1 to 64 characters of A-Z a-z 0-9 . _ @ -"},
+      {"identities:\n  - name: \"a:b\"\n    roles: [viewer]\n    token_env: A\n", 2, 11,
+       "a name is 1 to 64 characters"},
+      {"identities:\n  - name: \"a\\0b\"\n    roles: [viewer]\n    token_env: A\n", 2, 11,
+       "a name is 1 to 64 characters"},
+      {"identities:\n  - name: "
+       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n" /* 65 */
+       "    roles: [viewer]\n    token_env: A\n", 2, 11, "a name is 1 to 64 characters"},
+      {I "    token_env: A\n  - name: b\n    roles: [writer]\n    token_env: B\n"
+         "  - name: a\n    roles: [writer]\n    token_env: C\n", 8, 11,
+       "duplicate identity name \"a\" (first at line 2)"},
+      {I, 2, 5, "an identity needs token_env or token_file"},
+      {I "    token_env: A\n    token_file: /run/a\n", 2, 5,
+       "an identity takes token_env or token_file, not both"},
+      {I "    token_env: A\n    token_env: B\n", 5, 5, "duplicate key \"token_env\" in an identity"},
+      {I "    token_env: \"\"\n", 4, 16, "token_env must be a non-empty string"},
+      {I "    token_file: [a]\n", 4, 17, "token_file must be a non-empty string"},
+      {I "    token_env: A\n    groups: sre\n", 5, 13, "groups must be a list of names"},
+      {I "    token_env: A\n    groups: [sre, {a: b}]\n", 5, 19,
+       "groups entries must be non-empty strings"},
+      {"identities: []\nidentities: []\n", 2, 1, "duplicate key \"identities\""},
+      {"identity: []\n", 1, 1, "(known: rule_files, select, rules, receivers, identities)"},
+#undef I
   };
   for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
     rc_config_t c;
@@ -131,6 +227,7 @@ int main(void) {
       cmocka_unit_test(test_bundled_example),
       cmocka_unit_test(test_bad),
       cmocka_unit_test(test_rules_settings),
+      cmocka_unit_test(test_identities),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
