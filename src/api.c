@@ -2,6 +2,7 @@
 #include "api.h"
 
 #include <http_parser.h>
+#include <jansson.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <uv.h>
 
 #include "deploys.h"
+#include "log.h"
 #include "stats.h"
 
 static int path_is(const rc_http_request_t *req, const char *p) {
@@ -55,9 +57,56 @@ static void render_store(rc_buf_t *o, rc_ingest_t *ing) {
   }
 }
 
+/* 401/403 before any handler: JSON under /api/v1/ (except remote write, whose clients log
+ * text), text elsewhere; 401 carries the challenge. Repeated failures are logged at most
+ * every 10 s per kind (a Prometheus with a stale token retries forever). */
+static void deny(const rc_http_request_t *req, rc_http_response_t *res, int status,
+                 const char *why) {
+  static rc_complaint_t c401, c403;
+  res->status = status;
+  if (status == 401) rc_buf_printf(&res->headers, "WWW-Authenticate: %s\r\n", RC_AUTH_CHALLENGE);
+  int json = req->path_len > 8 && memcmp(req->path, "/api/v1/", 8) == 0 &&
+             !path_is(req, "/api/v1/write");
+  if (json) {
+    res->content_type = "application/json";
+    json_t *doc = json_pack("{s:s,s:s,s:s}", "status", "error", "errorType",
+                            status == 401 ? "unauthorized" : "forbidden", "error", why);
+    char *s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    rc_buf_puts(&res->body, s ? s : "{\"status\":\"error\"}");
+    rc_buf_puts(&res->body, "\n");
+    free(s);
+    json_decref(doc);
+  } else {
+    rc_buf_printf(&res->body, "%s: %s\n", status == 401 ? "unauthorized" : "forbidden", why);
+  }
+  char q[200], p[120];
+  rc_log_complain(status == 401 ? &c401 : &c403, uv_hrtime() / 1000000, 10000, RC_LOG_WARN,
+                  status == 401 ? "request not authenticated" : "request not allowed",
+                  "path=%s reason=%s", rc_log_quote(p, sizeof(p), req->path, req->path_len),
+                  rc_log_quote(q, sizeof(q), why, strlen(why)));
+}
+
 void rc_api_handle(void *ctx, const rc_http_request_t *req, rc_http_response_t *res) {
   rc_api_t *api = ctx;
   rc_handler_t h = RC_HANDLER_OTHER;
+  const rc_identity_t *who = NULL;
+  if (api->auth != NULL && rc_auth_count(api->auth) > 0 &&
+      rc_auth_required(req->method, req->path, req->path_len) != 0) {
+    char why[300];
+    int st = rc_auth_check(api->auth, req, &who, why, sizeof(why));
+    if (st != 0) {
+      deny(req, res, st, why);
+      rc_stats_request(path_is(req, "/api/v1/write") ? RC_HANDLER_WRITE : RC_HANDLER_OTHER,
+                       res->status, uv_hrtime() - req->complete_ns);
+      return;
+    }
+  }
+  /* The voter and the requester, as the approval gate sees them. */
+  rc_voter_t voter = {0};
+  if (who != NULL)
+    voter = (rc_voter_t){.name = who->name,
+                         .is_approver = (who->roles & (RC_ROLE_APPROVER | RC_ROLE_ADMIN)) != 0,
+                         .groups = (const char *const *)who->groups, .ngroups = who->ngroups};
   if (path_is(req, "/api/v1/write")) {
     h = RC_HANDLER_WRITE;
     rc_ingest_handle_write(api->ingest, req, res);
@@ -161,9 +210,9 @@ void rc_api_handle(void *ctx, const rc_http_request_t *req, rc_http_response_t *
   } else if (rc_deploys_handle(api->db, req, res)) {
     h = RC_HANDLER_STATUS;
     if (res->status == 201 && api->deployed != NULL) api->deployed(api->deployed_ctx);
-  } else if (rc_approvals_handle(api->approvals, req, NULL, res)) {
+  } else if (rc_approvals_handle(api->approvals, req, who ? &voter : NULL, res)) {
     h = RC_HANDLER_STATUS;
-  } else if (rc_actions_handle(api->actions, req, NULL, res)) {
+  } else if (rc_actions_handle(api->actions, req, who ? who->name : NULL, res)) {
     h = RC_HANDLER_STATUS;
   } else {
     res->status = 404;

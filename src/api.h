@@ -1,11 +1,14 @@
 /* api.h: the HTTP routes — which path goes to which handler — plus the small handlers that
  * are not worth a file of their own: /metrics, /-/healthy, /-/ready, /api/v1/status/ingest,
  * /api/v1/rules (the engine renders it), /api/v1/query, POST /-/reload; the deploy registry's
- * routes are deploys.c's. Runs on the loop thread. */
+ * routes are deploys.c's. Every request is first authenticated and its role checked
+ * (auth.h): 401 or 403 with a one-line reason before any handler runs. Runs on the loop
+ * thread. */
 #ifndef RC_API_H
 #define RC_API_H
 
 #include "actions.h"
+#include "auth.h"
 #include "db.h"
 #include "delivery.h"
 #include "engine.h"
@@ -18,6 +21,7 @@ typedef struct rc_api {
   rc_db_t *db;         /* borrowed: the embedded store (deploy registry); may be NULL */
   rc_actions_t *actions;   /* borrowed; may be NULL */
   rc_approvals_t *approvals; /* borrowed; may be NULL */
+  rc_auth_t *auth;         /* borrowed; NULL or no identities: every request allowed */
   rc_delivery_t *delivery; /* borrowed; may be NULL */
   /* POST /-/reload: reloads the rules; 0 or an error with a one-line reason in why. */
   int (*reload)(void *ctx, char *why, size_t why_cap);

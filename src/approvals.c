@@ -43,6 +43,15 @@ static void fmt_time(int64_t ms, char *out, size_t cap) {
   snprintf(out + n, cap - n, ".%03dZ", (int)(ms % 1000));
 }
 
+void rc_approval_cfg_free(rc_approval_cfg_t *c) {
+  for (uint32_t i = 0; i < c->napprovers; i++) free(c->approvers[i]);
+  for (uint32_t i = 0; i < c->ngroups; i++) free(c->groups[i]);
+  free(c->approvers);
+  free(c->groups);
+  memset(c, 0, sizeof(*c));
+  c->when_always = -1;
+}
+
 void rc_gate_free(rc_gate_t *g) {
   json_decref(g->approvers);
   memset(g, 0, sizeof(*g));

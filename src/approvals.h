@@ -32,17 +32,12 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "approval_cfg.h"
 #include "db.h"
 #include "http.h"
 #include "rules.h"
 
 typedef struct rc_approvals rc_approvals_t;
-
-/* One config approvals: entry: environment ("*" for any) and its policy. */
-typedef struct rc_approval_env_cfg {
-  char *environment;
-  rc_approval_cfg_t policy;
-} rc_approval_env_cfg_t;
 
 /* The policy in force for one request. */
 typedef struct rc_gate {

@@ -73,7 +73,7 @@ int rc_parse_size(const char *s, uint64_t *out) {
  *----------------------------------------------------------------------------------------*/
 
 typedef enum { F_STR, F_DUR, F_SIZE, F_U32, F_LEVEL, F_STATUS, F_NAMES, F_DECODER, F_RULES,
-               F_COMPAT } kind_t;
+               F_COMPAT, F_BOOL } kind_t;
 
 typedef struct flag {
   const char *name;
@@ -89,6 +89,7 @@ static const flag_t flags[] = {
     {"web.listen-address", F_STR, OFF(listen_address), 0, 0, "Address to listen on for remote write and the API."},
     {"storage.path", F_STR, OFF(storage_path), 0, 0, "Directory for ripcord's state (SQLite)."},
     {"log.level", F_LEVEL, OFF(log_level), 0, 0, "Only log messages with this level or above: debug, info, warn, error."},
+    {"web.insecure", F_BOOL, OFF(web_insecure), 0, 0, "Allow listening on a non-loopback address with no identities configured (every request allowed). Default false."},
     {"web.max-connections", F_U32, OFF(http.max_connections), 1, 1000000, "Maximum simultaneous connections."},
     {"web.max-body-size", F_SIZE, OFF(http.max_body_bytes), 1024, 1ull << 32, "Largest request body accepted, as sent (compressed)."},
     {"web.max-header-size", F_SIZE, OFF(http.max_header_bytes), 256, 64ull << 20, "Largest request line plus headers."},
@@ -191,6 +192,11 @@ static int set_flag(const flag_t *fl, const char *v, rc_options_t *o, rc_err_t *
                           fl->name, RC_CLI_MAX_RULE_FILES);
       o->rule_files[o->n_rule_files++] = v;
       return 0;
+    case F_BOOL:
+      if (strcmp(v, "true") == 0) *(int *)dst = 1;
+      else if (strcmp(v, "false") == 0) *(int *)dst = 0;
+      else return rc_err_set(err, RC_EINVAL, "--%s: \"%s\" must be true or false", fl->name, v);
+      return 0;
     case F_COMPAT:
       if (strcmp(v, "prometheus-3") == 0) *(int *)dst = 0;
       else if (strcmp(v, "prometheus-2") == 0) *(int *)dst = 1;
@@ -262,6 +268,7 @@ int rc_cli_parse(int argc, char **argv, rc_options_t *o, rc_err_t *err) {
     if (fl == NULL)
       return rc_err_set(err, RC_EINVAL, "unknown flag \"--%.*s\" (try --help)", (int)nl, name);
     const char *v = eq ? eq + 1 : NULL;
+    if (v == NULL && fl->kind == F_BOOL) v = "true"; /* --web.insecure alone */
     if (v == NULL) {
       if (i + 1 >= argc) return rc_err_set(err, RC_EINVAL, "--%s needs a value", fl->name);
       v = argv[++i];

@@ -24,6 +24,7 @@ typedef struct rc_options {
   rc_cmd_t cmd;
   const char *config_file;    /* NULL: embedded defaults */
   const char *listen_address;
+  int web_insecure;             /* listen beyond loopback without identities */
   const char *storage_path;
   rc_log_level_t log_level;
   rc_http_config_t http;

@@ -228,8 +228,8 @@ static int identity_name_ok(const unsigned char *s, size_t n) {
 
 /* An identity's roles: (known role names, at least one) or groups: (any non-empty names,
  * possibly none), as a block or flow list. */
-static int parse_id_list(yaml_parser_t *p, const char *name, int roles, char ***items,
-                         size_t *n, rc_err_t *err) {
+static int parse_id_list(yaml_parser_t *p, const char *name, const char *key, int roles,
+                         char ***items, size_t *n, rc_err_t *err) {
   static const char *const roles_list = "writer, deployer, approver, admin, viewer";
   yaml_event_t ev;
   char what[160];
@@ -237,7 +237,7 @@ static int parse_id_list(yaml_parser_t *p, const char *name, int roles, char ***
   if (rc) return rc;
   if (ev.type != YAML_SEQUENCE_START_EVENT) {
     if (roles) snprintf(what, sizeof(what), "roles must be a non-empty list of %s", roles_list);
-    else snprintf(what, sizeof(what), "groups must be a list of names");
+    else snprintf(what, sizeof(what), "%s must be a list of names", key);
     rc = ev_err(err, name, &ev, what);
     yaml_event_delete(&ev);
     return rc;
@@ -255,8 +255,7 @@ static int parse_id_list(yaml_parser_t *p, const char *name, int roles, char ***
       return 0;
     }
     if (ev.type != YAML_SCALAR_EVENT || ev.data.scalar.length == 0) {
-      snprintf(what, sizeof(what), "%s entries must be non-empty strings",
-               roles ? "roles" : "groups");
+      snprintf(what, sizeof(what), "%s entries must be non-empty strings", key);
       rc = ev_err(err, name, &ev, what);
       yaml_event_delete(&ev);
       return rc;
@@ -342,8 +341,8 @@ static int parse_identities(yaml_parser_t *p, const char *name, rc_config_t *c, 
       seen[k] = 1;
       yaml_event_delete(&ev);
       if (k == K_ROLES || k == K_GROUPS) {
-        rc = k == K_ROLES ? parse_id_list(p, name, 1, &id->roles, &id->nroles, err)
-                          : parse_id_list(p, name, 0, &id->groups, &id->ngroups, err);
+        rc = k == K_ROLES ? parse_id_list(p, name, "roles", 1, &id->roles, &id->nroles, err)
+                          : parse_id_list(p, name, "groups", 0, &id->groups, &id->ngroups, err);
         if (rc) return rc;
         continue;
       }
@@ -381,6 +380,120 @@ static int parse_identities(yaml_parser_t *p, const char *name, rc_config_t *c, 
       return mark_err(err, name, at, "an identity needs token_env or token_file");
     if (id->token_env != NULL && id->token_file != NULL)
       return mark_err(err, name, at, "an identity takes token_env or token_file, not both");
+  }
+}
+
+/*------------------------------------------------------------------------------------------
+ * approvals: the approval gate's policy per environment (issue 6)
+ *----------------------------------------------------------------------------------------*/
+
+/* approvals: a list of mappings (environment, when, required, approvers, approver_groups,
+ * timeout). Appended as soon as an entry starts, so rc_config_free cleans up after errors. */
+static int parse_approvals(yaml_parser_t *p, const char *name, rc_config_t *c, rc_err_t *err) {
+  static const char *const keys[] = {"environment", "when", "required", "approvers",
+                                     "approver_groups", "timeout"};
+  enum { K_ENV, K_WHEN, K_REQ, K_IDS, K_GROUPS, K_TIMEOUT, NKEYS };
+  yaml_event_t ev;
+  int rc = next(p, &ev, name, err);
+  if (rc) return rc;
+  if (ev.type != YAML_SEQUENCE_START_EVENT) {
+    rc = ev_err(err, name, &ev, "approvals must be a list of mappings (environment, required, "
+                                "approvers, approver_groups, timeout, when)");
+    yaml_event_delete(&ev);
+    return rc;
+  }
+  yaml_event_delete(&ev);
+  for (;;) {
+    if ((rc = next(p, &ev, name, err))) return rc;
+    if (ev.type == YAML_SEQUENCE_END_EVENT) {
+      yaml_event_delete(&ev);
+      return 0;
+    }
+    if (ev.type != YAML_MAPPING_START_EVENT) {
+      rc = ev_err(err, name, &ev, "an approvals entry must be a mapping (environment, ...)");
+      yaml_event_delete(&ev);
+      return rc;
+    }
+    yaml_mark_t at = ev.start_mark;
+    yaml_event_delete(&ev);
+    rc_approval_env_cfg_t *nv = realloc(c->approvals, (c->n_approvals + 1) * sizeof(*nv));
+    if (nv == NULL) return rc_err_set(err, RC_ENOMEM, "out of memory");
+    c->approvals = nv;
+    rc_approval_env_cfg_t *e = &c->approvals[c->n_approvals++];
+    memset(e, 0, sizeof(*e));
+    e->policy.when_always = -1;
+    e->line = (int)at.line + 1;
+    int seen[NKEYS] = {0};
+    for (;;) {
+      if ((rc = next(p, &ev, name, err))) return rc;
+      if (ev.type == YAML_MAPPING_END_EVENT) {
+        yaml_event_delete(&ev);
+        break;
+      }
+      int k = -1;
+      for (int i = 0; i < NKEYS; i++)
+        if (scalar_is(&ev, keys[i])) k = i;
+      if (k < 0 || seen[k]) {
+        char what[200];
+        snprintf(what, sizeof(what),
+                 k < 0 ? "unknown key \"%.40s\" in an approvals entry (known: environment, when, "
+                         "required, approvers, approver_groups, timeout)"
+                       : "duplicate key \"%.40s\" in an approvals entry",
+                 ev.type == YAML_SCALAR_EVENT ? (const char *)ev.data.scalar.value : "?");
+        rc = ev_err(err, name, &ev, what);
+        yaml_event_delete(&ev);
+        return rc;
+      }
+      seen[k] = 1;
+      yaml_event_delete(&ev);
+      if (k == K_IDS || k == K_GROUPS) {
+        size_t n = 0;
+        char **items = NULL;
+        rc = parse_id_list(p, name, keys[k], 0, &items, &n, err);
+        if (k == K_IDS) e->policy.approvers = items, e->policy.napprovers = (uint32_t)n;
+        else e->policy.groups = items, e->policy.ngroups = (uint32_t)n;
+        e->policy.has_approvers = 1;
+        if (rc) return rc;
+        if (n == 0) return mark_err(err, name, at, "an empty approvers list means nobody could "
+                                                   "approve; leave it out for any approver");
+        continue;
+      }
+      if ((rc = next(p, &ev, name, err))) return rc;
+      const char *v = ev.type == YAML_SCALAR_EVENT ? (const char *)ev.data.scalar.value : NULL;
+      char what[160] = "";
+      if (v == NULL || ev.data.scalar.length == 0 || strlen(v) != ev.data.scalar.length) {
+        snprintf(what, sizeof(what), "approvals: %s must be a non-empty string", keys[k]);
+      } else if (k == K_ENV) {
+        for (size_t i = 0; i + 1 < c->n_approvals && !what[0]; i++)
+          if (strcmp(c->approvals[i].environment, v) == 0)
+            snprintf(what, sizeof(what), "duplicate approvals entry for environment \"%.60s\" "
+                     "(first at line %d)", v, c->approvals[i].line);
+        if (!what[0] && (e->environment = strdup(v)) == NULL) {
+          yaml_event_delete(&ev);
+          return rc_err_set(err, RC_ENOMEM, "out of memory");
+        }
+      } else if (k == K_WHEN) {
+        if (strcmp(v, "always") == 0) e->policy.when_always = 1;
+        else if (strcmp(v, "needed") == 0) e->policy.when_always = 0;
+        else snprintf(what, sizeof(what), "approvals: when must be needed or always");
+      } else if (k == K_REQ) {
+        char *end;
+        long x = strtol(v, &end, 10);
+        if (*v < '0' || *v > '9' || *end || x < 1 || x > 16)
+          snprintf(what, sizeof(what), "approvals: required must be a whole number from 1 to 16");
+        else e->policy.required = (int)x;
+      } else if (k == K_TIMEOUT) {
+        uint64_t ms = 0;
+        if (rc_parse_duration_ms(v, &ms) != 0 || ms < 1000 || ms > 7 * 86400000ull)
+          snprintf(what, sizeof(what), "approvals: timeout must be a duration from 1s to 7d");
+        else e->policy.timeout_ms = (int64_t)ms;
+      }
+      if (what[0]) rc = ev_err(err, name, &ev, what);
+      yaml_event_delete(&ev);
+      if (rc) return rc;
+    }
+    if (e->environment == NULL)
+      return mark_err(err, name, at, "an approvals entry needs an environment (or \"*\")");
   }
 }
 
@@ -445,7 +558,7 @@ int rc_config_parse(const char *name, const char *text, size_t len, rc_config_t 
   yaml_parser_t p;
   yaml_event_t ev;
   int rc = 0, depth = 0, seen_rule_files = 0, seen_select = 0, seen_rules = 0, seen_recv = 0,
-      seen_ids = 0;
+      seen_ids = 0, seen_appr = 0;
   if (!yaml_parser_initialize(&p)) return rc_err_set(err, RC_ENOMEM, "out of memory");
   yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
   /* stream-start, then an optional document holding one mapping. */
@@ -526,6 +639,15 @@ int rc_config_parse(const char *name, const char *text, size_t len, rc_config_t 
       seen_ids = 1;
       yaml_event_delete(&ev);
       if ((rc = parse_identities(&p, name, c, err))) goto out;
+    } else if (strcmp(key, "approvals") == 0) {
+      if (seen_appr) {
+        rc = ev_err(err, name, &ev, "duplicate key \"approvals\"");
+        yaml_event_delete(&ev);
+        goto out;
+      }
+      seen_appr = 1;
+      yaml_event_delete(&ev);
+      if ((rc = parse_approvals(&p, name, c, err))) goto out;
     } else if (strcmp(key, "rules") == 0) {
       if (seen_rules) {
         rc = ev_err(err, name, &ev, "duplicate key \"rules\"");
@@ -538,7 +660,8 @@ int rc_config_parse(const char *name, const char *text, size_t len, rc_config_t 
     } else {
       char what[200];
       snprintf(what, sizeof(what),
-               "unknown key \"%.60s\" (known: rule_files, select, rules, receivers, identities)",
+               "unknown key \"%.60s\" (known: rule_files, select, rules, receivers, identities, "
+               "approvals)",
                key);
       rc = ev_err(err, name, &ev, what);
       yaml_event_delete(&ev);
@@ -614,6 +737,11 @@ void rc_config_free(rc_config_t *c) {
     free(id->name), free(id->token_env), free(id->token_file);
   }
   free(c->identities);
+  for (size_t i = 0; i < c->n_approvals; i++) {
+    free(c->approvals[i].environment);
+    rc_approval_cfg_free(&c->approvals[i].policy);
+  }
+  free(c->approvals);
   free(c->path);
   memset(c, 0, sizeof(*c));
 }

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "approval_cfg.h"
 #include "rc.h"
 
 #define RC_CONFIG_RULES_KEYS 7
@@ -40,6 +41,10 @@ typedef struct rc_config {
    * them. None configured means open mode. */
   struct rc_identity_cfg *identities;
   size_t n_identities;
+  /* approvals: the approval gate's policy per environment ("*": any other), under each
+   * rule's own action.approval: (approvals.h). */
+  rc_approval_env_cfg_t *approvals;
+  size_t n_approvals;
 } rc_config_t;
 
 typedef struct rc_receiver_cfg {

@@ -18,6 +18,7 @@
 #include "check.h"
 #include "actions.h"
 #include "approvals.h"
+#include "auth.h"
 #include "db.h"
 #include "delivery.h"
 #include "deploys.h"
@@ -55,6 +56,7 @@ typedef struct daemon {
   rc_delivery_t *delivery;   /* owned: the outbox's courier (loop handles) */
   rc_actions_t *actions;     /* owned: firings -> rollback events (loop handle) */
   rc_approvals_t *approvals; /* owned: the approval gate (loop timer) */
+  rc_auth_t *auth;           /* owned: identities (token hashes), immutable while serving */
   rc_db_t *db;               /* owned: the embedded store (deploy registry) */
 } daemon_t;
 
@@ -82,6 +84,8 @@ static int build_selection(daemon_t *d, const rc_config_t *cfg) {
 
 /* Frees what the daemon owns besides the loop's handles: the engine, the selectors, the store. */
 static void free_owned(daemon_t *d) {
+  rc_auth_free(d->auth);
+  d->auth = NULL;
   rc_engine_free(d->engine); /* its index borrows the selectors */
   d->engine = NULL;
   rc_db_close(d->db);
@@ -374,13 +378,35 @@ static int serve(const rc_options_t *o) {
     }
     rc_log(RC_LOG_INFO, "configuration loaded", "file=%s rule_files=%d", o->config_file, n);
   }
+  /* Identities before anything listens or writes: a bad token source refuses to start. */
+  if (rc_auth_new(cfg.identities, cfg.n_identities, &d.auth, &err) != 0) {
+    rc_log(RC_LOG_ERROR, "cannot load identities", "err=\"%s\"", err.msg);
+    rc_config_free(&cfg);
+    return 1;
+  }
+  if (rc_auth_count(d.auth) == 0) {
+    if (!rc_auth_addr_is_loopback(o->listen_address) && !o->web_insecure) {
+      rc_log(RC_LOG_ERROR, "refusing to listen beyond loopback without authentication",
+             "address=%s hint=\"configure identities: with tokens, or pass --web.insecure\"",
+             o->listen_address);
+      free_owned(&d);
+      rc_config_free(&cfg);
+      return 1;
+    }
+    rc_log(RC_LOG_WARN, "no identities configured: every request is allowed, approvals are off",
+           "address=%s", o->listen_address);
+  } else {
+    rc_log(RC_LOG_INFO, "identities loaded", "count=%zu", rc_auth_count(d.auth));
+  }
   if (make_dirs(o->storage_path, &err) != 0) {
     rc_log(RC_LOG_ERROR, "storage path unusable", "err=\"%s\"", err.msg);
+    free_owned(&d);
     rc_config_free(&cfg);
     return 1;
   }
   if (rc_db_open(o->storage_path, &d.db, &err) != 0) {
     rc_log(RC_LOG_ERROR, "cannot open the embedded store", "err=\"%s\"", err.msg);
+    free_owned(&d);
     rc_config_free(&cfg);
     return 1;
   }
@@ -394,7 +420,7 @@ static int serve(const rc_options_t *o) {
                            .cooldown_ms = (int64_t)o->rollback_cooldown_ms};
   if (rc_delivery_new(d.loop, d.db, cfg.receivers, cfg.n_receivers, &d.delivery, &err) != 0 ||
       rc_actions_new(d.loop, d.db, d.delivery, &acfg, &d.actions, &err) != 0 ||
-      rc_approvals_new(d.loop, d.db, NULL, 0, &d.approvals, &err) != 0) {
+      rc_approvals_new(d.loop, d.db, cfg.approvals, cfg.n_approvals, &d.approvals, &err) != 0) {
     rc_log(RC_LOG_ERROR, "cannot set up rollback actions", "err=\"%s\"", err.msg);
     free_owned(&d);
     rc_config_free(&cfg);
@@ -444,6 +470,7 @@ static int serve(const rc_options_t *o) {
   d.api.db = d.db;
   d.api.actions = d.actions;
   d.api.approvals = d.approvals;
+  d.api.auth = d.auth;
   d.api.deployed = on_deployed;
   d.api.deployed_ctx = &d;
   d.api.delivery = d.delivery;

@@ -1395,15 +1395,6 @@ static void parse_match(ld_t *l, yaml_node_t *mv, int regex, rc_rule_t *r) {
   }
 }
 
-void rc_approval_cfg_free(rc_approval_cfg_t *c) {
-  for (uint32_t i = 0; i < c->napprovers; i++) free(c->approvers[i]);
-  for (uint32_t i = 0; i < c->ngroups; i++) free(c->groups[i]);
-  free(c->approvers);
-  free(c->groups);
-  memset(c, 0, sizeof(*c));
-  c->when_always = -1;
-}
-
 /* A list of names (approvers:, approver_groups:). */
 static void get_name_list(ld_t *l, yaml_node_t *k, yaml_node_t *v, const char *what,
                           char ***out, uint32_t *n) {

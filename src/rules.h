@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "approval_cfg.h"
 #include "promql.h"
 #include "rc.h"
 
@@ -56,22 +57,6 @@ typedef struct rc_notify {
   char *target;          /* "#deployments", "on-call", ... */
 } rc_notify_t;
 
-/* An approval policy as written in a rule's action.approval: or the config's approvals:
- * (approvals.h resolves the layers). Unset fields inherit: when_always -1, required 0,
- * timeout_ms 0, has_approvers 0. */
-typedef struct rc_approval_cfg {
-  int when_always;       /* 1: every rollback of the rule waits for people; 0: only when it
-                          * cannot be automatic (irreversible migration, window passed) */
-  int required;          /* approvals needed */
-  int64_t timeout_ms;    /* the request expires this long after it is made */
-  char **approvers;      /* eligible identities ... */
-  uint32_t napprovers;
-  char **groups;         /* ... and groups (approvers: and approver_groups:) */
-  uint32_t ngroups;
-  int has_approvers;     /* either list was given: only those are eligible */
-} rc_approval_cfg_t;
-
-void rc_approval_cfg_free(rc_approval_cfg_t *c);
 
 typedef struct rc_rule {
   char *file;            /* path it was loaded from */

@@ -205,7 +205,30 @@ static void test_bad(void **st) {
       {I "    token_env: A\n    groups: [sre, {a: b}]\n", 5, 19,
        "groups entries must be non-empty strings"},
       {"identities: []\nidentities: []\n", 2, 1, "duplicate key \"identities\""},
-      {"identity: []\n", 1, 1, "(known: rule_files, select, rules, receivers, identities)"},
+      {"identity: []\n", 1, 1, "(known: rule_files, select, rules, receivers, identities, "
+                               "approvals)"},
+      {"approvals: x\n", 1, 12, "approvals must be a list of mappings"},
+      {"approvals:\n  - production\n", 2, 5, "an approvals entry must be a mapping"},
+      {"approvals:\n  - required: 2\n", 2, 5, "needs an environment"},
+      {"approvals:\n  - environment: production\n    requierd: 2\n", 3, 5,
+       "unknown key \"requierd\" in an approvals entry"},
+      {"approvals:\n  - environment: production\n    required: 0\n", 3, 15, "1 to 16"},
+      {"approvals:\n  - environment: production\n    required: two\n", 3, 15, "1 to 16"},
+      {"approvals:\n  - environment: production\n    timeout: soon\n", 3, 14, "from 1s to 7d"},
+      {"approvals:\n  - environment: production\n    timeout: 8d\n", 3, 14, "from 1s to 7d"},
+      {"approvals:\n  - environment: production\n    when: sometimes\n", 3, 11,
+       "when must be needed or always"},
+      {"approvals:\n  - environment: production\n    approvers: alice\n", 3, 16,
+       "approvers must be a list of names"},
+      {"approvals:\n  - environment: production\n    approvers: []\n", 2, 5,
+       "nobody could approve"},
+      {"approvals:\n  - environment: production\n    approver_groups: [\"\"]\n", 3, 23,
+       "approver_groups entries must be non-empty strings"},
+      {"approvals:\n  - environment: production\n    required: 2\n    required: 3\n", 4, 5,
+       "duplicate key \"required\" in an approvals entry"},
+      {"approvals:\n  - {environment: prod}\n  - {environment: prod}\n", 3, 19,
+       "duplicate approvals entry for environment \"prod\" (first at line 2)"},
+      {"approvals: []\napprovals: []\n", 2, 1, "duplicate key \"approvals\""},
 #undef I
   };
   for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
@@ -221,11 +244,41 @@ static void test_bad(void **st) {
   assert_int_equal(rc_config_load("/nonexistent/ripcord.yml", &c, &e), RC_EIO);
 }
 
+static void test_approvals_cfg(void **st) {
+  (void)st;
+  static const char y[] = "approvals:\n"
+                          "  - environment: production\n"
+                          "    required: 3\n"
+                          "    approvers: [alice, bob]\n"
+                          "    approver_groups: [sre]\n"
+                          "    timeout: 15m\n"
+                          "    when: always\n"
+                          "  - environment: \"*\"\n"
+                          "    required: 1\n";
+  rc_config_t c;
+  rc_err_t e = {0};
+  if (rc_config_parse("a.yml", y, strlen(y), &c, &e) != 0) fail_msg("%s", e.msg);
+  assert_int_equal(c.n_approvals, 2);
+  assert_string_equal(c.approvals[0].environment, "production");
+  assert_int_equal(c.approvals[0].policy.required, 3);
+  assert_int_equal(c.approvals[0].policy.when_always, 1);
+  assert_true(c.approvals[0].policy.timeout_ms == 15 * 60000);
+  assert_int_equal(c.approvals[0].policy.napprovers, 2);
+  assert_string_equal(c.approvals[0].policy.approvers[1], "bob");
+  assert_string_equal(c.approvals[0].policy.groups[0], "sre");
+  assert_int_equal(c.approvals[0].policy.has_approvers, 1);
+  assert_string_equal(c.approvals[1].environment, "*");
+  assert_int_equal(c.approvals[1].policy.when_always, -1);
+  assert_int_equal(c.approvals[1].policy.has_approvers, 0);
+  rc_config_free(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ok),
       cmocka_unit_test(test_bundled_example),
       cmocka_unit_test(test_bad),
+      cmocka_unit_test(test_approvals_cfg),
       cmocka_unit_test(test_rules_settings),
       cmocka_unit_test(test_identities),
   };
