@@ -17,6 +17,7 @@
 #include "api.h"
 #include "check.h"
 #include "actions.h"
+#include "apicli.h"
 #include "approvals.h"
 #include "auth.h"
 #include "db.h"
@@ -516,6 +517,10 @@ int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "check") == 0) return rc_check_main(argc - 1, argv + 1);
   if (argc >= 2 && strcmp(argv[1], "previous-version") == 0)
     return rc_prevcli_main(argc - 1, argv + 1);
+  if (argc >= 2 && strcmp(argv[1], "rollback") == 0)
+    return rc_apicli_rollback_main(argc - 1, argv + 1);
+  if (argc >= 2 && (strcmp(argv[1], "approve") == 0 || strcmp(argv[1], "reject") == 0))
+    return rc_apicli_vote_main(argc - 1, argv + 1);
   rc_options_t o;
   rc_err_t err = {0};
   if (rc_cli_parse(argc, argv, &o, &err) != 0) {
