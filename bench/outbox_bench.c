@@ -61,7 +61,7 @@ int main(int argc, char **argv) {
       int64_t id;
       snprintf(json, sizeof(json),
                "{\"service\":\"s%d\",\"environment\":\"prod\",\"version\":\"v%d\"}", i, v);
-      if (rc_deploys_record_json(db, json, strlen(json), 1000 + v, &id, &err) != 0) return 1;
+      if (rc_deploys_record_json(db, json, strlen(json), 1000 + v, NULL, NULL, &id, &err) != 0) return 1;
     }
   rc_trigger_t trig = {.name = "t", .op = RC_CMP_GE, .threshold = 1, .window_ms = 60000};
   rc_rule_t *rules = calloc((size_t)n, sizeof(*rules));

@@ -262,7 +262,9 @@ static int record(rc_actions_t *a, const firing_t *f, int status, rec_args_t *x)
     if (rc == 0 && cur != NULL && status == ST_ROLLBACK)
       rc = rc_deploys_mark_rolled_back(a->db, cur->id) == 0 ? 0 : -1;
   }
-  if (rc == 0 && inserted) audit_event(a, f, status, x);
+  /* Every firing is a fact for the audit trail, a duplicate included (the trigger fired
+   * again for a deploy that already has its event). */
+  if (rc == 0) audit_event(a, f, status, x);
   if (rc == 0 && exec(h, "COMMIT") == 0) return status;
   exec(h, "ROLLBACK");
   rc_log(RC_LOG_ERROR, "cannot record a rollback event", "err=\"%s\"", sqlite3_errmsg(h));
@@ -502,6 +504,11 @@ static void decide(rc_actions_t *a, const firing_t *f, const char *requester, co
 
 static void handle(rc_actions_t *a, const firing_t *f) {
   if (f->resolved) {
+    char subject[2 * RC_DEPLOY_FIELD_MAX + 2];
+    snprintf(subject, sizeof(subject), "%s/%s", f->service, f->environment);
+    audit(a, f->at_ms, "ripcord", "trigger.resolved", subject,
+          json_pack("{s:s,s:s,s:f}", "trigger", f->trigger, "rule_file", f->file, "value",
+                    f->value));
     handle_resolved(a, f);
     return;
   }
@@ -513,13 +520,10 @@ static void handle(rc_actions_t *a, const firing_t *f) {
 static void audit_event(rc_actions_t *a, const firing_t *f, int status, const rec_args_t *x) {
   char subject[2 * RC_DEPLOY_FIELD_MAX + 2];
   snprintf(subject, sizeof(subject), "%s/%s", f->service, f->environment);
-  const char *action = x->requester                 ? "rollback.requested"
-                       : status == ST_ROLLBACK      ? "rollback.fired"
-                       : status == ST_NEEDS_APPROVAL ? "rollback.needs_approval"
-                                                    : "rollback.recorded";
+  const char *action = x->requester ? "rollback.requested" : "trigger.fired";
   audit(a, f->at_ms, x->requester ? x->requester : "ripcord", action, subject,
         json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:f,s:f,s:s}", "event", (json_int_t)x->event_id,
-                  "status", status_names[status], "key", x->key, "from",
+                  "decision", status_names[status], "key", x->key, "from",
                   x->cur ? x->cur->version : "", "to", x->prev ? x->prev->version : "",
                   "trigger", f->trigger, "value", f->value, "threshold", f->threshold, "reason",
                   x->why ? x->why : ""));

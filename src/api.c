@@ -158,7 +158,7 @@ void rc_api_handle(void *ctx, const rc_http_request_t *req, rc_http_response_t *
       rc_buf_puts(&res->body, "reload not available\n");
     } else {
       char why[300];
-      int rc = api->reload(api->reload_ctx, why, sizeof(why));
+      int rc = api->reload(api->reload_ctx, who ? who->name : NULL, why, sizeof(why));
       res->status = rc == 0 ? 200 : 500;
       rc_buf_printf(&res->body, rc == 0 ? "rules reloaded\n"
                                         : "reload failed, previous rules stay in force: %s\n",
@@ -207,9 +207,11 @@ void rc_api_handle(void *ctx, const rc_http_request_t *req, rc_http_response_t *
         rc_buf_puts(&res->body, api->engine == NULL ? "no rule engine\n" : "out of memory\n");
       }
     }
-  } else if (rc_deploys_handle(api->db, req, res)) {
+  } else if (rc_deploys_handle(api->db, api->audit, req, who ? who->name : NULL, res)) {
     h = RC_HANDLER_STATUS;
     if (res->status == 201 && api->deployed != NULL) api->deployed(api->deployed_ctx);
+  } else if (rc_audit_handle(api->audit, req, res)) {
+    h = RC_HANDLER_STATUS;
   } else if (rc_approvals_handle(api->approvals, req, who ? &voter : NULL, res)) {
     h = RC_HANDLER_STATUS;
   } else if (rc_actions_handle(api->actions, req, who ? who->name : NULL, res)) {

@@ -8,6 +8,7 @@
 #define RC_API_H
 
 #include "actions.h"
+#include "audit.h"
 #include "auth.h"
 #include "db.h"
 #include "delivery.h"
@@ -22,9 +23,10 @@ typedef struct rc_api {
   rc_actions_t *actions;   /* borrowed; may be NULL */
   rc_approvals_t *approvals; /* borrowed; may be NULL */
   rc_auth_t *auth;         /* borrowed; NULL or no identities: every request allowed */
+  rc_audit_t *audit;       /* borrowed; may be NULL */
   rc_delivery_t *delivery; /* borrowed; may be NULL */
   /* POST /-/reload: reloads the rules; 0 or an error with a one-line reason in why. */
-  int (*reload)(void *ctx, char *why, size_t why_cap);
+  int (*reload)(void *ctx, const char *actor, char *why, size_t why_cap);
   void *reload_ctx;
   /* After a deploy is recorded (POST /api/v1/deploys answered 201). */
   void (*deployed)(void *ctx);

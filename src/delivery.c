@@ -61,6 +61,8 @@ struct rc_delivery {
   void (*done)(void *);
   void *done_ctx;
   uint64_t delivered, failed_attempts, gave_up, attempts;
+  rc_delivery_audit_cb audit_cb;
+  void *audit_ctx;
 };
 
 static int64_t wall_ms(void) {
@@ -176,6 +178,10 @@ static void record(rc_delivery_t *d, transfer_t *t, long status, const char *err
   }
   sqlite3_stmt *st = NULL;
   sqlite3 *h = rc_db_handle(d->db);
+  /* A row's end (delivered, or given up at its deadline) is audited with the row update in
+   * one transaction; the attempts between are in the outbox and the metrics. */
+  int final = strcmp(state, "pending") != 0 && d->audit_cb != NULL;
+  if (final && sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) final = 0;
   if (sqlite3_prepare_v2(h,
                          "UPDATE outbox SET state = ?, attempts = ?, next_attempt_at = ?,"
                          " last_status = ?, last_error = ?,"
@@ -194,6 +200,32 @@ static void record(rc_delivery_t *d, transfer_t *t, long status, const char *err
              sqlite3_errmsg(h));
   }
   sqlite3_finalize(st);
+  if (final) {
+    int64_t event_id = 0;
+    char receiver[128] = "";
+    if (sqlite3_prepare_v2(h, "SELECT event_id, receiver FROM outbox WHERE id = ?", -1, &st,
+                           NULL) == SQLITE_OK) {
+      sqlite3_bind_int64(st, 1, t->outbox_id);
+      if (sqlite3_step(st) == SQLITE_ROW) {
+        event_id = sqlite3_column_int64(st, 0);
+        snprintf(receiver, sizeof(receiver), "%s", (const char *)sqlite3_column_text(st, 1));
+      }
+    }
+    sqlite3_finalize(st);
+    char subject[40];
+    snprintf(subject, sizeof(subject), "event:%lld", (long long)event_id);
+    json_t *detail = json_pack("{s:s,s:I,s:i,s:i,s:s}", "receiver", receiver, "outbox",
+                               (json_int_t)t->outbox_id, "attempts", attempts, "status",
+                               (int)status, "error", error ? error : "");
+    d->audit_cb(d->audit_ctx, now, "ripcord", ok ? "delivery.delivered" : "delivery.gave_up",
+                subject, detail);
+    json_decref(detail);
+    if (sqlite3_exec(h, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+      rc_log(RC_LOG_ERROR, "outbox: cannot commit a delivery's end", "err=\"%s\"",
+             sqlite3_errmsg(h));
+      sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+    }
+  }
   if (!ok)
     rc_log(RC_LOG_WARN, strcmp(state, "failed") == 0 ? "webhook delivery gave up"
                                                       : "webhook delivery failed, will retry",
@@ -459,6 +491,11 @@ const char *rc_delivery_receiver_of_type(const rc_delivery_t *d, const char *typ
   for (size_t i = 0; i < d->nrecv; i++)
     if (strcmp(d->recv[i].type, type) == 0) return d->recv[i].name;
   return NULL;
+}
+
+void rc_delivery_set_audit(rc_delivery_t *d, rc_delivery_audit_cb cb, void *ctx) {
+  d->audit_cb = cb;
+  d->audit_ctx = ctx;
 }
 
 const char *rc_delivery_receiver_type(const rc_delivery_t *d, const char *name) {

@@ -20,6 +20,7 @@
 #ifndef RC_DELIVERY_H
 #define RC_DELIVERY_H
 
+#include <jansson.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -34,6 +35,12 @@ typedef struct rc_delivery rc_delivery_t;
  * cannot be read) / RC_ENOMEM with a reason. */
 int rc_delivery_new(uv_loop_t *loop, rc_db_t *db, const rc_receiver_cfg_t *recv, size_t n,
                     rc_delivery_t **out, rc_err_t *err);
+/* Audit hook: called inside the transaction that records a row's end (delivered or given
+ * up at its deadline); detail borrowed. */
+typedef void (*rc_delivery_audit_cb)(void *ctx, int64_t at_ms, const char *actor,
+                                     const char *action, const char *subject,
+                                     const json_t *detail);
+void rc_delivery_set_audit(rc_delivery_t *d, rc_delivery_audit_cb cb, void *ctx);
 /* Looks for due rows now (after an event was written). */
 void rc_delivery_kick(rc_delivery_t *d);
 /* 1 if a receiver of that name is configured; its deadline in *deadline_ms. */

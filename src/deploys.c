@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "log.h"
+
 #define MAX_MIGRATIONS 1000
 
 /* Accepts "2026-11-27T03:00:00Z" / "...+01:00" / fractional seconds, or an integer of ms. */
@@ -75,7 +77,8 @@ static int step_done(sqlite3 *h, sqlite3_stmt *st) {
 }
 
 int rc_deploys_record_json(rc_db_t *db, const char *json, size_t len, int64_t now_ms,
-                           int64_t *id, rc_err_t *err) {
+                           const char *recorded_by, rc_audit_t *audit, int64_t *id,
+                           rc_err_t *err) {
   json_error_t je;
   json_t *o = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
   if (o == NULL) return rc_err_set(err, RC_EPARSE, "invalid JSON at %d:%d: %s", je.line, je.column, je.text);
@@ -139,8 +142,8 @@ int rc_deploys_record_json(rc_db_t *db, const char *json, size_t len, int64_t no
   sqlite3_stmt *st = NULL;
   if (rc == 0 && sqlite3_prepare_v2(h,
                                     "INSERT INTO deploys(service, environment, version, artifact,"
-                                    " deployer, started_at, recorded_at, is_rollback)"
-                                    " VALUES (?,?,?,?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK)
+                                    " deployer, started_at, recorded_at, is_rollback, recorded_by)"
+                                    " VALUES (?,?,?,?,?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK)
     rc = rc_err_set(err, RC_EIO, "database: %s", sqlite3_errmsg(h));
   if (rc == 0) {
     sqlite3_bind_text(st, 1, service, -1, SQLITE_STATIC);
@@ -151,6 +154,7 @@ int rc_deploys_record_json(rc_db_t *db, const char *json, size_t len, int64_t no
     sqlite3_bind_int64(st, 6, started);
     sqlite3_bind_int64(st, 7, now_ms);
     sqlite3_bind_int(st, 8, rb != NULL && json_is_true(rb));
+    if (recorded_by) sqlite3_bind_text(st, 9, recorded_by, -1, SQLITE_STATIC);
     if (step_done(h, st) != 0) rc = rc_err_set(err, RC_EIO, "database: %s", sqlite3_errmsg(h));
     st = NULL;
   }
@@ -182,6 +186,20 @@ int rc_deploys_record_json(rc_db_t *db, const char *json, size_t len, int64_t no
         break;
       }
     }
+  if (rc == 0 && audit != NULL) {
+    /* In the deploy's own transaction: the registry and its audit entry commit together. */
+    char subject[2 * RC_DEPLOY_FIELD_MAX + 2];
+    snprintf(subject, sizeof(subject), "%s/%s", service, env);
+    json_t *detail = json_pack("{s:I,s:s,s:s?,s:s?,s:I,s:b,s:O?}", "deploy", (json_int_t)new_id,
+                               "version", version, "artifact", artifact, "deployer", deployer,
+                               "started_at", (json_int_t)started, "is_rollback",
+                               rb != NULL && json_is_true(rb), "migrations", migs);
+    rc_err_t ae = {0};
+    if (rc_audit_append(audit, now_ms, recorded_by ? recorded_by : "anonymous",
+                        "deploy.recorded", subject, detail, &ae) != 0)
+      rc_log(RC_LOG_ERROR, "cannot append to the audit trail", "err=\"%s\"", ae.msg);
+    json_decref(detail);
+  }
   if (in_tx) {
     if (rc == 0 && sqlite3_exec(h, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
       rc = rc_err_set(err, RC_EIO, "database: %s", sqlite3_errmsg(h));
@@ -368,7 +386,8 @@ static int prev_path(const rc_http_request_t *req, char *svc, char *env, size_t 
   return 1;
 }
 
-int rc_deploys_handle(rc_db_t *db, const rc_http_request_t *req, rc_http_response_t *res) {
+int rc_deploys_handle(rc_db_t *db, rc_audit_t *audit, const rc_http_request_t *req,
+                      const char *actor, rc_http_response_t *res) {
   char svc[RC_DEPLOY_FIELD_MAX], env[RC_DEPLOY_FIELD_MAX], lim[16];
   if (path_eq(req, "/api/v1/deploys")) {
     if (db == NULL) {
@@ -376,7 +395,8 @@ int rc_deploys_handle(rc_db_t *db, const rc_http_request_t *req, rc_http_respons
     } else if (req->method == HTTP_POST) {
       rc_err_t err = {0};
       int64_t id;
-      int rc = rc_deploys_record_json(db, req->body, req->body_len, wall_ms(), &id, &err);
+      int rc = rc_deploys_record_json(db, req->body, req->body_len, wall_ms(), actor, audit, &id,
+                                      &err);
       if (rc == 0) json_reply(res, 201, json_pack("{s:s,s:I}", "status", "success", "id", (json_int_t)id));
       else error_reply(res, rc == RC_EPARSE ? 400 : 500, err.msg);
     } else if (req->method == HTTP_GET || req->method == HTTP_HEAD) {

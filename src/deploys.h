@@ -21,6 +21,7 @@
 
 #include <stdint.h>
 
+#include "audit.h"
 #include "db.h"
 #include "http.h"
 #include "rc.h"
@@ -36,10 +37,13 @@ typedef struct rc_deploy {
   int is_rollback, rolled_back;
 } rc_deploy_t;
 
-/* Records a deploy from its JSON (the POST body). Returns 0 and *id; RC_EPARSE (bad JSON or
- * a bad field: the reason in err, for a 400); RC_EIO. */
+/* Records a deploy from its JSON (the POST body), with the identity that sent it
+ * (recorded_by, may be NULL) and its audit entry in the same transaction (audit may be NULL).
+ * Returns 0 and *id; RC_EPARSE (bad JSON or a bad field: the reason in err, for a 400);
+ * RC_EIO. */
 int rc_deploys_record_json(rc_db_t *db, const char *json, size_t len, int64_t now_ms,
-                           int64_t *id, rc_err_t *err);
+                           const char *recorded_by, rc_audit_t *audit, int64_t *id,
+                           rc_err_t *err);
 /* The current deploy (newest by started_at, then by id) and the one to roll back to.
  * Return 0, RC_ENOENT (none) or RC_EIO. */
 int rc_deploys_current(rc_db_t *db, const char *service, const char *environment,
@@ -50,6 +54,7 @@ int rc_deploys_previous(rc_db_t *db, const char *service, const char *environmen
 int rc_deploys_mark_rolled_back(rc_db_t *db, int64_t id);
 
 /* The HTTP handlers. Each returns 1 when it handled the path. */
-int rc_deploys_handle(rc_db_t *db, const rc_http_request_t *req, rc_http_response_t *res);
+int rc_deploys_handle(rc_db_t *db, rc_audit_t *audit, const rc_http_request_t *req,
+                      const char *actor, rc_http_response_t *res);
 
 #endif

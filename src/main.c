@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <jansson.h>
+#include <openssl/evp.h>
 #include <uv.h>
 
 #include "api.h"
@@ -19,6 +21,7 @@
 #include "actions.h"
 #include "apicli.h"
 #include "approvals.h"
+#include "audit.h"
 #include "auth.h"
 #include "db.h"
 #include "delivery.h"
@@ -58,6 +61,7 @@ typedef struct daemon {
   rc_actions_t *actions;     /* owned: firings -> rollback events (loop handle) */
   rc_approvals_t *approvals; /* owned: the approval gate (loop timer) */
   rc_auth_t *auth;           /* owned: identities (token hashes), immutable while serving */
+  rc_audit_t *audit;         /* owned: the audit trail over db (closed before it) */
   rc_db_t *db;               /* owned: the embedded store (deploy registry) */
 } daemon_t;
 
@@ -89,6 +93,8 @@ static void free_owned(daemon_t *d) {
   d->auth = NULL;
   rc_engine_free(d->engine); /* its index borrows the selectors */
   d->engine = NULL;
+  rc_audit_close(d->audit);
+  d->audit = NULL;
   rc_db_close(d->db);
   d->db = NULL;
   d->engine = NULL;
@@ -99,8 +105,27 @@ static void free_owned(daemon_t *d) {
 /* Loads the config's rule_files and the --rules.file files. Every diagnostic is logged with
  * file:line:col; any error refuses to start, as Prometheus does with a bad rule file, or on a
  * reload keeps the previous rules. *why (may be NULL) gets a one-line reason. */
+/* Lowercase hex SHA-256 of a file's bytes, for the audit trail (which rule text was in
+ * force); "unreadable" when it cannot be read. */
+static void hash_file(const char *path, char out[65]) {
+  snprintf(out, 65, "unreadable");
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) return;
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  unsigned char buf[8192], md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  size_t n;
+  int ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+  while (ok && (n = fread(buf, 1, sizeof(buf), f)) > 0) ok = EVP_DigestUpdate(ctx, buf, n) == 1;
+  ok = ok && !ferror(f) && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1;
+  EVP_MD_CTX_free(ctx);
+  fclose(f);
+  if (!ok) return;
+  for (unsigned int i = 0; i < mdlen && i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
 static int load_rules(const rc_options_t *o, const rc_config_t *cfg, rc_ruleset_t *set,
-                      char *why, size_t why_cap) {
+                      char *why, size_t why_cap, json_t *files /* may be NULL */) {
   rc_err_t err = {0};
   char **paths = NULL;
   size_t np = 0;
@@ -123,6 +148,11 @@ static int load_rules(const rc_options_t *o, const rc_config_t *cfg, rc_ruleset_
   int failed = 0;
   for (size_t i = 0; i < np + o->n_rule_files; i++) {
     const char *path = i < np ? paths[i] : o->rule_files[i - np];
+    if (files != NULL) {
+      char hex[65];
+      hash_file(path, hex);
+      json_object_set_new(files, path, json_string(hex));
+    }
     int rc = rc_rules_load_file(path, &rcfg, set, &d);
     if (rc == RC_ENOMEM) failed = 1;
   }
@@ -222,24 +252,46 @@ static int swap_index(void *ctx, const rc_selindex_t *idx) {
 }
 
 /* Loads everything again; the new set replaces the old only if it loaded without error. */
-static int reload_rules(daemon_t *d, char *why, size_t cap) {
+/* The audit hooks of actions, approvals and delivery: one append inside the caller's
+ * transaction. A failed append is logged and counted, never allowed to stop a rollback. */
+static void audit_hook(void *ctx, int64_t at_ms, const char *actor, const char *action,
+                       const char *subject, const json_t *detail) {
+  rc_err_t err = {0};
+  if (ctx != NULL && rc_audit_append(ctx, at_ms, actor, action, subject, detail, &err) != 0)
+    rc_log(RC_LOG_ERROR, "cannot append to the audit trail", "action=%s err=\"%s\"", action,
+           err.msg);
+}
+
+static void audit_reload(daemon_t *d, const char *actor, const char *action, json_t *files,
+                         const char *why) {
+  json_t *detail = json_pack("{s:O,s:s?}", "files", files, "error", why);
+  audit_hook(d->audit, (int64_t)wall_ms(), actor, action, "rules", detail);
+  json_decref(detail);
+}
+
+static int reload_rules(daemon_t *d, const char *actor, char *why, size_t cap) {
   const rc_options_t *o = d->opts;
   rc_config_t cfg = {0};
   rc_err_t err = {0};
+  json_t *files = json_object();
   if (o->config_file != NULL && rc_config_load(o->config_file, &cfg, &err) != 0) {
     rc_log(RC_LOG_ERROR, "reload: cannot load configuration; previous rules stay",
            "err=\"%s\"", err.msg);
     snprintf(why, cap, "configuration: %s", err.msg);
     rc_engine_reload_failed(d->engine);
+    audit_reload(d, actor, "rules.reload_failed", files, why);
+    json_decref(files);
     return RC_EPARSE;
   }
   rc_ruleset_t rules = {0};
-  int rc = load_rules(o, &cfg, &rules, why, cap);
+  int rc = load_rules(o, &cfg, &rules, why, cap, files);
   rc_config_free(&cfg);
   if (rc != 0) {
     rc_ruleset_free(&rules);
     rc_engine_reload_failed(d->engine);
     rc_log(RC_LOG_ERROR, "reload failed: previous rules stay in force", "err=\"%s\"", why);
+    audit_reload(d, actor, "rules.reload_failed", files, why);
+    json_decref(files);
     return rc;
   }
   /* The config's select: list is read at start only (its selectors are in use). */
@@ -248,22 +300,27 @@ static int reload_rules(daemon_t *d, char *why, size_t cap) {
   rc_ruleset_free(&rules);
   if (rc != 0) snprintf(why, cap, "%s", err.msg);
   else rc_engine_refresh_deploys(d->engine, deploy_start, d->db);
+  audit_reload(d, actor, rc == 0 ? "rules.reloaded" : "rules.reload_failed", files,
+               rc == 0 ? NULL : why);
+  json_decref(files);
   return rc;
 }
 
-static int api_reload(void *ctx, char *why, size_t cap) { return reload_rules(ctx, why, cap); }
+static int api_reload(void *ctx, const char *actor, char *why, size_t cap) {
+  return reload_rules(ctx, actor ? actor : "anonymous", why, cap);
+}
 
 static void on_sighup(uv_signal_t *h, int signum) {
   (void)signum;
   char why[300];
   rc_log(RC_LOG_INFO, "SIGHUP: reloading rules", NULL);
-  reload_rules(h->data, why, sizeof(why));
+  reload_rules(h->data, "signal:SIGHUP", why, sizeof(why));
 }
 
 static void on_debounce(uv_timer_t *t) {
   char why[300];
   rc_log(RC_LOG_INFO, "rule files changed: reloading", NULL);
-  reload_rules(t->data, why, sizeof(why));
+  reload_rules(t->data, "ripcord:file-watch", why, sizeof(why));
 }
 
 static void on_dir_change(uv_fs_event_t *h, const char *file, int events, int status) {
@@ -413,6 +470,19 @@ static int serve(const rc_options_t *o) {
   }
   rc_log(RC_LOG_INFO, "embedded store ready", "path=%s/ripcord.db schema=%d", o->storage_path,
          rc_db_version(d.db));
+  {
+    char head[4200];
+    snprintf(head, sizeof(head), "%s/audit.head", o->storage_path);
+    if (rc_audit_open(d.db, head, &d.audit, &err) != 0) {
+      rc_log(RC_LOG_ERROR, "cannot open the audit trail", "err=\"%s\"", err.msg);
+      free_owned(&d);
+      rc_config_free(&cfg);
+      return 1;
+    }
+    if (rc_audit_problem(d.audit) != NULL)
+      rc_log(RC_LOG_ERROR, "the audit trail's anchor does not match: run ripcord audit verify",
+             "problem=\"%s\"", rc_audit_problem(d.audit));
+  }
 
   rc_ruleset_t rules = {0};
   d.loop = uv_default_loop();
@@ -428,20 +498,29 @@ static int serve(const rc_options_t *o) {
     return 1;
   }
   rc_actions_set_approvals(d.actions, d.approvals);
+  rc_actions_set_audit(d.actions, audit_hook, d.audit);
+  rc_approvals_set_audit(d.approvals, audit_hook, d.audit);
+  rc_delivery_set_audit(d.delivery, audit_hook, d.audit);
   rc_approvals_start(d.approvals);
   rc_engine_cfg_t ecfg = {.compat = (rc_compat_t)o->compat,
                           .interval_ms = (int64_t)o->rules_interval_ms,
                           .on_fire = rc_actions_fire, .fire_ctx = d.actions};
   d.opts = o;
-  if (build_selection(&d, &cfg) != 0 || load_rules(o, &cfg, &rules, NULL, 0) != 0 ||
+  json_t *start_files = json_object();
+  if (build_selection(&d, &cfg) != 0 || load_rules(o, &cfg, &rules, NULL, 0, start_files) != 0 ||
       rc_engine_new(&ecfg, &rules, d.selectors, (uint32_t)d.nselectors, &d.engine, &err) != 0) {
     rc_log(RC_LOG_ERROR, "cannot set up the rules and the series store",
            err.msg[0] ? "err=\"%s\"" : NULL, err.msg);
+    json_decref(start_files);
     rc_ruleset_free(&rules);
     free_owned(&d);
     rc_config_free(&cfg);
     return 1;
   }
+
+  /* Which rule text is in force from now on. */
+  audit_reload(&d, "ripcord:start", "rules.loaded", start_files, NULL);
+  json_decref(start_files);
 
   rc_ingest_config_t icfg = o->ingest;
   icfg.applied_cb = rc_engine_applied;
@@ -472,6 +551,7 @@ static int serve(const rc_options_t *o) {
   d.api.actions = d.actions;
   d.api.approvals = d.approvals;
   d.api.auth = d.auth;
+  d.api.audit = d.audit;
   d.api.deployed = on_deployed;
   d.api.deployed_ctx = &d;
   d.api.delivery = d.delivery;
@@ -517,6 +597,7 @@ int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "check") == 0) return rc_check_main(argc - 1, argv + 1);
   if (argc >= 2 && strcmp(argv[1], "previous-version") == 0)
     return rc_prevcli_main(argc - 1, argv + 1);
+  if (argc >= 2 && strcmp(argv[1], "audit") == 0) return rc_audit_cli_main(argc - 1, argv + 1);
   if (argc >= 2 && strcmp(argv[1], "rollback") == 0)
     return rc_apicli_rollback_main(argc - 1, argv + 1);
   if (argc >= 2 && (strcmp(argv[1], "approve") == 0 || strcmp(argv[1], "reject") == 0))

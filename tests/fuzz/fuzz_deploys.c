@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   rc_err_t err = {0};
   int64_t id;
-  if (rc_deploys_record_json(g_db, (const char *)data, size, 1000, &id, &err) != 0) return 0;
+  if (rc_deploys_record_json(g_db, (const char *)data, size, 1000, "fuzz", NULL, &id, &err) != 0) return 0;
   /* Accepted: it must be in the registry under its own target. */
   json_t *o = json_loadb((const char *)data, size, 0, NULL);
   rc_deploy_t d;

@@ -40,7 +40,7 @@ static rc_db_t *open_db(void) {
 static int64_t record(rc_db_t *db, const char *json, int64_t now) {
   rc_err_t err = {0};
   int64_t id = 0;
-  if (rc_deploys_record_json(db, json, strlen(json), now, &id, &err) != 0)
+  if (rc_deploys_record_json(db, json, strlen(json), now, NULL, NULL, &id, &err) != 0)
     fail_msg("record %s: %s", json, err.msg);
   return id;
 }
@@ -98,7 +98,7 @@ static void test_bad_json(void **st) {
   for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
     rc_err_t err = {0};
     int64_t id;
-    int rc = rc_deploys_record_json(db, t[i].json, strlen(t[i].json), 1000, &id, &err);
+    int rc = rc_deploys_record_json(db, t[i].json, strlen(t[i].json), 1000, NULL, NULL, &id, &err);
     if (rc != RC_EPARSE || strstr(err.msg, t[i].msg) == NULL)
       fail_msg("case %zu: rc %d '%s', want '%s'", i, rc, err.msg, t[i].msg);
   }
