@@ -246,6 +246,10 @@ static int record(rc_actions_t *a, const firing_t *f, int status, rec_args_t *x)
   int64_t event_id = sqlite3_last_insert_rowid(h);
   if (rc == 0 && !inserted) status = ST_DUPLICATE;
   if (rc == 0 && inserted) x->event_id = event_id;
+  /* Every firing is a fact for the audit trail, a duplicate included (the trigger fired
+   * again for a deploy that already has its event); first, so that what follows from the
+   * event (its approval request) comes after it. */
+  if (rc == 0) audit_event(a, f, status, x);
   if (rc == 0 && inserted && (status == ST_ROLLBACK || status == ST_NOTIFY ||
                               status == ST_NEEDS_APPROVAL)) {
     json_t *plan = plan_outbox(a, x->requester ? NULL : f);
@@ -262,9 +266,6 @@ static int record(rc_actions_t *a, const firing_t *f, int status, rec_args_t *x)
     if (rc == 0 && cur != NULL && status == ST_ROLLBACK)
       rc = rc_deploys_mark_rolled_back(a->db, cur->id) == 0 ? 0 : -1;
   }
-  /* Every firing is a fact for the audit trail, a duplicate included (the trigger fired
-   * again for a deploy that already has its event). */
-  if (rc == 0) audit_event(a, f, status, x);
   if (rc == 0 && exec(h, "COMMIT") == 0) return status;
   exec(h, "ROLLBACK");
   rc_log(RC_LOG_ERROR, "cannot record a rollback event", "err=\"%s\"", sqlite3_errmsg(h));
