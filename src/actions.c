@@ -721,6 +721,57 @@ static json_t *list_events(rc_actions_t *a, int64_t id, const char *status, int 
   return arr;
 }
 
+/* The body of POST /api/v1/rollbacks. */
+int rc_actions_parse_request(const char *body, size_t len, json_t **doc, const char **svc,
+                             const char **env, const char **reason, char *why, size_t cap) {
+  json_error_t je;
+  json_t *b = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
+  const char *key;
+  json_t *v;
+  int bad = 0;
+  *svc = *env = *reason = NULL;
+  if (b == NULL) {
+    snprintf(why, cap, "bad JSON body at line %d column %d: %s", je.line, je.column, je.text);
+    bad = 1;
+  } else if (!json_is_object(b)) {
+    snprintf(why, cap, "the body must be a JSON object: {\"service\", \"environment\", "
+                       "\"reason\"}");
+    bad = 1;
+  } else {
+    json_object_foreach(b, key, v) {
+      const char **dst = !strcmp(key, "service")       ? svc
+                         : !strcmp(key, "environment") ? env
+                         : !strcmp(key, "reason")      ? reason
+                                                       : NULL;
+      size_t max = dst == reason ? 1000 : RC_DEPLOY_FIELD_MAX - 1;
+      if (dst == NULL) {
+        snprintf(why, cap, "unknown field \"%.40s\" (known: service, environment, reason)", key);
+        bad = 1;
+      } else if (!json_is_string(v) || json_string_length(v) == 0 ||
+                 json_string_length(v) > max ||
+                 strlen(json_string_value(v)) != json_string_length(v)) {
+        snprintf(why, cap, "%s must be a non-empty string of at most %zu bytes", key, max);
+        bad = 1;
+      } else {
+        *dst = json_string_value(v);
+      }
+      if (bad) break;
+    }
+    if (!bad && (*svc == NULL || *env == NULL || *reason == NULL)) {
+      snprintf(why, cap, "missing field: %s (a manual rollback names the service, the "
+               "environment and a reason)", !*svc ? "service" : !*env ? "environment" : "reason");
+      bad = 1;
+    }
+  }
+  if (bad) {
+    json_decref(b);
+    *svc = *env = *reason = NULL;
+    return RC_EPARSE;
+  }
+  *doc = b;
+  return 0;
+}
+
 /* POST /api/v1/rollbacks {"service", "environment", "reason"}. */
 static void manual_request(rc_actions_t *a, const rc_http_request_t *req, const char *requester,
                            rc_http_response_t *res) {
@@ -733,49 +784,11 @@ static void manual_request(rc_actions_t *a, const rc_http_request_t *req, const 
     json_fail(res, 503, "approvals are not available");
     return;
   }
-  json_error_t je;
-  json_t *b = json_loadb(req->body ? req->body : "", req->body_len, JSON_REJECT_DUPLICATES, &je);
   char why[240];
-  const char *svc = NULL, *env = NULL, *reason = NULL, *key;
-  json_t *v;
-  int bad = 0;
-  if (b == NULL) {
-    snprintf(why, sizeof(why), "bad JSON body at line %d column %d: %s", je.line, je.column,
-             je.text);
-    bad = 1;
-  } else if (!json_is_object(b)) {
-    snprintf(why, sizeof(why), "the body must be a JSON object: {\"service\", \"environment\", "
-                               "\"reason\"}");
-    bad = 1;
-  } else {
-    json_object_foreach(b, key, v) {
-      const char **dst = !strcmp(key, "service")       ? &svc
-                         : !strcmp(key, "environment") ? &env
-                         : !strcmp(key, "reason")      ? &reason
-                                                       : NULL;
-      size_t cap = dst == &reason ? 1000 : RC_DEPLOY_FIELD_MAX - 1;
-      if (dst == NULL) {
-        snprintf(why, sizeof(why), "unknown field \"%.40s\" (known: service, environment, reason)",
-                 key);
-        bad = 1;
-      } else if (!json_is_string(v) || json_string_length(v) == 0 ||
-                 json_string_length(v) > cap ||
-                 strlen(json_string_value(v)) != json_string_length(v)) {
-        snprintf(why, sizeof(why), "%s must be a non-empty string of at most %zu bytes", key, cap);
-        bad = 1;
-      } else {
-        *dst = json_string_value(v);
-      }
-      if (bad) break;
-    }
-    if (!bad && (svc == NULL || env == NULL || reason == NULL)) {
-      snprintf(why, sizeof(why), "missing field: %s (a manual rollback names the service, the "
-               "environment and a reason)", !svc ? "service" : !env ? "environment" : "reason");
-      bad = 1;
-    }
-  }
-  if (bad) {
-    json_decref(b);
+  const char *svc = NULL, *env = NULL, *reason = NULL;
+  json_t *b = NULL;
+  if (rc_actions_parse_request(req->body, req->body_len, &b, &svc, &env, &reason, why,
+                               sizeof(why)) != 0) {
     json_fail(res, 400, why);
     return;
   }

@@ -69,5 +69,11 @@ void rc_actions_set_audit(rc_actions_t *a, rc_actions_audit_cb cb, void *ctx);
 int rc_actions_handle(rc_actions_t *a, const rc_http_request_t *req, const char *requester,
                       rc_http_response_t *res);
 void rc_actions_render_metrics(rc_actions_t *a, rc_buf_t *out);
+/* The body of POST /api/v1/rollbacks: a JSON object with non-empty string service,
+ * environment (each under RC_DEPLOY_FIELD_MAX bytes) and reason (at most 1000 bytes), no
+ * other field. Returns 0 with *doc (the caller json_decref()s it; the strings point into it),
+ * or RC_EPARSE with a one-line reason in why. */
+int rc_actions_parse_request(const char *body, size_t len, json_t **doc, const char **svc,
+                             const char **env, const char **reason, char *why, size_t cap);
 
 #endif
