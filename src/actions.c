@@ -496,10 +496,11 @@ static void decide(rc_actions_t *a, const firing_t *f, const char *requester, co
   snprintf(out->why, sizeof(out->why), "%s", why);
   if (got < 0) return;
   a->by_status[got]++;
+  char q[1500];
   rc_log(got == ST_ROLLBACK ? RC_LOG_WARN : RC_LOG_INFO, "rollback event",
-         "service=%s environment=%s status=%s from=%s to=%s trigger=%s key=%s reason=\"%s\"",
+         "service=%s environment=%s status=%s from=%s to=%s trigger=%s key=%s reason=%s",
          f->service, f->environment, status_names[got], have_cur ? cur.version : "-",
-         have_prev ? prev.version : "-", f->trigger, key, why);
+         have_prev ? prev.version : "-", f->trigger, key, rc_log_quote(q, sizeof(q), why, strlen(why)));
   if (got == ST_ROLLBACK || got == ST_NOTIFY) rc_delivery_kick(a->delivery);
 }
 

@@ -594,8 +594,9 @@ int rc_approvals_handle(rc_approvals_t *ap, const rc_http_request_t *req, const 
           json_pack("{s:s,s:i,s:s}", "vote", verb, "status", status, "reason", why));
     ap->refused++;
     if (rc == 0 && exec(h, "COMMIT") == 0) {
+      char q[700];
       rc_log(RC_LOG_WARN, "approval vote refused", "event=%" PRId64 " identity=%s vote=%s "
-             "reason=\"%s\"", id, who->name, verb, why);
+             "reason=%s", id, who->name, verb, rc_log_quote(q, sizeof(q), why, strlen(why)));
     } else {
       exec(h, "ROLLBACK");
     }

@@ -17,6 +17,7 @@
 #include "db.h"
 #include "deploys.h"
 #include "fuzz.h"
+#include "log.h"
 
 static rc_db_t *g_db;
 static rc_approvals_t *g_ap;
@@ -56,6 +57,7 @@ static void setup(void) {
                    NULL, NULL, NULL) != SQLITE_OK)
     abort();
   if (rc_approvals_new(NULL, g_db, NULL, 0, &g_ap, &err) != 0) abort();
+  rc_log_set_level(RC_LOG_ERROR); /* every vote logs; the fuzzer needs none of it */
   atexit(cleanup);
 }
 
