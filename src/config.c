@@ -96,6 +96,78 @@ static int parse_rules_map(yaml_parser_t *p, const char *name, char **set, rc_er
   }
 }
 
+/*------------------------------------------------------------------------------------------
+ * Lists of mappings (receivers:, identities:, approvals:): the walk they share
+ *----------------------------------------------------------------------------------------*/
+
+/* Compares a scalar (which may hold a NUL written as "\0") with a C string. */
+static int scalar_is(const yaml_event_t *ev, const char *s) {
+  size_t n = strlen(s);
+  return ev->type == YAML_SCALAR_EVENT && ev->data.scalar.length == n &&
+         memcmp(ev->data.scalar.value, s, n) == 0;
+}
+
+/* The list's start; what is the message when the value is not a list. */
+static int list_start(yaml_parser_t *p, const char *name, const char *what, rc_err_t *err) {
+  yaml_event_t ev;
+  int rc = next(p, &ev, name, err);
+  if (rc) return rc;
+  if (ev.type != YAML_SEQUENCE_START_EVENT) rc = ev_err(err, name, &ev, what);
+  yaml_event_delete(&ev);
+  return rc;
+}
+
+/* The list's next entry: 1 with the mapping's start mark, 0 at the end of the list, or an
+ * error (what: the message for an entry that is not a mapping). */
+static int list_entry(yaml_parser_t *p, const char *name, const char *what, yaml_mark_t *at,
+                      rc_err_t *err) {
+  yaml_event_t ev;
+  int rc = next(p, &ev, name, err);
+  if (rc) return rc;
+  if (ev.type == YAML_SEQUENCE_END_EVENT) rc = 0;
+  else if (ev.type != YAML_MAPPING_START_EVENT) rc = ev_err(err, name, &ev, what);
+  else *at = ev.start_mark, rc = 1;
+  yaml_event_delete(&ev);
+  return rc;
+}
+
+/* An entry's next key: 1 with its index in keys (seen[] marks it), 0 at the entry's end, or
+ * an error for an unknown or repeated key, naming the entry (e.g. "a receiver") and the keys
+ * it knows. forbidden, when given, is a key refused with its own message (an inline secret). */
+static int entry_key(yaml_parser_t *p, const char *name, const char *entry,
+                     const char *const *keys, int nkeys, int *seen, const char *forbidden,
+                     const char *forbidden_msg, int *k, rc_err_t *err) {
+  yaml_event_t ev;
+  int rc = next(p, &ev, name, err);
+  if (rc) return rc;
+  if (ev.type == YAML_MAPPING_END_EVENT) {
+    yaml_event_delete(&ev);
+    return 0;
+  }
+  *k = -1;
+  for (int i = 0; i < nkeys; i++)
+    if (scalar_is(&ev, keys[i])) *k = i;
+  if (*k >= 0 && !seen[*k]) {
+    seen[*k] = 1;
+    yaml_event_delete(&ev);
+    return 1;
+  }
+  char what[300], known[200];
+  size_t n = 0;
+  for (int i = 0; i < nkeys && n < sizeof(known); i++)
+    n += (size_t)snprintf(known + n, sizeof(known) - n, "%s%s", i ? ", " : "", keys[i]);
+  const char *key = ev.type == YAML_SCALAR_EVENT ? (const char *)ev.data.scalar.value : "?";
+  if (forbidden != NULL && scalar_is(&ev, forbidden))
+    snprintf(what, sizeof(what), "%s", forbidden_msg);
+  else if (*k < 0)
+    snprintf(what, sizeof(what), "unknown key \"%.40s\" in %s (known: %s)", key, entry, known);
+  else
+    snprintf(what, sizeof(what), "duplicate key \"%.40s\" in %s", key, entry);
+  rc = ev_err(err, name, &ev, what);
+  yaml_event_delete(&ev);
+  return rc;
+}
+
 /* receivers: a list of mappings (name, type, url, secret_env | secret_file, timeout,
  * deadline), each checked where it is written. */
 static int parse_receivers(yaml_parser_t *p, const char *name, rc_config_t *c, rc_err_t *err) {
@@ -103,64 +175,27 @@ static int parse_receivers(yaml_parser_t *p, const char *name, rc_config_t *c, r
                                      "timeout", "deadline", "ref"};
   enum { NKEYS = 8 };
   yaml_event_t ev;
-  int rc = next(p, &ev, name, err);
+  int rc = list_start(p, name, "receivers must be a list of mappings", err);
   if (rc) return rc;
-  if (ev.type != YAML_SEQUENCE_START_EVENT) {
-    rc = ev_err(err, name, &ev, "receivers must be a list of mappings");
-    yaml_event_delete(&ev);
-    return rc;
-  }
-  yaml_event_delete(&ev);
   for (;;) {
-    if ((rc = next(p, &ev, name, err))) return rc;
-    if (ev.type == YAML_SEQUENCE_END_EVENT) {
-      yaml_event_delete(&ev);
-      return 0;
-    }
-    if (ev.type != YAML_MAPPING_START_EVENT) {
-      rc = ev_err(err, name, &ev, "a receiver must be a mapping (name, type, url, ...)");
-      yaml_event_delete(&ev);
+    yaml_mark_t at;
+    if ((rc = list_entry(p, name, "a receiver must be a mapping (name, type, url, ...)", &at,
+                         err)) <= 0)
       return rc;
-    }
-    int line = (int)ev.start_mark.line + 1;
-    yaml_event_t start = ev;
     rc_receiver_cfg_t *nr = realloc(c->receivers, (c->n_receivers + 1) * sizeof(*nr));
-    if (nr == NULL) {
-      yaml_event_delete(&ev);
-      return rc_err_set(err, RC_ENOMEM, "out of memory");
-    }
+    if (nr == NULL) return rc_err_set(err, RC_ENOMEM, "out of memory");
     c->receivers = nr;
     rc_receiver_cfg_t *r = &c->receivers[c->n_receivers++];
     memset(r, 0, sizeof(*r));
-    r->line = line;
+    r->line = (int)at.line + 1;
     r->timeout_ms = 5000;
     r->deadline_ms = 3600000;
     char *vals[NKEYS] = {0};
-    for (;;) {
-      if ((rc = next(p, &ev, name, err))) break;
-      if (ev.type == YAML_MAPPING_END_EVENT) {
-        yaml_event_delete(&ev);
-        break;
-      }
-      int k = -1;
-      for (int i = 0; ev.type == YAML_SCALAR_EVENT && i < NKEYS; i++)
-        if (strcmp((const char *)ev.data.scalar.value, keys[i]) == 0) k = i;
-      if (k < 0 || vals[k] != NULL) {
-        char what[220];
-        int secret = ev.type == YAML_SCALAR_EVENT &&
-                     strcmp((const char *)ev.data.scalar.value, "secret") == 0;
-        snprintf(what, sizeof(what),
-                 secret ? "secrets are never written in the config: use secret_env (a variable) "
-                          "or secret_file (a path)"
-                 : k < 0 ? "unknown key \"%.40s\" in a receiver (known: name, type, url, "
-                           "secret_env, secret_file, timeout, deadline, ref)"
-                         : "duplicate key \"%.40s\" in a receiver",
-                 ev.type == YAML_SCALAR_EVENT ? (const char *)ev.data.scalar.value : "?");
-        rc = ev_err(err, name, &ev, what);
-        yaml_event_delete(&ev);
-        break;
-      }
-      yaml_event_delete(&ev);
+    int seen[NKEYS] = {0}, k = -1;
+    while ((rc = entry_key(p, name, "a receiver", keys, NKEYS, seen, "secret",
+                           "secrets are never written in the config: use secret_env (a "
+                           "variable) or secret_file (a path)", &k, err)) > 0) {
+      rc = 0;
       if ((rc = next(p, &ev, name, err))) break;
       if (ev.type != YAML_SCALAR_EVENT || ev.data.scalar.length == 0) {
         char what[80];
@@ -188,13 +223,12 @@ static int parse_receivers(yaml_parser_t *p, const char *name, rc_config_t *c, r
     free(vals[5]);
     free(vals[6]);
     if (rc == 0 && (r->name == NULL || r->url == NULL))
-      rc = ev_err(err, name, &start, "a receiver needs a name and a url");
+      rc = mark_err(err, name, at, "a receiver needs a name and a url");
     if (rc == 0 && r->secret_env && r->secret_file)
-      rc = ev_err(err, name, &start, "a receiver takes secret_env or secret_file, not both");
+      rc = mark_err(err, name, at, "a receiver takes secret_env or secret_file, not both");
     for (size_t i = 0; rc == 0 && i + 1 < c->n_receivers; i++)
       if (strcmp(c->receivers[i].name, r->name) == 0)
-        rc = ev_err(err, name, &start, "duplicate receiver name");
-    yaml_event_delete(&start);
+        rc = mark_err(err, name, at, "duplicate receiver name");
     if (rc) return rc;
   }
 }
@@ -205,13 +239,6 @@ static int parse_receivers(yaml_parser_t *p, const char *name, rc_config_t *c, r
 
 const char *const rc_config_roles[RC_CONFIG_NROLES] = {"writer", "deployer", "approver", "admin",
                                                        "viewer"};
-
-/* Compares a scalar (which may hold a NUL written as "\0") with a C string. */
-static int scalar_is(const yaml_event_t *ev, const char *s) {
-  size_t n = strlen(s);
-  return ev->type == YAML_SCALAR_EVENT && ev->data.scalar.length == n &&
-         memcmp(ev->data.scalar.value, s, n) == 0;
-}
 
 /* An identity's name travels in logs, the audit table and Basic credentials (where a ':'
  * would end it), so it is kept to 1..64 of [A-Za-z0-9._@-]. */
@@ -284,29 +311,14 @@ static int parse_identities(yaml_parser_t *p, const char *name, rc_config_t *c, 
   static const char *const keys[] = {"name", "roles", "groups", "token_env", "token_file"};
   enum { K_NAME, K_ROLES, K_GROUPS, K_ENV, K_FILE, NKEYS };
   yaml_event_t ev;
-  int rc = next(p, &ev, name, err);
+  int rc = list_start(p, name, "identities must be a list of mappings (name, roles, groups, "
+                               "token_env or token_file)", err);
   if (rc) return rc;
-  if (ev.type != YAML_SEQUENCE_START_EVENT) {
-    rc = ev_err(err, name, &ev, "identities must be a list of mappings (name, roles, groups, "
-                                "token_env or token_file)");
-    yaml_event_delete(&ev);
-    return rc;
-  }
-  yaml_event_delete(&ev);
   for (;;) {
-    if ((rc = next(p, &ev, name, err))) return rc;
-    if (ev.type == YAML_SEQUENCE_END_EVENT) {
-      yaml_event_delete(&ev);
-      return 0;
-    }
-    if (ev.type != YAML_MAPPING_START_EVENT) {
-      rc = ev_err(err, name, &ev, "an identity must be a mapping (name, roles, groups, "
-                                  "token_env or token_file)");
-      yaml_event_delete(&ev);
+    yaml_mark_t at;
+    if ((rc = list_entry(p, name, "an identity must be a mapping (name, roles, groups, "
+                                  "token_env or token_file)", &at, err)) <= 0)
       return rc;
-    }
-    yaml_mark_t at = ev.start_mark;
-    yaml_event_delete(&ev);
     rc_identity_cfg_t *nv = realloc(c->identities, (c->n_identities + 1) * sizeof(*nv));
     if (nv == NULL) return rc_err_set(err, RC_ENOMEM, "out of memory");
     c->identities = nv;
@@ -314,32 +326,11 @@ static int parse_identities(yaml_parser_t *p, const char *name, rc_config_t *c, 
     memset(id, 0, sizeof(*id));
     id->line = (int)at.line + 1;
     id->col = (int)at.column + 1;
-    int seen[NKEYS] = {0};
-    for (;;) {
-      if ((rc = next(p, &ev, name, err))) return rc;
-      if (ev.type == YAML_MAPPING_END_EVENT) {
-        yaml_event_delete(&ev);
-        break;
-      }
-      int k = -1;
-      for (int i = 0; i < NKEYS; i++)
-        if (scalar_is(&ev, keys[i])) k = i;
-      if (k < 0 || seen[k]) {
-        char what[200];
-        snprintf(what, sizeof(what),
-                 scalar_is(&ev, "token")
-                     ? "tokens are never written in the config: use token_env (a variable) or "
-                       "token_file (a path)"
-                 : k < 0 ? "unknown key \"%.40s\" in an identity (known: name, roles, groups, "
-                           "token_env, token_file)"
-                         : "duplicate key \"%.40s\" in an identity",
-                 ev.type == YAML_SCALAR_EVENT ? (const char *)ev.data.scalar.value : "?");
-        rc = ev_err(err, name, &ev, what);
-        yaml_event_delete(&ev);
-        return rc;
-      }
-      seen[k] = 1;
-      yaml_event_delete(&ev);
+    int seen[NKEYS] = {0}, k = -1;
+    while ((rc = entry_key(p, name, "an identity", keys, NKEYS, seen, "token",
+                           "tokens are never written in the config: use token_env (a variable) "
+                           "or token_file (a path)", &k, err)) > 0) {
+      rc = 0;
       if (k == K_ROLES || k == K_GROUPS) {
         rc = k == K_ROLES ? parse_id_list(p, name, "roles", 1, &id->roles, &id->nroles, err)
                           : parse_id_list(p, name, "groups", 0, &id->groups, &id->ngroups, err);
@@ -371,6 +362,7 @@ static int parse_identities(yaml_parser_t *p, const char *name, rc_config_t *c, 
       if (str == NULL) return rc_err_set(err, RC_ENOMEM, "out of memory");
       *(k == K_NAME ? &id->name : k == K_ENV ? &id->token_env : &id->token_file) = str;
     }
+    if (rc < 0) return rc;
     if (id->name == NULL)
       return mark_err(err, name, at, "an identity needs a name");
     if (id->roles == NULL)
@@ -394,28 +386,14 @@ static int parse_approvals(yaml_parser_t *p, const char *name, rc_config_t *c, r
                                      "approver_groups", "timeout"};
   enum { K_ENV, K_WHEN, K_REQ, K_IDS, K_GROUPS, K_TIMEOUT, NKEYS };
   yaml_event_t ev;
-  int rc = next(p, &ev, name, err);
+  int rc = list_start(p, name, "approvals must be a list of mappings (environment, required, "
+                               "approvers, approver_groups, timeout, when)", err);
   if (rc) return rc;
-  if (ev.type != YAML_SEQUENCE_START_EVENT) {
-    rc = ev_err(err, name, &ev, "approvals must be a list of mappings (environment, required, "
-                                "approvers, approver_groups, timeout, when)");
-    yaml_event_delete(&ev);
-    return rc;
-  }
-  yaml_event_delete(&ev);
   for (;;) {
-    if ((rc = next(p, &ev, name, err))) return rc;
-    if (ev.type == YAML_SEQUENCE_END_EVENT) {
-      yaml_event_delete(&ev);
-      return 0;
-    }
-    if (ev.type != YAML_MAPPING_START_EVENT) {
-      rc = ev_err(err, name, &ev, "an approvals entry must be a mapping (environment, ...)");
-      yaml_event_delete(&ev);
+    yaml_mark_t at;
+    if ((rc = list_entry(p, name, "an approvals entry must be a mapping (environment, ...)", &at,
+                         err)) <= 0)
       return rc;
-    }
-    yaml_mark_t at = ev.start_mark;
-    yaml_event_delete(&ev);
     rc_approval_env_cfg_t *nv = realloc(c->approvals, (c->n_approvals + 1) * sizeof(*nv));
     if (nv == NULL) return rc_err_set(err, RC_ENOMEM, "out of memory");
     c->approvals = nv;
@@ -423,29 +401,10 @@ static int parse_approvals(yaml_parser_t *p, const char *name, rc_config_t *c, r
     memset(e, 0, sizeof(*e));
     e->policy.when_always = -1;
     e->line = (int)at.line + 1;
-    int seen[NKEYS] = {0};
-    for (;;) {
-      if ((rc = next(p, &ev, name, err))) return rc;
-      if (ev.type == YAML_MAPPING_END_EVENT) {
-        yaml_event_delete(&ev);
-        break;
-      }
-      int k = -1;
-      for (int i = 0; i < NKEYS; i++)
-        if (scalar_is(&ev, keys[i])) k = i;
-      if (k < 0 || seen[k]) {
-        char what[200];
-        snprintf(what, sizeof(what),
-                 k < 0 ? "unknown key \"%.40s\" in an approvals entry (known: environment, when, "
-                         "required, approvers, approver_groups, timeout)"
-                       : "duplicate key \"%.40s\" in an approvals entry",
-                 ev.type == YAML_SCALAR_EVENT ? (const char *)ev.data.scalar.value : "?");
-        rc = ev_err(err, name, &ev, what);
-        yaml_event_delete(&ev);
-        return rc;
-      }
-      seen[k] = 1;
-      yaml_event_delete(&ev);
+    int seen[NKEYS] = {0}, k = -1;
+    while ((rc = entry_key(p, name, "an approvals entry", keys, NKEYS, seen, NULL, NULL, &k,
+                           err)) > 0) {
+      rc = 0;
       if (k == K_IDS || k == K_GROUPS) {
         size_t n = 0;
         char **items = NULL;
@@ -492,6 +451,7 @@ static int parse_approvals(yaml_parser_t *p, const char *name, rc_config_t *c, r
       yaml_event_delete(&ev);
       if (rc) return rc;
     }
+    if (rc < 0) return rc;
     if (e->environment == NULL)
       return mark_err(err, name, at, "an approvals entry needs an environment (or \"*\")");
   }
