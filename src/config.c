@@ -517,8 +517,7 @@ int rc_config_parse(const char *name, const char *text, size_t len, rc_config_t 
   memset(c, 0, sizeof(*c));
   yaml_parser_t p;
   yaml_event_t ev;
-  int rc = 0, depth = 0, seen_rule_files = 0, seen_select = 0, seen_rules = 0, seen_recv = 0,
-      seen_ids = 0, seen_appr = 0;
+  int rc = 0, depth = 0, seen[6] = {0};
   if (!yaml_parser_initialize(&p)) return rc_err_set(err, RC_ENOMEM, "out of memory");
   yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
   /* stream-start, then an optional document holding one mapping. */
@@ -558,75 +557,40 @@ int rc_config_parse(const char *name, const char *text, size_t len, rc_config_t 
       yaml_event_delete(&ev);
       goto out;
     }
-    const char *key = (const char *)ev.data.scalar.value;
-    if (strcmp(key, "rule_files") == 0) {
-      if (seen_rule_files) {
-        rc = ev_err(err, name, &ev, "duplicate key \"rule_files\"");
-        yaml_event_delete(&ev);
-        goto out;
-      }
-      seen_rule_files = 1;
-      yaml_event_delete(&ev);
-      if ((rc = parse_string_list(&p, name, "rule_files", &c->rule_files, NULL, NULL,
-                                  &c->n_rule_files, err)))
-        goto out;
-    } else if (strcmp(key, "select") == 0) {
-      if (seen_select) {
-        rc = ev_err(err, name, &ev, "duplicate key \"select\"");
-        yaml_event_delete(&ev);
-        goto out;
-      }
-      seen_select = 1;
-      yaml_event_delete(&ev);
-      if ((rc = parse_string_list(&p, name, "select", &c->select, &c->select_line,
-                                  &c->select_col, &c->n_select, err)))
-        goto out;
-    } else if (strcmp(key, "receivers") == 0) {
-      if (seen_recv) {
-        rc = ev_err(err, name, &ev, "duplicate key \"receivers\"");
-        yaml_event_delete(&ev);
-        goto out;
-      }
-      seen_recv = 1;
-      yaml_event_delete(&ev);
-      if ((rc = parse_receivers(&p, name, c, err))) goto out;
-    } else if (strcmp(key, "identities") == 0) {
-      if (seen_ids) {
-        rc = ev_err(err, name, &ev, "duplicate key \"identities\"");
-        yaml_event_delete(&ev);
-        goto out;
-      }
-      seen_ids = 1;
-      yaml_event_delete(&ev);
-      if ((rc = parse_identities(&p, name, c, err))) goto out;
-    } else if (strcmp(key, "approvals") == 0) {
-      if (seen_appr) {
-        rc = ev_err(err, name, &ev, "duplicate key \"approvals\"");
-        yaml_event_delete(&ev);
-        goto out;
-      }
-      seen_appr = 1;
-      yaml_event_delete(&ev);
-      if ((rc = parse_approvals(&p, name, c, err))) goto out;
-    } else if (strcmp(key, "rules") == 0) {
-      if (seen_rules) {
-        rc = ev_err(err, name, &ev, "duplicate key \"rules\"");
-        yaml_event_delete(&ev);
-        goto out;
-      }
-      seen_rules = 1;
-      yaml_event_delete(&ev);
-      if ((rc = parse_rules_map(&p, name, c->rules_set, err))) goto out;
-    } else {
+    /* The top-level keys, each allowed once. */
+    static const char *const top[] = {"rule_files", "select", "rules", "receivers",
+                                      "identities", "approvals"};
+    int k = -1;
+    for (int i = 0; i < (int)RC_ARRAY_SIZE(top); i++)
+      if (scalar_is(&ev, top[i])) k = i;
+    if (k < 0 || seen[k]) {
       char what[200];
       snprintf(what, sizeof(what),
-               "unknown key \"%.60s\" (known: rule_files, select, rules, receivers, identities, "
-               "approvals)",
-               key);
+               k < 0 ? "unknown key \"%.60s\" (known: rule_files, select, rules, receivers, "
+                       "identities, approvals)"
+                     : "duplicate key \"%.60s\"",
+               (const char *)ev.data.scalar.value);
       rc = ev_err(err, name, &ev, what);
       yaml_event_delete(&ev);
       goto out;
     }
+    seen[k] = 1;
+    yaml_event_delete(&ev);
+    switch (k) {
+      case 0:
+        rc = parse_string_list(&p, name, "rule_files", &c->rule_files, NULL, NULL,
+                               &c->n_rule_files, err);
+        break;
+      case 1:
+        rc = parse_string_list(&p, name, "select", &c->select, &c->select_line, &c->select_col,
+                               &c->n_select, err);
+        break;
+      case 2: rc = parse_rules_map(&p, name, c->rules_set, err); break;
+      case 3: rc = parse_receivers(&p, name, c, err); break;
+      case 4: rc = parse_identities(&p, name, c, err); break;
+      default: rc = parse_approvals(&p, name, c, err); break;
+    }
+    if (rc) goto out;
   }
 out:
   yaml_parser_delete(&p);
