@@ -347,6 +347,11 @@ def case_presets(exe):
                res[0]["idempotency_key"] != key and
                res[0]["idempotency_key"] == rec.requests[6][0].get("Idempotency-Key"),
                "one resolved event with its own key: %s", res)
+        # Both facts are in the audit trail (open mode: no token needed on loopback).
+        audit = json.loads(request(d.port, "GET", "/api/v1/audit?limit=1000").body)
+        acts = [e["action"] for e in audit["data"]["entries"]]
+        expect("trigger.fired" in acts and "trigger.resolved" in acts and
+               acts.count("delivery.delivered") == 7, "audit: %s", acts)
         d.stop()
     finally:
         d.cleanup()
