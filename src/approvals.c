@@ -232,7 +232,8 @@ int rc_approvals_open(rc_approvals_t *ap, int64_t event_id, const rc_gate_t *g,
     ap->opened++;
     audit(ap, now, requester ? requester : "ripcord", "approval.requested", event_id,
           json_pack("{s:s,s:i,s:I,s:O?}", "reason", reason, "required", g->required,
-                    "expires_at", (json_int_t)(now + g->timeout_ms), "approvers", g->approvers));
+                    "expires_at", (json_int_t)now + (json_int_t)g->timeout_ms, "approvers",
+                    g->approvers));
   }
   free(appr);
   free(deps);

@@ -178,7 +178,7 @@ static int parse_receivers(yaml_parser_t *p, const char *name, rc_config_t *c, r
   int rc = list_start(p, name, "receivers must be a list of mappings", err);
   if (rc) return rc;
   for (;;) {
-    yaml_mark_t at;
+    yaml_mark_t at = {0};
     if ((rc = list_entry(p, name, "a receiver must be a mapping (name, type, url, ...)", &at,
                          err)) <= 0)
       return rc;
@@ -195,7 +195,6 @@ static int parse_receivers(yaml_parser_t *p, const char *name, rc_config_t *c, r
     while ((rc = entry_key(p, name, "a receiver", keys, NKEYS, seen, "secret",
                            "secrets are never written in the config: use secret_env (a "
                            "variable) or secret_file (a path)", &k, err)) > 0) {
-      rc = 0;
       if ((rc = next(p, &ev, name, err))) break;
       if (ev.type != YAML_SCALAR_EVENT || ev.data.scalar.length == 0) {
         char what[80];
@@ -315,7 +314,7 @@ static int parse_identities(yaml_parser_t *p, const char *name, rc_config_t *c, 
                                "token_env or token_file)", err);
   if (rc) return rc;
   for (;;) {
-    yaml_mark_t at;
+    yaml_mark_t at = {0};
     if ((rc = list_entry(p, name, "an identity must be a mapping (name, roles, groups, "
                                   "token_env or token_file)", &at, err)) <= 0)
       return rc;
@@ -330,7 +329,6 @@ static int parse_identities(yaml_parser_t *p, const char *name, rc_config_t *c, 
     while ((rc = entry_key(p, name, "an identity", keys, NKEYS, seen, "token",
                            "tokens are never written in the config: use token_env (a variable) "
                            "or token_file (a path)", &k, err)) > 0) {
-      rc = 0;
       if (k == K_ROLES || k == K_GROUPS) {
         rc = k == K_ROLES ? parse_id_list(p, name, "roles", 1, &id->roles, &id->nroles, err)
                           : parse_id_list(p, name, "groups", 0, &id->groups, &id->ngroups, err);
@@ -390,7 +388,7 @@ static int parse_approvals(yaml_parser_t *p, const char *name, rc_config_t *c, r
                                "approvers, approver_groups, timeout, when)", err);
   if (rc) return rc;
   for (;;) {
-    yaml_mark_t at;
+    yaml_mark_t at = {0};
     if ((rc = list_entry(p, name, "an approvals entry must be a mapping (environment, ...)", &at,
                          err)) <= 0)
       return rc;
@@ -404,7 +402,6 @@ static int parse_approvals(yaml_parser_t *p, const char *name, rc_config_t *c, r
     int seen[NKEYS] = {0}, k = -1;
     while ((rc = entry_key(p, name, "an approvals entry", keys, NKEYS, seen, NULL, NULL, &k,
                            err)) > 0) {
-      rc = 0;
       if (k == K_IDS || k == K_GROUPS) {
         size_t n = 0;
         char **items = NULL;

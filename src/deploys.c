@@ -35,8 +35,11 @@ static int parse_time(json_t *v, int64_t *ms) {
   if (*p == 'Z' || *p == 'z') {
     p++;
   } else if (*p == '+' || *p == '-') {
-    int hh, mm;
-    if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2 || hh > 23 || mm > 59) return -1;
+    /* +HH:MM exactly (RFC 3339). */
+    for (int i = 1; i <= 5; i++)
+      if (i == 3 ? p[i] != ':' : (p[i] < '0' || p[i] > '9')) return -1;
+    int hh = (p[1] - '0') * 10 + (p[2] - '0'), mm = (p[4] - '0') * 10 + (p[5] - '0');
+    if (hh > 23 || mm > 59) return -1;
     off_min = (hh * 60 + mm) * (*p == '-' ? -1 : 1);
     p += 6;
   } else {

@@ -18,7 +18,7 @@ const char *rc_strerror(int code) {
   }
 }
 
-int rc_err_set(rc_err_t *e, int code, const char *fmt, ...) {
+int rc_err_setf(rc_err_t *e, int code, const char *fmt, ...) {
   if (e != NULL) {
     va_list ap;
     e->code = code;

@@ -666,7 +666,9 @@ static void put_uv(uint8_t *b, uint32_t *p, uint64_t v) {
   b[(*p)++] = (uint8_t)v;
 }
 static void put_sv(uint8_t *b, uint32_t *p, int64_t v) {
-  put_uv(b, p, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+  /* Zig-zag; the sign is taken from the unsigned bits (a right shift of a negative signed
+   * value is implementation-defined). */
+  put_uv(b, p, ((uint64_t)v << 1) ^ ((uint64_t)0 - ((uint64_t)v >> 63)));
 }
 static void put_f64(uint8_t *b, uint32_t *p, double v) {
   uint64_t x = dbits(v);

@@ -1002,7 +1002,7 @@ static int parse_unary(ps_t *p, pn_t *out) {
         rc = depth_error(p, opoff);
       else if ((x = node_new(RC_PQ_NEG, opline, opcol)) == NULL)
         rc = oom(p);
-      if (rc != 0) {
+      if (rc != 0 || x == NULL) {
         node_free(out->n);
         out->n = NULL;
       } else {
@@ -1213,7 +1213,7 @@ static void put_number(wbuf_t *w, double v) {
     if (strtod(b, NULL) == v) break;
   }
   snprintf(b, sizeof(b), "%.*e", prec - 1, v);
-  int exp10 = atoi(strchr(b, 'e') + 1);
+  int exp10 = (int)strtol(strchr(b, 'e') + 1, NULL, 10);
   if (exp10 > -7 && exp10 < 15) { /* below 2^53: no binary digits leak into %f */
     int decimals = prec - 1 - exp10;
     snprintf(b, sizeof(b), "%.*f", decimals > 0 ? decimals : 0, v);

@@ -242,7 +242,7 @@ int rc_query_classic_quantile(const rc_query_set_t *set, double phi, int64_t t_m
                               int64_t range_ms, rc_compat_t compat, const char *const *by,
                               uint32_t nby, rc_query_group_cb cb, void *ctx, uint32_t *skipped) {
   enum { MAXL = 256 };
-  rc_label_t *la = malloc(2 * MAXL * sizeof(*la)), *lb = la ? la + MAXL : NULL;
+  rc_label_t *la = calloc(2 * MAXL, sizeof(*la)), *lb = la ? la + MAXL : NULL;
   group_t *g = NULL;
   uint32_t ng = 0, capg = 0, skip = 0;
   rc_histq_bucket_t *tmp = NULL;

@@ -37,9 +37,17 @@ typedef struct rc_err {
   char msg[160];
 } rc_err_t;
 
-/* Sets e (if not NULL) and returns code, so callers can write `return rc_err_set(...)`. */
-int rc_err_set(rc_err_t *e, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* Sets e (if not NULL) and returns code, so callers can write `return rc_err_set(...)`.
+ * A macro over rc_err_setf so that the value of the expression is visibly `code` where it is
+ * written: static analysers (clang-analyzer, gcc -fanalyzer) then know that an error path
+ * returns non-zero without looking into err.c. code is evaluated twice: pass a constant or a
+ * variable, never an expression with side effects. */
+int rc_err_setf(rc_err_t *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static inline int rc_err_code_(int ignored, int code) {
+  (void)ignored;
+  return code;
+}
+#define rc_err_set(e, code, ...) rc_err_code_(rc_err_setf((e), (code), __VA_ARGS__), (code))
 
 #define RC_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define RC_CONTAINER_OF(ptr, type, member) \

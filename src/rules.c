@@ -1572,11 +1572,14 @@ static int parse_rule(ld_t *l, yaml_node_t *rk, yaml_node_t *rn, rc_rule_t *r) {
     size_t need = 1;
     for (uint32_t i = 0; i < r->nmatch; i++) need += strlen(r->match[i]) + 2;
     if ((sel = malloc(need)) != NULL) {
-      sel[0] = '\0';
+      size_t at = 0;
       for (uint32_t i = 0; i < r->nmatch; i++) {
-        if (i) strcat(sel, ", ");
-        strcat(sel, r->match[i]);
+        size_t ml = strlen(r->match[i]);
+        if (i) memcpy(sel + at, ", ", 2), at += 2;
+        memcpy(sel + at, r->match[i], ml);
+        at += ml;
       }
+      sel[at] = '\0';
     } else {
       l->nomem = 1;
     }

@@ -1294,7 +1294,8 @@ static int compile_regex(rc_matcher_t *m, unsigned flags, size_t *err_off, char 
   pcre2_compile_context_free(cc);
   if (code == NULL) {
     PCRE2_UCHAR emsg[120];
-    if (pcre2_get_error_message(ec, emsg, sizeof(emsg)) < 0) strcpy((char *)emsg, "error");
+    if (pcre2_get_error_message(ec, emsg, sizeof(emsg)) < 0)
+      snprintf((char *)emsg, sizeof(emsg), "error");
     if (ec == PCRE2_ERROR_NOMEMORY) {
       free(t.out);
       free(t.map);

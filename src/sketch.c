@@ -104,6 +104,9 @@ static inline int32_t index_normal(int schema, uint64_t a) {
   int32_t e = (int32_t)(a >> 52) - 1023;
   uint64_t m = a & MANT_MASK;
   if (schema > 0) {
+    /* schema is 1..RC_SKETCH_SCHEMA_MAX here: every sketch's schema is checked when it is
+     * made (rc_sketch_init) and only ever reduced. */
+    // cppcheck-suppress arrayIndexOutOfBoundsCond
     uint64_t c = g_cells[schema][m >> (51 - schema)];
     return e * (1 << schema) + (int32_t)(c >> 53) + (m > (c & LOW53));
   }
@@ -255,7 +258,7 @@ static uint64_t sum_upto(const store_t *st, int64_t idx) {
   static void name##_add(void *d, const void *s, uint32_t n) {                             \
     TD *dp = d;                                                                            \
     const TS *sp = s;                                                                      \
-    for (uint32_t k = 0; k < n; k++) dp[k] = (TD)(dp[k] + sp[k]);                          \
+    for (uint32_t k = 0; k < n; k++) dp[k] = (TD)(dp[k] + sp[k]); /* NOLINT: TD is a type */ \
   }
 #define RUN_LOOPS(T, name)                                                                 \
   static uint64_t name##_max(const void *s, uint32_t n) {                                  \

