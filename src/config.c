@@ -203,6 +203,7 @@ static int parse_receivers(yaml_parser_t *p, const char *name, rc_config_t *c, r
         yaml_event_delete(&ev);
         break;
       }
+      free(vals[k]); /* NULL: entry_key refuses a repeated key; said for the analysers */
       vals[k] = strndup((const char *)ev.data.scalar.value, ev.data.scalar.length);
       if (vals[k] == NULL) rc = rc_err_set(err, RC_ENOMEM, "out of memory");
       if (rc == 0 && (k == 5 || k == 6) &&

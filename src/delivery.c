@@ -533,12 +533,14 @@ void rc_delivery_close(rc_delivery_t *d, void (*done)(void *ctx), void *ctx) {
   d->done = done;
   d->done_ctx = ctx;
   /* Abandon transfers in flight: their rows stay pending and go out after a restart. */
-  while (d->transfers != NULL) {
-    transfer_t *t = d->transfers;
-    transfer_unlink(d, t);
+  transfer_t *t = d->transfers;
+  d->transfers = NULL;
+  while (t != NULL) {
+    transfer_t *next = t->next;
     curl_multi_remove_handle(d->multi, t->easy);
     curl_easy_cleanup(t->easy);
     transfer_free(t);
+    t = next;
   }
   curl_multi_cleanup(d->multi);
   d->multi = NULL;
