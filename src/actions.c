@@ -860,19 +860,14 @@ int rc_actions_handle(rc_actions_t *a, const rc_http_request_t *req, const char 
     json_fail(res, 405, id ? "method not allowed: use GET" : "method not allowed: use GET or POST");
     return 1;
   }
-  char status[32], lim[16];
+  char status[32];
   long ns = rc_http_query_param(req, "status", status, sizeof(status));
-  int limit = 200;
-  if (rc_http_query_param(req, "limit", lim, sizeof(lim)) >= 0) {
-    char *e;
-    long l = strtol(lim, &e, 10);
-    if (*e || l < 1 || l > 1000) {
-      json_fail(res, 400, "bad parameter: limit (1 to 1000)");
-      return 1;
-    }
-    limit = (int)l;
+  int64_t limit = 200;
+  if (rc_http_query_int(req, "limit", 1, 1000, &limit) < 0) {
+    json_fail(res, 400, "bad parameter: limit (1 to 1000)");
+    return 1;
   }
-  int known = ns < 0;
+  int known = ns == RC_HTTP_QP_ABSENT;
   for (int i = 0; !known && i < ST__COUNT; i++) known = strcmp(status, status_names[i]) == 0;
   static const char *const gate_states[] = {"rejected", "expired", "superseded"};
   for (size_t i = 0; !known && i < RC_ARRAY_SIZE(gate_states); i++)
@@ -882,7 +877,7 @@ int rc_actions_handle(rc_actions_t *a, const rc_http_request_t *req, const char 
                         "expired, notify, dry_run)");
     return 1;
   }
-  json_t *arr = list_events(a, id, ns >= 0 ? status : NULL, id ? 1 : limit);
+  json_t *arr = list_events(a, id, ns >= 0 ? status : NULL, id ? 1 : (int)limit);
   if (id != 0 && json_array_size(arr) == 0) {
     json_decref(arr);
     char why[80];

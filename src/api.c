@@ -174,10 +174,13 @@ void rc_api_handle(void *ctx, const rc_http_request_t *req, rc_http_response_t *
       clock_gettime(CLOCK_REALTIME, &now);
       t_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
       int bad_time = 0;
-      if (rc_http_query_param(req, "time", tbuf, sizeof(tbuf)) >= 0) {
+      long tn = rc_http_query_param(req, "time", tbuf, sizeof(tbuf));
+      if (tn == RC_HTTP_QP_BAD) bad_time = 1;
+      if (tn >= 0) {
         char *end;
         double t = strtod(tbuf, &end);
-        if (*end != 0 || !isfinite(t)) bad_time = 1;
+        /* Unix seconds; past +-1e12 (year 33658) the millisecond count would not fit. */
+        if (end == tbuf || *end != 0 || !isfinite(t) || fabs(t) > 1e12) bad_time = 1;
         else t_ms = (int64_t)llround(t * 1000.0);
       }
       res->content_type = "application/json";

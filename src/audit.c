@@ -672,36 +672,10 @@ static void error_reply(rc_http_response_t *res, int status, const char *msg) {
   json_reply(res, status, json_pack("{s:s,s:s}", "status", "error", "error", msg));
 }
 
-/* Whether the query names the parameter at all, so that "before=%zz" (which
- * rc_http_query_param cannot decode) is a bad value and not an absent one. */
-static int has_param(const rc_http_request_t *req, const char *name) {
-  size_t nl = strlen(name);
-  for (size_t i = 0; req->query != NULL && i < req->query_len;) {
-    size_t end = i;
-    while (end < req->query_len && req->query[end] != '&') end++;
-    if (end - i >= nl && memcmp(req->query + i, name, nl) == 0 &&
-        (end - i == nl || req->query[i + nl] == '='))
-      return 1;
-    i = end + 1;
-  }
-  return 0;
-}
-
 /* 0 absent, 1 *v set, -1 present but not a decimal integer in [lo, hi]. */
 static int int_param(const rc_http_request_t *req, const char *name, int64_t lo, int64_t hi,
                      int64_t *v) {
-  char buf[32];
-  long n = rc_http_query_param(req, name, buf, sizeof(buf));
-  if (n < 0) return has_param(req, name) ? -1 : 0;
-  if (n == 0 || n > 18) return -1;
-  int64_t x = 0;
-  for (long i = 0; i < n; i++) {
-    if (buf[i] < '0' || buf[i] > '9') return -1;
-    x = x * 10 + (buf[i] - '0');
-  }
-  if (x < lo || x > hi) return -1;
-  *v = x;
-  return 1;
+  return rc_http_query_int(req, name, lo, hi, v);
 }
 
 int rc_audit_handle(rc_audit_t *a, const rc_http_request_t *req, rc_http_response_t *res) {

@@ -391,7 +391,7 @@ static int prev_path(const rc_http_request_t *req, char *svc, char *env, size_t 
 
 int rc_deploys_handle(rc_db_t *db, rc_audit_t *audit, const rc_http_request_t *req,
                       const char *actor, rc_http_response_t *res) {
-  char svc[RC_DEPLOY_FIELD_MAX], env[RC_DEPLOY_FIELD_MAX], lim[16];
+  char svc[RC_DEPLOY_FIELD_MAX], env[RC_DEPLOY_FIELD_MAX];
   if (path_eq(req, "/api/v1/deploys")) {
     if (db == NULL) {
       error_reply(res, 503, "no deploy registry (storage unavailable)");
@@ -408,9 +408,8 @@ int rc_deploys_handle(rc_db_t *db, rc_audit_t *audit, const rc_http_request_t *r
         error_reply(res, 400, "service and environment parameters are required");
         return 1;
       }
-      long limit = 100;
-      if (rc_http_query_param(req, "limit", lim, sizeof(lim)) > 0) limit = strtol(lim, NULL, 10);
-      if (limit < 1 || limit > 10000) {
+      int64_t limit = 100;
+      if (rc_http_query_int(req, "limit", 1, 10000, &limit) < 0) {
         error_reply(res, 400, "limit must be 1..10000");
         return 1;
       }

@@ -49,6 +49,7 @@ struct rc_http_conn {
   int handles_open;       /* closed handles still to report back before free */
   int closing;            /* no more requests are processed on this connection */
   int error_status;       /* set by a callback that stopped the parser */
+  const char *error_detail; /* ... and, for a 400, why (static text) */
   int last_was_value;
   int reading;
   int expect_continue;
@@ -280,8 +281,17 @@ static void start_close_after_write(rc_http_conn_t *c) {
   c->phase = PH_LINGER;
   uv_timer_stop(&c->timer);
   c->shutdown_req.data = c;
-  if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) conn_close(c);
-  else arm_timer(c, PH_LINGER);
+  if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+    conn_close(c);
+    return;
+  }
+  arm_timer(c, PH_LINGER);
+  /* The linger waits for the peer's EOF, which only a read can see: a deferred answer (remote
+   * write) left reading stopped, and the connection would otherwise sit out the whole linger. */
+  if (!c->reading) {
+    c->reading = 1;
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  }
 }
 
 static void on_write(uv_write_t *req, int status) {
@@ -426,6 +436,7 @@ static int on_message_begin(http_parser *p) {
   c->url_off = c->url_len = 0;
   c->last_was_value = 0;
   c->error_status = 0;
+  c->error_detail = NULL;
   c->expect_continue = 0;
   arm_timer(c, PH_HEADERS);
   return 0;
@@ -440,9 +451,23 @@ static int on_url(http_parser *p, const char *at, size_t n) {
   return c->hbuf.oom;
 }
 
+/* RFC 9110 token characters: what a field name may hold. http-parser lets "Host : x" through
+ * and still acts on "Content-Length :" and "Transfer-Encoding :" itself, while our own header
+ * lookup would not see the name: two readings of one request (RFC 9112 5.1: MUST be 400). */
+static int is_tchar(unsigned char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+         (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t n) {
   rc_http_conn_t *c = P(p);
   if (!header_room(c, n)) return 1;
+  for (size_t i = 0; i < n; i++)
+    if (!is_tchar((unsigned char)at[i])) {
+      c->error_status = 400;
+      c->error_detail = "a header field name holds a space or a character a token may not";
+      return 1;
+    }
   if (c->last_was_value || c->nheaders == 0) {
     if (c->nheaders >= c->srv->cfg.max_headers) {
       c->error_status = 431;
@@ -599,15 +624,17 @@ long rc_http_query_param(const rc_http_request_t *req, const char *name, char *o
   for (size_t i = 0; q != NULL && i < n;) {
     size_t end = i;
     while (end < n && q[end] != '&') end++;
+    /* "?name" without '=' is there, with no value: bad rather than absent. */
+    if (end - i == nl && memcmp(q + i, name, nl) == 0) return RC_HTTP_QP_BAD;
     if (end - i > nl && memcmp(q + i, name, nl) == 0 && q[i + nl] == '=') {
       size_t k = 0;
       for (size_t j = i + nl + 1; j < end; j++) {
-        if (k + 1 >= cap) return -1;
+        if (k + 1 >= cap) return RC_HTTP_QP_BAD;
         if (q[j] == '+') out[k++] = ' ';
         else if (q[j] == '%') {
           int h, l;
-          if (j + 2 >= end) return -1;
-          if ((h = hexval(q[j + 1])) < 0 || (l = hexval(q[j + 2])) < 0) return -1;
+          if (j + 2 >= end) return RC_HTTP_QP_BAD;
+          if ((h = hexval(q[j + 1])) < 0 || (l = hexval(q[j + 2])) < 0) return RC_HTTP_QP_BAD;
           out[k++] = (char)(h * 16 + l);
           j += 2;
         } else out[k++] = q[j];
@@ -617,7 +644,23 @@ long rc_http_query_param(const rc_http_request_t *req, const char *name, char *o
     }
     i = end + 1;
   }
-  return -1;
+  return RC_HTTP_QP_ABSENT;
+}
+
+int rc_http_query_int(const rc_http_request_t *req, const char *name, int64_t lo, int64_t hi,
+                      int64_t *v) {
+  char buf[24];
+  long n = rc_http_query_param(req, name, buf, sizeof(buf));
+  if (n == RC_HTTP_QP_ABSENT) return 0;
+  if (n <= 0 || n > 18) return -1;
+  int64_t x = 0;
+  for (long i = 0; i < n; i++) {
+    if (buf[i] < '0' || buf[i] > '9') return -1;
+    x = x * 10 + (buf[i] - '0');
+  }
+  if (x < lo || x > hi) return -1;
+  *v = x;
+  return 1;
 }
 
 rc_http_pending_t *rc_http_defer(const rc_http_request_t *req, rc_http_response_t *res,
@@ -730,6 +773,14 @@ static void conn_feed(rc_http_conn_t *c, const char *data, size_t n) {
       case 413: reason = "request body too large"; break;
       case 501: reason = "method not implemented"; break;
       case 500: reason = "out of memory reading the request"; break;
+      case 400:
+        if (c->error_detail != NULL) {
+          rc_stat_add(&rc_stats.http_parse_errors, 1);
+          snprintf(tmp, sizeof(tmp), "malformed HTTP request: %s", c->error_detail);
+          reason = tmp;
+          break;
+        }
+        /* fall through */
       default:
         status = 400;
         rc_stat_add(&rc_stats.http_parse_errors, 1);

@@ -74,8 +74,16 @@ typedef struct rc_http_request {
 } rc_http_request_t;
 
 /* The value of query parameter `name`, percent- and '+'-decoded into out (NUL-terminated).
- * Returns its length, or -1 when absent, longer than cap-1 or badly encoded. */
+ * Returns its length, RC_HTTP_QP_ABSENT, or RC_HTTP_QP_BAD when it is there but longer than
+ * cap-1 or badly encoded — a bad value must be refused, never taken for an absent one (a
+ * dropped filter would answer with more than was asked). */
+#define RC_HTTP_QP_ABSENT (-1)
+#define RC_HTTP_QP_BAD (-2)
 long rc_http_query_param(const rc_http_request_t *req, const char *name, char *out, size_t cap);
+/* A decimal whole-number parameter in [lo, hi]: 0 absent, 1 *v set, -1 present but not such
+ * a number (empty, signs, other characters, out of range, badly encoded). */
+int rc_http_query_int(const rc_http_request_t *req, const char *name, int64_t lo, int64_t hi,
+                      int64_t *v);
 
 /* Case-insensitive header lookup; returns the first value (borrowed, not NUL-terminated,
  * surrounding whitespace trimmed) and its length, or NULL when absent. */

@@ -368,7 +368,9 @@ int rc_rw_decode(rc_rw_decoder_t *d, int version, const char *body, size_t len,
                    "decoded request needs more than %zu bytes of memory", d->lim.max_arena_bytes);
   }
   size_t got = ulen;
-  if (ulen > 0 && (snappy_uncompress(body, len, raw, &got) != SNAPPY_OK || got != ulen)) {
+  /* Also for a declared length of 0: the block must then be that header alone, and snappy
+   * says so (64 NUL bytes declare 0 and are not a valid block). */
+  if (snappy_uncompress(body, len, raw, &got) != SNAPPY_OK || got != ulen) {
     rc_arena_free(&a);
     return rw_fail(res, RC_RWR_SNAPPY, RC_EPARSE, "malformed snappy block: corrupt or truncated");
   }
