@@ -108,7 +108,7 @@ static int run_cover(side_t s, int64_t lo, int64_t hi) {
       *s.v = nv;
       *s.cap = n;
     }
-    memset(*s.v, 0, n * sizeof(double));
+    if (n > 0) memset(*s.v, 0, n * sizeof(double)); /* memset(NULL, 0, 0) is undefined */
   } else {
     double *nv = *s.v;
     if (n > *s.cap) {

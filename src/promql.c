@@ -1041,7 +1041,7 @@ static int make_binary(ps_t *p, pn_t *lhs, pn_t *rhs, rc_pq_op_t op, size_t opof
   if (rc == 0 && h > RC_PQ_MAX_DEPTH) rc = depth_error(p, opoff);
   rc_pq_node_t *x = NULL;
   if (rc == 0 && (x = node_new(RC_PQ_BINARY, lhs->n->line, lhs->n->col)) == NULL) rc = oom(p);
-  if (rc != 0) {
+  if (rc != 0 || x == NULL) {
     node_free(lhs->n);
     node_free(rhs->n);
     lhs->n = rhs->n = NULL;

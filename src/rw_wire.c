@@ -105,7 +105,7 @@ static inline int rd_f64(rd_t *r, double *v) {
 
 static int rd_skip(rd_t *r, int wt) {
   uint64_t v = 0;
-  rd_t sub;
+  rd_t sub = {0};
   switch (wt) {
     case WT_VARINT: return rd_varint(r, &v);
     case WT_I64:
@@ -131,7 +131,7 @@ static inline int64_t zz64(uint64_t v) { return (int64_t)((v >> 1) ^ (0ull - (v 
  * varints, 8 for doubles. */
 static int count_repeated(rd_t *r, int wt, int elem, uint32_t *n) {
   if (wt == WT_LEN) {
-    rd_t sub;
+    rd_t sub = {0};
     if (!rd_len(r, &sub)) return 0;
     if (elem == 8) {
       if ((sub.end - sub.p) % 8) return 0;
@@ -156,7 +156,7 @@ static int read_varints(rd_t *r, int wt, uint64_t *out, uint32_t *n, uint32_t ca
     (*n)++;
     return 1;
   }
-  rd_t sub;
+  rd_t sub = {0};
   if (!rd_len(r, &sub)) return 0;
   while (sub.p < sub.end) {
     if (*n >= cap || !rd_varint(&sub, &out[*n])) return 0;
@@ -171,7 +171,7 @@ static int read_doubles(rd_t *r, int wt, double *out, uint32_t *n, uint32_t cap)
     (*n)++;
     return 1;
   }
-  rd_t sub;
+  rd_t sub = {0};
   if (!rd_len(r, &sub)) return 0;
   while (sub.p < sub.end) {
     if (*n >= cap || !rd_f64(&sub, &out[*n])) return 0;
@@ -191,7 +191,7 @@ static int parse_label(rd_t m, rc_label_t *l) {
   while (m.p < m.end) {
     uint32_t f = 0;
     int wt = 0;
-    rd_t s;
+    rd_t s = {0};
     if (!rd_tag(&m, &f, &wt)) return 0;
     if (f == 1 || f == 2) {
       if (wt != WT_LEN || !rd_len(&m, &s)) return 0;
@@ -261,7 +261,7 @@ static int parse_histogram(rw_ctx_t *c, rd_t m, rc_histogram_t *h, int v2, int *
   while (scan.p < scan.end) {
     uint32_t f = 0;
     int wt = 0, ok = 1;
-    rd_t s;
+    rd_t s = {0};
     if (!rd_tag(&scan, &f, &wt)) return 0;
     switch (f) {
       case 1: case 4: case 6: case 14: case 15:
@@ -305,7 +305,7 @@ static int parse_histogram(rw_ctx_t *c, rd_t m, rc_histogram_t *h, int v2, int *
     uint32_t f = 0;
     int wt = 0, ok = 1;
     uint64_t v = 0;
-    rd_t s;
+    rd_t s = {0};
     if (!rd_tag(&m, &f, &wt)) return 0;
     switch (f) {
       case 1: ok = rd_varint(&m, &count_int); count_float = 0; break;
@@ -414,7 +414,7 @@ static int parse_exemplar_v1(rd_t m) {
   while (m.p < m.end) {
     uint32_t f = 0;
     int wt = 0;
-    rd_t s;
+    rd_t s = {0};
     rc_label_t l;
     if (!rd_tag(&m, &f, &wt)) return 0;
     int ok;
@@ -447,7 +447,7 @@ static int parse_metadata_v1(rd_t m) {
 
 static int parse_series_v1_general(rw_ctx_t *c, rd_t m) {
   uint32_t nl = 0, ns = 0, ne = 0, nh = 0;
-  rd_t scan = m, s;
+  rd_t scan = m, s = {0};
   while (scan.p < scan.end) {
     uint32_t f = 0;
     int wt = 0;
@@ -512,7 +512,7 @@ static int parse_series_v1(rw_ctx_t *c, rd_t m) {
   rc_label_t lbuf[RW_LOCAL_LABELS];
   rc_sample_t sbuf[RW_LOCAL_SAMPLES];
   uint32_t nl = 0, ns = 0, ne = 0;
-  rd_t all = m, s;
+  rd_t all = m, s = {0};
   /* The raw bytes of the label fields, when they sit together (as every sender writes them):
    * the label-set cache's key. */
   const uint8_t *lab_start = NULL, *lab_end = NULL;
@@ -584,7 +584,7 @@ static int parse_series_v1(rw_ctx_t *c, rd_t m) {
 }
 
 int rw_wire_v1(rw_ctx_t *c, const uint8_t *buf, size_t len) {
-  rd_t m = {buf, buf + len}, scan = m, s;
+  rd_t m = {buf, buf + len}, scan = m, s = {0};
   uint32_t nts = 0;
   while (scan.p < scan.end) {
     uint32_t f = 0;
@@ -646,7 +646,7 @@ static int parse_exemplar_v2(rd_t m, uint32_t nsym, int *refs_ok) {
         in_range &= (uint32_t)v < nsym;
         nrefs++;
       } else if (wt == WT_LEN) {
-        rd_t s;
+        rd_t s = {0};
         ok = rd_len(&m, &s);
         while (ok && s.p < s.end) {
           ok = rd_varint(&s, &v);
@@ -691,7 +691,7 @@ static int parse_metadata_v2(rd_t m, int32_t *type, uint32_t *max_ref) {
 
 static int parse_series_v2_general(rw_ctx_t *c, rd_t m, const sym_t *syms, uint32_t nsym) {
   uint32_t nrefs = 0, ns = 0, nh = 0, ne = 0;
-  rd_t scan = m, s;
+  rd_t scan = m, s = {0};
   while (scan.p < scan.end) {
     uint32_t f = 0;
     int wt = 0, ok = 1;
@@ -812,7 +812,7 @@ static int parse_series_v2(rw_ctx_t *c, rd_t m, const sym_t *syms, uint32_t nsym
   int32_t mtype = 0;
   uint32_t meta_ref = 0;
   int64_t created = 0;
-  rd_t all = m, s;
+  rd_t all = m, s = {0};
   while (m.p < m.end) {
     uint32_t f = 0;
     int wt = 0, ok = 1, rok = 1;
@@ -904,7 +904,7 @@ static int parse_series_v2(rw_ctx_t *c, rd_t m, const sym_t *syms, uint32_t nsym
 }
 
 int rw_wire_v2(rw_ctx_t *c, const uint8_t *buf, size_t len) {
-  rd_t m = {buf, buf + len}, scan = m, s;
+  rd_t m = {buf, buf + len}, scan = m, s = {0};
   uint32_t nsym = 0, nts = 0;
   while (scan.p < scan.end) {
     uint32_t f = 0;

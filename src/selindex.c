@@ -282,7 +282,8 @@ static const rc_label_t *find_name(const rc_label_t *labels, uint32_t n) {
 
 uint32_t rc_selindex_match(const rc_selindex_t *idx, rc_matcher_scratch_t *scr,
                            const rc_label_t *labels, uint32_t n, uint32_t *out_ids, uint32_t max) {
-  const uint32_t *a = NULL;
+  static const uint32_t no_entries[1];
+  const uint32_t *a = no_entries; /* never NULL: na == 0 says it is empty */
   uint32_t na = 0;
   const rc_label_t *nm = find_name(labels, n);
   if (nm != NULL && nm->value_len > 0) {

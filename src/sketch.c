@@ -256,9 +256,9 @@ static uint64_t sum_upto(const store_t *st, int64_t idx) {
     return top;                                                                            \
   }                                                                                        \
   static void name##_add(void *d, const void *s, uint32_t n) {                             \
-    TD *dp = d;                                                                            \
+    TD *dp = d; /* NOLINT(bugprone-macro-parentheses): TD is a type name, not an expression */ \
     const TS *sp = s;                                                                      \
-    for (uint32_t k = 0; k < n; k++) dp[k] = (TD)(dp[k] + sp[k]); /* NOLINT: TD is a type */ \
+    for (uint32_t k = 0; k < n; k++) dp[k] = (TD)(dp[k] + sp[k]);                          \
   }
 #define RUN_LOOPS(T, name)                                                                 \
   static uint64_t name##_max(const void *s, uint32_t n) {                                  \

@@ -99,26 +99,39 @@ static struct selent *selent_find(seltab_t *t, uint32_t id) {
   return t && lo < t->n && t->e[lo].id == id ? &t->e[lo] : NULL;
 }
 
-/* The entry of selector id, added (a new table published) when missing. NULL: no memory. */
+/* The entry of selector id, added (a new table published) when missing. NULL: no memory.
+ * gcc 12's analyzer treats t as the atomic load itself, re-done at each use, and reports the
+ * NULL it allows for the first as dereferenced by the later ones inside `if (t != NULL)`. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wanalyzer-null-dereference"
+#endif
 static struct selent *selent_get(rc_store_t *s, uint32_t id) {
   seltab_t *t = seltab(s);
   struct selent *e = selent_find(t, id);
   if (e != NULL) return e;
-  uint32_t n = t ? t->n : 0, lo = 0;
-  while (lo < n && t->e[lo].id < id) lo++;
+  uint32_t n = 0, lo = 0;
+  if (t != NULL) {
+    n = t->n;
+    while (lo < n && t->e[lo].id < id) lo++;
+  }
   seltab_t *nt = malloc(sizeof(*nt) + (n + 1) * sizeof(nt->e[0]));
   if (nt == NULL) return NULL;
   nt->n = nt->cap = n + 1;
-  for (uint32_t i = 0, j = 0; i < n + 1; i++) {
-    nt->e[i].id = i == lo ? id : t->e[j].id;
-    atomic_init(&nt->e[i].arr, i == lo ? NULL
-                               : atomic_load_explicit(&t->e[j].arr, memory_order_relaxed));
-    if (i != lo) j++;
+  nt->e[lo].id = id;
+  atomic_init(&nt->e[lo].arr, NULL);
+  for (uint32_t j = 0; t != NULL && j < n; j++) { /* the others, around the new one */
+    uint32_t i = j < lo ? j : j + 1;
+    nt->e[i].id = t->e[j].id;
+    atomic_init(&nt->e[i].arr, atomic_load_explicit(&t->e[j].arr, memory_order_relaxed));
   }
   atomic_store_explicit(&s->sel, nt, memory_order_release);
   retire(s, t, free);
   return &nt->e[lo];
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 static selarr_t *selarr_new(uint32_t cap) {
   selarr_t *a = malloc(sizeof(*a) + cap * sizeof(a->v[0]));
