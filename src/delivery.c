@@ -105,7 +105,14 @@ static int read_secret(const rc_receiver_cfg_t *c, receiver_t *r, rc_err_t *err)
            c->name);
     return 0;
   }
-  return r->secret ? 0 : rc_err_set(err, RC_ENOMEM, "out of memory");
+  if (r->secret == NULL) return rc_err_set(err, RC_ENOMEM, "out of memory");
+  /* Some presets send the secret in a header (GitHub's token) or a JSON string: a control
+   * character there would split the header (injection) or be a mistake in the file. */
+  for (size_t i = 0; i < r->secret_len; i++)
+    if (r->secret[i] < 0x20 || r->secret[i] == 0x7f)
+      return rc_err_set(err, RC_EINVAL, "receiver %s: the secret holds a control character "
+                        "(a line break inside the file?)", c->name);
+  return 0;
 }
 
 /*------------------------------------------------------------------------------------------

@@ -49,6 +49,11 @@ int rc_preset_build(const char *type, const char *event_json, const char *receiv
                     rc_preset_out_t *out) {
   memset(out, 0, sizeof(*out));
   if (strcmp(type, "generic") == 0) {
+    /* The event itself, byte for byte (it is what is signed) — once it is known to be one. */
+    json_t *ev = json_loads(event_json, 0, NULL);
+    int ok = json_is_object(ev);
+    json_decref(ev);
+    if (!ok) return -1;
     out->body = strdup(event_json);
     out->sign = 1;
     return out->body ? 0 : -1;
