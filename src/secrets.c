@@ -55,10 +55,11 @@ static const detector_t detectors[RC_SECRET_NKINDS] = {
     {RC_SECRET_GITLAB_TOKEN, "(?<![A-Za-z0-9_-])(glpat-[A-Za-z0-9_-]{20,}+)", 1, "glpat-", 0},
     {RC_SECRET_AWS_ACCESS_KEY, "(?<![A-Z0-9])((?:AKIA|ASIA)[A-Z0-9]{16})(?![A-Z0-9])", 1, "A",
      0},
-    /* scheme://user:password@host; the user may be empty (redis://:pw@host). */
+    /* scheme://user:password@host; the user may be empty (redis://:pw@host). The host is a
+     * name, an address or [v6]: what follows the @ in prose or code is not. */
     {RC_SECRET_URL_CREDENTIALS,
      "(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*+://([^\\s:@/?#'\"<>`]*+):([^\\s@/?#'\"<>`]++)@"
-     "([^\\s/?#'\"<>`]++)",
+     "([A-Za-z0-9\\[][A-Za-z0-9._:\\[\\]-]*+)",
      2, "://", 0},
     {RC_SECRET_BEARER, "(?<![A-Za-z0-9_])(?i:bearer)\\h++([A-Za-z0-9._~+/-]++=*+)", 1, "bearer",
      1},
@@ -205,12 +206,23 @@ static int placeholder(const char *p, size_t n) {
   return periodic(p, n);
 }
 
-/* A URL's password that only stands for one (user:password@, user:pass@, ...). */
-static int placeholder_password(const char *p, size_t n) {
-  static const char *const words[] = {"password", "passwd", "pass", "pwd", "secret", "token"};
-  for (size_t i = 0; i < RC_ARRAY_SIZE(words); i++)
+static int one_of_nocase(const char *p, size_t n, const char *const *words, size_t nwords) {
+  for (size_t i = 0; i < nwords; i++)
     if (strlen(words[i]) == n && starts_nocase(p, n, words[i])) return 1;
-  return placeholder(p, n);
+  return 0;
+}
+
+/* A URL's password that only stands for one (user:password@, user:pass@, :pw@, ...). */
+static int placeholder_password(const char *p, size_t n) {
+  static const char *const words[] = {"password", "passwd", "pass", "pwd", "pw", "secret",
+                                      "token"};
+  return one_of_nocase(p, n, words, RC_ARRAY_SIZE(words)) || placeholder(p, n);
+}
+
+/* A URL's host in a usage line (scheme://user:pw@host). */
+static int placeholder_host(const char *p, size_t n) {
+  static const char *const words[] = {"host", "hostname", "server", "domain"};
+  return one_of_nocase(p, n, words, RC_ARRAY_SIZE(words)) || placeholder(p, n);
 }
 
 /* Bearer and Authorization values: token-like, not a name or a sentence's word. */
@@ -294,7 +306,7 @@ static int accept(rc_secret_kind_t kind, const char *line, const PCRE2_SIZE *ov)
       size_t nuser = ov[3] - ov[2], nhost = ov[7] - ov[6];
       if (placeholder_password(v, n)) return 0;
       if (nuser > 0 && placeholder(user, nuser)) return 0;
-      return !placeholder(host, nhost);
+      return !placeholder_host(host, nhost);
     }
     case RC_SECRET_BEARER: return n >= RC_SECRETS_MIN_LEN && token_like(v, n);
     case RC_SECRET_AUTHORIZATION: return token_like(v, n);

@@ -55,8 +55,8 @@
  * "***", "...", "…", "placeholder", "changeme", "redacted", "dummy", "your_" or "your-"
  * (any case); one that is a single character repeated, or a shorter unit repeated
  * ("0123456789abcdef0123456789abcdef"); for url-credentials also the common placeholder
- * passwords (password, passwd, pass, pwd, secret, token) and URLs whose host or user is one of
- * the above. A value that starts with "sha256:", "sha512:" or "sha1:" is a digest reference,
+ * passwords (password, passwd, pass, pwd, pw, secret, token), and URLs whose user is a
+ * placeholder or whose host is one or is host, hostname, server or domain. A value that starts with "sha256:", "sha512:" or "sha1:" is a digest reference,
  * and one that starts with '/', "./", "~/" or "file:" is a path.
  *
  * The allow comment: "ripcord:allow-secret REASON" after a comment mark ('#', "//" or slash-star)
