@@ -74,13 +74,17 @@ static const detector_t detectors[RC_SECRET_NKINDS] = {
      1, "key", 1},
     /* key: value, key=value, "key": "value". Group 1 is the key, 2 the value. A key starts
      * where a word or a dashed or dotted part starts (--api-key=, db.password:) and is at
-     * most 64 characters, so each start costs a bounded amount of work. An unquoted value
-     * followed by '(' is a call in code (key = XXH3_64bits(...)), not a literal. */
+     * most 64 characters, and a value at most 512 (a longer one is judged by its first 512),
+     * so each start costs a bounded amount of work even though the scan goes on from the
+     * value (a=a=a=... is linear). An unquoted value followed by '(' is a call in code
+     * (key = XXH3_64bits(...)), not a literal. */
     {RC_SECRET_HIGH_ENTROPY,
      "(?<![A-Za-z0-9_$])(?|\"([A-Za-z_][A-Za-z0-9_.-]{0,63}+)\"|"
      "'([A-Za-z_][A-Za-z0-9_.-]{0,63}+)'|([A-Za-z_][A-Za-z0-9_.-]{0,63}+))"
      "\\h*+(?:=|:(?=\\h|[\"']|$))\\h*+"
-     "(?|\"([^\"\\\\\\n\\r]*+)\"|'([^'\\\\\\n\\r]*+)'|([^\\s\"'`,;(){}\\[\\]<>#&|\\\\]++)(?!\\())",
+     "(?|\"([^\"\\\\\\n\\r]{0,512}+)[^\"\\\\\\n\\r]*+\"|"
+     "'([^'\\\\\\n\\r]{0,512}+)[^'\\\\\\n\\r]*+'|"
+     "([^\\s\"'`,;(){}\\[\\]<>#&|\\\\]{1,512}+)(?!\\())",
      2, NULL, 0},
 };
 
@@ -225,9 +229,10 @@ static int placeholder_host(const char *p, size_t n) {
   return one_of_nocase(p, n, words, RC_ARRAY_SIZE(words)) || placeholder(p, n);
 }
 
-/* Bearer and Authorization values: token-like, not a name or a sentence's word. */
+/* Bearer and Authorization values: token-like, not a name or a sentence's word. The cheap
+ * tests come first: a hostile line can make many candidates. */
 static int token_like(const char *p, size_t n) {
-  return !placeholder(p, n) && classes(p, n) >= 2 && entropy(p, n) >= 3.0;
+  return classes(p, n) >= 2 && entropy(p, n) >= 3.0 && !placeholder(p, n);
 }
 
 /* The words of a key: split at anything but a letter or digit, and before an upper-case
@@ -319,7 +324,8 @@ static int accept(rc_secret_kind_t kind, const char *line, const PCRE2_SIZE *ov)
       return digit && alpha && !placeholder(v, n);
     }
     case RC_SECRET_HIGH_ENTROPY: {
-      if (n < RC_SECRETS_MIN_LEN) return 0;
+      if (n < RC_SECRETS_MIN_LEN || classes(v, n) < 2) return 0;
+      if (entropy(v, n) < RC_SECRETS_MIN_ENTROPY) return 0;
       for (size_t i = 0; i < n; i++)
         if (isspace((unsigned char)v[i])) return 0;
       if (v[0] == '/' || starts_nocase(v, n, "./") || starts_nocase(v, n, "../") ||
@@ -329,9 +335,7 @@ static int accept(rc_secret_kind_t kind, const char *line, const PCRE2_SIZE *ov)
       if (starts_nocase(v, n, "sha256:") || starts_nocase(v, n, "sha512:") ||
           starts_nocase(v, n, "sha1:"))
         return 0; /* a digest reference */
-      if (placeholder(v, n) || classes(v, n) < 2) return 0;
-      if (entropy(v, n) < RC_SECRETS_MIN_ENTROPY) return 0;
-      return secret_key(line + ov[2], ov[3] - ov[2]);
+      return !placeholder(v, n) && secret_key(line + ov[2], ov[3] - ov[2]);
     }
     default: return 0;
   }
@@ -364,12 +368,15 @@ static int allow_comment(const char *p, size_t n) {
   return -1;
 }
 
-/* Column of byte off in a line starting at p: characters (not UTF-8 continuation bytes). */
-static int column(const char *p, size_t off) {
-  int col = 1;
-  for (size_t i = 0; i < off; i++)
-    if (((unsigned char)p[i] & 0xC0) != 0x80) col++;
-  return col;
+/* Column of byte off in a line starting at p: characters (not UTF-8 continuation bytes).
+ * Each detector's matches come in increasing order, so counting resumes from the last
+ * answer (*at, *col) unless off is before it: linear per detector, however many findings. */
+static int column(const char *p, size_t off, size_t *at, int *col) {
+  if (off < *at) *at = 0, *col = 1;
+  for (size_t i = *at; i < off; i++)
+    if (((unsigned char)p[i] & 0xC0) != 0x80) (*col)++;
+  *at = off;
+  return *col;
 }
 
 /* Up to 4 printable ASCII characters of the value (fewer for short ones) and "…". */
@@ -416,6 +423,8 @@ static void cover(uint8_t *map, size_t a, size_t b) {
 static int scan_line(const rc_secrets_t *s, pcre2_match_data *md, const char *p, size_t n,
                      int lineno, uint8_t *map, rc_secret_findings_t *out) {
   int allow = -2; /* not looked at yet */
+  size_t col_at = 0;
+  int col = 1;
   memset(map, 0, (n >> 3) + 1);
   for (int k = 0; k < RC_SECRET_NKINDS; k++) {
     const detector_t *d = &detectors[k];
@@ -438,7 +447,7 @@ static int scan_line(const rc_secrets_t *s, pcre2_match_data *md, const char *p,
         out->allowed++;
         continue;
       }
-      rc_secret_finding_t x = {.kind = d->kind, .line = lineno, .col = column(p, a),
+      rc_secret_finding_t x = {.kind = d->kind, .line = lineno, .col = column(p, a, &col_at, &col),
                                .allow_no_reason = allow == -1};
       make_prefix(p + a, b - a, x.prefix, sizeof(x.prefix));
       if (push(out, &x) != 0) return RC_ENOMEM;

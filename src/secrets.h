@@ -44,6 +44,7 @@
  *                        not a secret name: `secret_env: VAR`, `token_file: /run/x`,
  *                        `dedup_key: <sha256>`. Forms: YAML `key: value`, `key=value` (env
  *                        files, flags, query strings) and JSON `"key": "value"`, quoted or not.
+ *                        Keys are at most 64 characters; values are judged on their first 512.
  *
  * Why 3.5 bits: 20 random base64 or hex characters measure 3.6 to 4.3 bits per character over
  * their own bytes (a short string cannot show its alphabet's full entropy), while identifiers,
