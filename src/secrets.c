@@ -354,8 +354,9 @@ static int allow_comment(const char *p, size_t n) {
   if (at == NULL) return 0;
   /* A comment mark before it on the line. */
   size_t pre = (size_t)(at - p);
-  int comment = memchr(p, '#', pre) != NULL || memmem(p, pre, "//", 2) != NULL ||
-                memmem(p, pre, "/*", 2) != NULL;
+  int comment = 0;
+  for (size_t i = 0; i < pre && !comment; i++)
+    comment = p[i] == '#' || (p[i] == '/' && i + 1 < pre && (p[i + 1] == '/' || p[i + 1] == '*'));
   if (!comment) return 0;
   const char *r = at + m, *end = p + n;
   if (r < end && *r != ' ' && *r != '\t') return -1;
@@ -458,6 +459,7 @@ static int scan_line(const rc_secrets_t *s, pcre2_match_data *md, const char *p,
 
 int rc_secrets_scan(const rc_secrets_t *s, const char *text, size_t len,
                     rc_secret_findings_t *out) {
+  if (text == NULL || len == 0) return 0;
   size_t first = out->n;
   /* The longest line sizes the byte map. */
   size_t longest = 0;
