@@ -186,6 +186,29 @@ static int classes(const char *p, size_t n) {
   return lo + up + dg;
 }
 
+static int all_hex(const char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!isxdigit((unsigned char)p[i])) return 0;
+  return 1;
+}
+
+/* A name, not a value: SCREAMING_SNAKE_CASE or snake_case with at least one underscore
+ * (RIPCORD_TOKEN_V2, token_for_tests_2). Random tokens mix cases. */
+static int constant_name(const char *p, size_t n) {
+  int upper = isupper((unsigned char)p[0]), under = 0;
+  if (!isalpha((unsigned char)p[0])) return 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)p[i];
+    if (c == '_') {
+      if (i + 1 == n || p[i + 1] == '_') return 0;
+      under = 1;
+    } else if (!(isdigit(c) || (upper ? isupper(c) : islower(c)))) {
+      return 0;
+    }
+  }
+  return under;
+}
+
 /* A shorter unit repeated to fill the value ("aaaa", "abcabcab", "0123...f0123...f"). Values
  * longer than 1 KiB are not checked (the test is quadratic in the worst case). */
 static int periodic(const char *p, size_t n) {
@@ -325,7 +348,9 @@ static int accept(rc_secret_kind_t kind, const char *line, const PCRE2_SIZE *ov)
     }
     case RC_SECRET_HIGH_ENTROPY: {
       if (n < RC_SECRETS_MIN_LEN || classes(v, n) < 2) return 0;
-      if (entropy(v, n) < RC_SECRETS_MIN_ENTROPY) return 0;
+      if (entropy(v, n) < (all_hex(v, n) ? RC_SECRETS_MIN_ENTROPY_HEX : RC_SECRETS_MIN_ENTROPY))
+        return 0;
+      if (constant_name(v, n)) return 0;
       for (size_t i = 0; i < n; i++)
         if (isspace((unsigned char)v[i])) return 0;
       if (v[0] == '/' || starts_nocase(v, n, "./") || starts_nocase(v, n, "../") ||

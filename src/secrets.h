@@ -26,18 +26,22 @@
  *   url-credentials      scheme://user:password@host: the column of the password. Not when the
  *                        password (or the whole URL) is a placeholder, see below.
  *   bearer-token         "Bearer <token>" (any case) with a token of 20+ RFC 6750 token68
- *                        characters.
+ *                        characters that looks like one (below).
  *   authorization-header an "Authorization:" (or authorization= / "authorization": ) value of
- *                        12+ characters other than Bearer (Basic, Token, a bare value).
- *   pagerduty-key        a value of exactly 32 letters or digits under a key named like
- *                        routing_key, integration_key or service_key (-, _ or nothing between,
- *                        any case).
+ *                        12+ characters other than Bearer (Basic, Token, a bare value) that
+ *                        looks like a token: at least two of lower case, upper case and
+ *                        digits, and 3.0+ bits of entropy per character (as bearer-token).
+ *   pagerduty-key        a value of exactly 32 letters or digits, at least one of each, under
+ *                        a key named like routing_key, integration_key or service_key (-, _ or
+ *                        nothing between, any case).
  *   high-entropy-value   a value of 20+ characters, Shannon entropy >= 3.5 bits per character
- *                        (RC_SECRETS_MIN_ENTROPY), at least two of lower case, upper case and
- *                        digits, under a key whose name suggests a secret: a word of the name
- *                        (split at _ - . and camelCase) is secret, token, password, passwd,
- *                        pwd, passphrase, apikey, key, credential(s), creds, auth,
- *                        authorization or private, or the name contains apikey/api_key.
+ *                        (RC_SECRETS_MIN_ENTROPY; >= 3.0 for hex digits only), at least two of
+ *                        lower case, upper case and digits, not a SCREAMING_SNAKE or
+ *                        snake_case name, not a path or a URL, under a key whose name suggests
+ *                        a secret: a word of the name (split at _ - . and camelCase) is secret,
+ *                        token, password, passwd, pwd, passphrase, apikey, key, credential(s),
+ *                        creds, auth, oauth, authorization or private, or a word contains
+ *                        secret, token, password, passwd, apikey or credential (accesstoken).
  *                        A name that also has a word saying the value is not the secret itself
  *                        (env, file, path, url, id, name, public, hash, digest, checksum,
  *                        fingerprint, sha1, sha256, sha512, md5, dedup, idempotency, ...) is
@@ -46,10 +50,12 @@
  *                        files, flags, query strings) and JSON `"key": "value"`, quoted or not.
  *                        Keys are at most 64 characters; values are judged on their first 512.
  *
- * Why 3.5 bits: 20 random base64 or hex characters measure 3.6 to 4.3 bits per character over
- * their own bytes (a short string cannot show its alphabet's full entropy), while identifiers,
- * words and environment variable names measure 2.5 to 3.4. The two-classes rule keeps out
- * long lower-case names that happen to measure high.
+ * Why these numbers: entropy is measured over the value's own characters, so a short string
+ * cannot show its alphabet's full entropy. 20 random letters and digits measure 3.3 to 4.5
+ * bits (fewer than 1 in 500 below 3.5; none at 24+), while words and names measure 2.5 to 3.8.
+ * Hex tops out at 4 bits: 20 random hex digits measure 2.5 to 3.9 (3% below 3.0, and none
+ * at 40+ characters), hence its own threshold. Names that measure high are kept out by the
+ * two-classes rule (this_is_a_long_value) and the name shapes (RIPCORD_TOKEN_V2).
  *
  * Placeholders are never findings: a value that starts with '$' ($VAR, ${VAR}, $(cmd)), '{'
  * ({{template}}, {var}), '<' (<password>), '%' (%s); one that contains "example", "xxx",
@@ -57,13 +63,14 @@
  * (any case); one that is a single character repeated, or a shorter unit repeated
  * ("0123456789abcdef0123456789abcdef"); for url-credentials also the common placeholder
  * passwords (password, passwd, pass, pwd, pw, secret, token), and URLs whose user is a
- * placeholder or whose host is one or is host, hostname, server or domain. A value that starts with "sha256:", "sha512:" or "sha1:" is a digest reference,
- * and one that starts with '/', "./", "~/" or "file:" is a path.
+ * placeholder or whose host is one or is host, hostname, server or domain. Under a secret
+ * key, a value that starts with "sha256:", "sha512:" or "sha1:" is a digest reference, one
+ * that starts with '/', "./", "../", "~/" or "file:" a path, and one with "://" a URL.
  *
- * The allow comment: "ripcord:allow-secret REASON" after a comment mark ('#', "//" or slash-star)
- * on the same line suppresses every finding of that line. REASON is mandatory (at least one
- * letter or digit, separated from the marker by white space): a marker without one
- * suppresses nothing, and the line's findings say so (allow_no_reason).
+ * The allow comment: "ripcord:allow-secret REASON" after a comment mark ('#', "//" or
+ * slash-star) on the same line suppresses every finding of that line. REASON is mandatory
+ * (at least one letter or digit, separated from the marker by white space): a marker without
+ * one suppresses nothing, and the line's findings say so (allow_no_reason).
  *
  * Limits: the scan is line by line, so a secret split over lines (a YAML block scalar under a
  * secret key) is seen only when its own shape is known (a private key block, a token).
@@ -83,8 +90,10 @@
 
 #include "rc.h"
 
-/* Shannon entropy, bits per character, a high-entropy-value must reach. */
+/* Shannon entropy, bits per character, a high-entropy-value must reach; a value of hex digits
+ * only (at most 4 bits per character) needs less. */
 #define RC_SECRETS_MIN_ENTROPY 3.5
+#define RC_SECRETS_MIN_ENTROPY_HEX 3.0
 /* Minimum length of a high-entropy-value and of a bearer token. */
 #define RC_SECRETS_MIN_LEN 20
 /* Files larger than this are not scanned by rc_secrets_scan_file (RC_ELIMIT). */

@@ -121,6 +121,7 @@ static const struct {
     {"  apiKey: '%A28'\n", 1, 12, RC_SECRET_HIGH_ENTROPY},
     {"args: --api-key=%A28\n", 1, 17, RC_SECRET_HIGH_ENTROPY},
     {"db.passwd = %H40\n", 1, 13, RC_SECRET_HIGH_ENTROPY},
+    {"signing_secret: %H24\n", 1, 17, RC_SECRET_HIGH_ENTROPY}, /* hex: its own threshold */
     {"credentials: %B40\n", 1, 14, RC_SECRET_HIGH_ENTROPY},
     {"auth: %A24 # rotated monthly\n", 1, 7, RC_SECRET_HIGH_ENTROPY},
     {"a: 1\nb:\n  secretKey: %A24\n", 3, 14, RC_SECRET_HIGH_ENTROPY},
@@ -218,6 +219,9 @@ static const char *const negative[] = {
     "password: correct_horse_battery_staple\n",
     "secret: Abababababababababab12\n",
     "api_key: THIS_IS_NOT_A_SECRET_VALUE\n",
+    "token: RIPCORD_TOKEN_V2_PRODUCTION_WRITER\n", /* names, not values */
+    "password: token_for_tests_2024_v2_rotated\n",
+    "secret: 1c2b3a4f5e6d7c8b\n",                 /* hex, but short */
     /* High-entropy values under keys that do not name a secret. */
     "request_id: %H8-%H4-4%H3-a%H3-%H12\n",
     "trace: %A32\n",
