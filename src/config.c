@@ -1,10 +1,12 @@
 /* config.c: YAML daemon configuration via libyaml's event parser; see config.h.
  * Walking events rather than building a document keeps every error at the exact mark
- * (line/column) where libyaml saw the offending node. */
+ * (line/column) where libyaml saw the offending node. A config that parses is then scanned
+ * for literal secrets (secrets.h), and the first one found is its error. */
 #include "config.h"
 #include "cli.h"
 #include "presets.h"
 #include "rules.h"
+#include "secrets.h"
 
 #include <errno.h>
 #include <glob.h>
@@ -510,6 +512,28 @@ static int parse_string_list(yaml_parser_t *p, const char *name, const char *key
   }
 }
 
+/* A literal secret anywhere in the text (a comment included: it is committed all the same) is
+ * an error at the first one; `ripcord check --config.file` lists them all. */
+static int refuse_secrets(const char *name, const char *text, size_t len, rc_err_t *err) {
+  rc_secret_findings_t f = {0};
+  int rc = rc_secrets_scan_once(text, len, &f);
+  if (rc != 0) {
+    rc_secret_findings_free(&f);
+    return rc_err_set(err, rc, "out of memory");
+  }
+  if (f.n > 0) {
+    char msg[300];
+    rc_secrets_message(&f.v[0], msg, sizeof(msg));
+    if (err != NULL) {
+      err->line = f.v[0].line;
+      err->col = f.v[0].col;
+    }
+    rc = rc_err_set(err, RC_EPARSE, "%s:%d:%d: %s", name, f.v[0].line, f.v[0].col, msg);
+  }
+  rc_secret_findings_free(&f);
+  return rc;
+}
+
 int rc_config_parse(const char *name, const char *text, size_t len, rc_config_t *c,
                     rc_err_t *err) {
   memset(c, 0, sizeof(*c));
@@ -592,6 +616,7 @@ int rc_config_parse(const char *name, const char *text, size_t len, rc_config_t 
   }
 out:
   yaml_parser_delete(&p);
+  if (rc == 0) rc = refuse_secrets(name, text, len, err);
   if (rc != 0) rc_config_free(c);
   return rc;
 }

@@ -79,7 +79,8 @@ enum { RC_CFG_SERVICE_LABEL, RC_CFG_ENVIRONMENT_LABEL, RC_CFG_SCRAPE_INTERVAL,
        RC_CFG_HEALTH_CHECK_FAILURES };
 
 /* Parses YAML text (name is used in messages only). Returns 0 or RC_EPARSE/RC_ENOMEM with
- * err->line/col/msg set. */
+ * err->line/col/msg set. A text holding a literal secret (secrets.h: a token, a webhook URL,
+ * credentials in a URL, ...) is refused with RC_EPARSE at the first one, even in a comment. */
 int rc_config_parse(const char *name, const char *text, size_t len, rc_config_t *out,
                     rc_err_t *err);
 /* Reads and parses a file. RC_EIO when it cannot be read. */

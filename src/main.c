@@ -34,6 +34,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "rules.h"
+#include "secrets.h"
 #include "selector.h"
 #include "selindex.h"
 #include "stats.h"
@@ -414,6 +415,29 @@ static void on_signal(uv_signal_t *h, int signum) {
   rc_http_server_shutdown(&d->http, on_drained);
 }
 
+/* Literal secrets in the config file, each logged at its line with the message `ripcord
+ * check` gives. Returns how many (0 also when the file cannot be read: rc_config_load says
+ * so next). rc_config_load refuses the same file on its own; this is here so that the log
+ * lists every finding, not only the first. Rule files need nothing here: their loader
+ * reports each finding as a rule file error. */
+static int config_secrets(const char *path) {
+  rc_secrets_t *s;
+  rc_secret_findings_t f = {0};
+  int binary = 0;
+  if (rc_secrets_new(&s, NULL) != 0) return 0;
+  if (rc_secrets_scan_file(s, path, &f, &binary, NULL) != 0) rc_secret_findings_free(&f);
+  rc_secrets_free(s);
+  for (size_t i = 0; i < f.n; i++) {
+    char msg[300];
+    rc_secrets_message(&f.v[i], msg, sizeof(msg));
+    rc_log(RC_LOG_ERROR, "configuration error", "at=%s:%d:%d msg=\"%s\"", path, f.v[i].line,
+           f.v[i].col, msg);
+  }
+  int n = (int)f.n;
+  rc_secret_findings_free(&f);
+  return n;
+}
+
 static int serve(const rc_options_t *o) {
   rc_err_t err = {0};
   daemon_t d;
@@ -424,6 +448,11 @@ static int serve(const rc_options_t *o) {
 
   rc_config_t cfg = {0};
   if (o->config_file != NULL) {
+    if (config_secrets(o->config_file) > 0) {
+      rc_log(RC_LOG_ERROR, "refusing to start: the configuration holds literal secrets",
+             "file=%s", o->config_file);
+      return 1;
+    }
     if (rc_config_load(o->config_file, &cfg, &err) != 0) {
       rc_log(RC_LOG_ERROR, "cannot load configuration", "err=\"%s\"", err.msg);
       return 1;

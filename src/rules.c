@@ -72,6 +72,11 @@
  * first pass over the events rejects aliases (a tree with shared nodes would be walked, and
  * reported, once per reference: a "billion laughs" input) and extra documents, and turns
  * libyaml's syntax errors into messages naming the usual causes.
+ *
+ * ---- Literal secrets --------------------------------------------------------------------
+ * Before anything else the text goes through the secret detector (secrets.h): each finding
+ * is an error at its line:column, so a rule file holding a literal secret never loads, in
+ * `ripcord check` as in the daemon (start and reload).
  */
 #include "rules.h"
 
@@ -82,6 +87,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
+
+#include "secrets.h"
 
 #define MAX_ERRORS_PER_FILE 100
 #define MAX_FILE_BYTES (16u << 20)
@@ -1820,6 +1827,17 @@ int rc_rules_load_buffer(const char *name, const char *text, size_t len,
   l.cfg = cfg;
   l.d = d;
   uint32_t first_diag = d->n;
+  rc_secret_findings_t sf = {0};
+  if (rc_secrets_scan_once(l.src, l.len, &sf) != 0) {
+    rc_secret_findings_free(&sf);
+    return RC_ENOMEM;
+  }
+  for (size_t i = 0; i < sf.n; i++) {
+    char msg[300];
+    rc_secrets_message(&sf.v[i], msg, sizeof(msg));
+    err_at(&l, sf.v[i].line, sf.v[i].col, "%s", msg);
+  }
+  rc_secret_findings_free(&sf);
   if (syntax_pass(&l) != 0) return l.nomem ? RC_ENOMEM : RC_EPARSE;
 
   yaml_parser_t p;
