@@ -174,8 +174,8 @@ static int entry_key(yaml_parser_t *p, const char *name, const char *entry,
  * deadline), each checked where it is written. */
 static int parse_receivers(yaml_parser_t *p, const char *name, rc_config_t *c, rc_err_t *err) {
   static const char *const keys[] = {"name", "type", "url", "secret_env", "secret_file",
-                                     "timeout", "deadline", "ref"};
-  enum { NKEYS = 8 };
+                                     "timeout", "deadline", "ref", "url_env", "url_file"};
+  enum { NKEYS = 10 };
   yaml_event_t ev;
   int rc = list_start(p, name, "receivers must be a list of mappings", err);
   if (rc) return rc;
@@ -221,11 +221,16 @@ static int parse_receivers(yaml_parser_t *p, const char *name, rc_config_t *c, r
       if (rc) break;
     }
     r->name = vals[0], r->type = vals[1], r->url = vals[2], r->secret_env = vals[3],
-    r->secret_file = vals[4], r->ref = vals[7];
+    r->secret_file = vals[4], r->ref = vals[7], r->url_env = vals[8], r->url_file = vals[9];
     free(vals[5]);
     free(vals[6]);
-    if (rc == 0 && (r->name == NULL || r->url == NULL))
-      rc = mark_err(err, name, at, "a receiver needs a name and a url");
+    /* A Slack incoming webhook's URL is itself the credential: it may come from a variable
+     * or a file, like a secret. */
+    if (rc == 0 && (r->name == NULL || (r->url == NULL && r->url_env == NULL &&
+                                        r->url_file == NULL)))
+      rc = mark_err(err, name, at, "a receiver needs a name and a url (url, url_env or url_file)");
+    if (rc == 0 && (r->url != NULL) + (r->url_env != NULL) + (r->url_file != NULL) > 1)
+      rc = mark_err(err, name, at, "a receiver takes one of url, url_env and url_file");
     if (rc == 0 && r->secret_env && r->secret_file)
       rc = mark_err(err, name, at, "a receiver takes secret_env or secret_file, not both");
     for (size_t i = 0; rc == 0 && i + 1 < c->n_receivers; i++)
@@ -673,6 +678,7 @@ void rc_config_free(rc_config_t *c) {
   for (size_t i = 0; i < c->n_receivers; i++) {
     rc_receiver_cfg_t *r = &c->receivers[i];
     free(r->name), free(r->type), free(r->url), free(r->secret_env), free(r->secret_file);
+    free(r->url_env), free(r->url_file);
     free(r->ref);
   }
   free(c->receivers);

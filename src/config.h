@@ -50,6 +50,8 @@ typedef struct rc_config {
 typedef struct rc_receiver_cfg {
   char *name, *type, *url; /* type: a preset (presets.h); generic when not given */
   char *secret_env, *secret_file;
+  char *url_env, *url_file; /* the URL from a variable or a file (a Slack webhook URL is a
+                             * credential); exactly one of url, url_env, url_file */
   char *ref;               /* gitlab: the ref the pipeline runs on */
   uint64_t timeout_ms, deadline_ms;
   int line;

@@ -432,6 +432,46 @@ static void on_tick(uv_timer_t *t) { scan(t->data); }
  * Lifetime
  *----------------------------------------------------------------------------------------*/
 
+/* The receiver's URL: as written, or from its variable or file (url_env, url_file: a Slack
+ * incoming-webhook URL is a credential and never sits in the config). NULL with err set. */
+static char *read_url(const rc_receiver_cfg_t *c, rc_err_t *err) {
+  char buf[4096];
+  const char *u = c->url;
+  if (u == NULL && c->url_env != NULL) {
+    u = getenv(c->url_env);
+    if (u == NULL || *u == 0) {
+      rc_err_set(err, RC_EINVAL, "receiver %s: environment variable %s is not set", c->name,
+                 c->url_env);
+      return NULL;
+    }
+  } else if (u == NULL && c->url_file != NULL) {
+    FILE *f = fopen(c->url_file, "rb");
+    if (f == NULL) {
+      rc_err_set(err, RC_EIO, "receiver %s: %s: %s", c->name, c->url_file, strerror(errno));
+      return NULL;
+    }
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ')) n--;
+    buf[n] = 0;
+    u = buf;
+  }
+  if (u == NULL || (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0)) {
+    rc_err_set(err, RC_EINVAL, "receiver %s: the url must start with http:// or https://",
+               c->name);
+    return NULL;
+  }
+  for (const char *p = u; *p; p++)
+    if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
+      rc_err_set(err, RC_EINVAL, "receiver %s: the url holds a space or a control character",
+                 c->name);
+      return NULL;
+    }
+  char *out = strdup(u);
+  if (out == NULL) rc_err_set(err, RC_ENOMEM, "out of memory");
+  return out;
+}
+
 int rc_delivery_new(uv_loop_t *loop, rc_db_t *db, const rc_receiver_cfg_t *recv, size_t n,
                     rc_delivery_t **out, rc_err_t *err) {
   *out = NULL;
@@ -445,15 +485,14 @@ int rc_delivery_new(uv_loop_t *loop, rc_db_t *db, const rc_receiver_cfg_t *recv,
   for (size_t i = 0; rc == 0 && i < n; i++) {
     receiver_t *r = &d->recv[i];
     r->name = strdup(recv[i].name);
-    r->url = strdup(recv[i].url);
     r->type = strdup(recv[i].type ? recv[i].type : "generic");
     r->ref = recv[i].ref ? strdup(recv[i].ref) : NULL;
     r->timeout_ms = recv[i].timeout_ms;
     r->deadline_ms = recv[i].deadline_ms;
     d->nrecv++;
     d->names[i] = r->name;
-    if (r->name == NULL || r->url == NULL || r->type == NULL)
-      rc = rc_err_set(err, RC_ENOMEM, "out of memory");
+    if (r->name == NULL || r->type == NULL) rc = rc_err_set(err, RC_ENOMEM, "out of memory");
+    if (rc == 0 && (r->url = read_url(&recv[i], err)) == NULL) rc = err ? err->code : RC_EINVAL;
     if (rc == 0) rc = read_secret(&recv[i], r, err);
   }
   if (rc == 0 && curl_global_init(CURL_GLOBAL_DEFAULT) != 0)

@@ -261,10 +261,10 @@ def case_kill9(exe, rounds=20):
 PRESETS_CONFIG = """rule_files: ['*.rollback.yml']
 receivers:
   - {name: gen, type: generic, url: "http://127.0.0.1:%(p)d/gen", secret_env: RC_TEST_SECRET}
-  - {name: chat, type: slack, url: "http://127.0.0.1:%(p)d/slack", secret_env: RC_TEST_SECRET}
+  - {name: chat, type: slack, url_env: RC_TEST_SLACK_URL, secret_env: RC_TEST_SECRET}
   - {name: pd, type: pagerduty, url: "http://127.0.0.1:%(p)d/pd", secret_env: RC_TEST_SECRET}
   - {name: gh, type: github, url: "http://127.0.0.1:%(p)d/gh", secret_env: RC_TEST_SECRET}
-  - {name: gl, type: gitlab, url: "http://127.0.0.1:%(p)d/gl", secret_env: RC_TEST_SECRET,
+  - {name: gl, type: gitlab, url_file: "%(dir)s/gitlab.url", secret_env: RC_TEST_SECRET,
      ref: production}
   - {name: am, type: alertmanager, url: "http://127.0.0.1:%(p)d/am", secret_env: RC_TEST_SECRET}
 """
@@ -277,7 +277,11 @@ def case_presets(exe):
                     "      - pagerduty: checkout-oncall\n      - webhook: gh\n"
                     "      - webhook: gl\n      - webhook: am\n")
     with open(os.path.join(tmp, "ripcord.yml"), "w") as f:
-        f.write(PRESETS_CONFIG % {"p": rec.port})
+        f.write(PRESETS_CONFIG % {"p": rec.port, "dir": tmp})
+    # The Slack URL from a variable, GitLab's from a file: a webhook URL can be a credential.
+    os.environ["RC_TEST_SLACK_URL"] = "http://127.0.0.1:%d/slack" % rec.port
+    with open(os.path.join(tmp, "gitlab.url"), "w") as f:
+        f.write("http://127.0.0.1:%d/gl\n" % rec.port)
     d = start(exe, tmp)
     try:
         deploy(d.port, "1.0.0")
