@@ -732,7 +732,8 @@ int rc_actions_parse_request(const char *body, size_t len, json_t **doc, const c
   int bad = 0;
   *svc = *env = *reason = NULL;
   if (b == NULL) {
-    snprintf(why, cap, "bad JSON body at line %d column %d: %s", je.line, je.column, je.text);
+    snprintf(why, cap, "bad JSON body at line %d column %d: %s", je.line, je.column,
+             rc_err_printable(je.text, sizeof(je.text), je.text));
     bad = 1;
   } else if (!json_is_object(b)) {
     snprintf(why, cap, "the body must be a JSON object: {\"service\", \"environment\", "
@@ -746,7 +747,9 @@ int rc_actions_parse_request(const char *body, size_t len, json_t **doc, const c
                                                        : NULL;
       size_t max = dst == reason ? 1000 : RC_DEPLOY_FIELD_MAX - 1;
       if (dst == NULL) {
-        snprintf(why, cap, "unknown field \"%.40s\" (known: service, environment, reason)", key);
+        char k[41];
+        snprintf(why, cap, "unknown field \"%s\" (known: service, environment, reason)",
+                 rc_err_printable(k, sizeof(k), key));
         bad = 1;
       } else if (!json_is_string(v) || json_string_length(v) == 0 ||
                  json_string_length(v) > max ||

@@ -520,10 +520,12 @@ int rc_approvals_handle(rc_approvals_t *ap, const rc_http_request_t *req, const 
     int bad = b == NULL || !json_is_object(b);
     char why[200] = "the body must be a JSON object: {\"comment\": \"...\"}";
     if (b == NULL) snprintf(why, sizeof(why), "bad JSON body at line %d column %d: %s", je.line,
-                            je.column, je.text);
+                            je.column, rc_err_printable(je.text, sizeof(je.text), je.text));
     if (!bad) json_object_foreach(b, key, v) {
         if (strcmp(key, "comment") != 0) {
-          snprintf(why, sizeof(why), "unknown field \"%.40s\" (known: comment)", key);
+          char k[41];
+          snprintf(why, sizeof(why), "unknown field \"%s\" (known: comment)",
+                   rc_err_printable(k, sizeof(k), key));
           bad = 1;
         } else if (!json_is_string(v) || json_string_length(v) > MAX_COMMENT) {
           snprintf(why, sizeof(why), "comment must be a string of at most %d bytes", MAX_COMMENT);

@@ -84,7 +84,9 @@ int rc_deploys_record_json(rc_db_t *db, const char *json, size_t len, int64_t no
                            rc_err_t *err) {
   json_error_t je;
   json_t *o = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
-  if (o == NULL) return rc_err_set(err, RC_EPARSE, "invalid JSON at %d:%d: %s", je.line, je.column, je.text);
+  if (o == NULL)
+    return rc_err_set(err, RC_EPARSE, "invalid JSON at %d:%d: %s", je.line, je.column,
+                      rc_err_printable(je.text, sizeof(je.text), je.text));
   int rc = 0;
   const char *service, *env, *version, *artifact, *deployer;
   if (!json_is_object(o)) rc = rc_err_set(err, RC_EPARSE, "the body must be a JSON object");
@@ -115,7 +117,8 @@ int rc_deploys_record_json(rc_db_t *db, const char *json, size_t len, int64_t no
       int ok = 0;
       for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) ok |= !strcmp(key, known[i]);
       if (!ok) {
-        rc = rc_err_set(err, RC_EPARSE, "unknown field \"%.60s\"", key);
+        char k[61];
+        rc = rc_err_set(err, RC_EPARSE, "unknown field \"%s\"", rc_err_printable(k, sizeof(k), key));
         break;
       }
     }

@@ -18,6 +18,14 @@ const char *rc_strerror(int code) {
   }
 }
 
+const char *rc_err_printable(char *buf, size_t cap, const char *s) {
+  size_t n = 0;
+  for (; s != NULL && *s && n + 1 < cap; s++, n++)
+    buf[n] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s;
+  if (cap > 0) buf[n] = 0;
+  return buf;
+}
+
 int rc_err_setf(rc_err_t *e, int code, const char *fmt, ...) {
   if (e != NULL) {
     va_list ap;

@@ -49,6 +49,10 @@ static inline int rc_err_code_(int ignored, int code) {
 }
 #define rc_err_set(e, code, ...) rc_err_code_(rc_err_setf((e), (code), __VA_ARGS__), (code))
 
+/* Copies s into buf (at most cap-1 bytes), control characters as '?': for echoing what a
+ * client sent (a JSON key, a parameter) inside a one-line error. Returns buf. */
+const char *rc_err_printable(char *buf, size_t cap, const char *s);
+
 #define RC_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define RC_CONTAINER_OF(ptr, type, member) \
   ((type *)((char *)(ptr)-offsetof(type, member)))

@@ -119,6 +119,9 @@ void fuzz_seeds(fuzz_emit_fn emit) {
       "\x03/api/v1/rollbacks/1/reject\n",
       "\x01/api/v1/rollbacks/1/approve",
       "\x03/api/v1/rollbacks/18446744073709551617/approve",
+      /* Regression (the CI fuzz smoke's first find, 2026-11-27): a key holding a line break
+       * was echoed into the one-line refusal. */
+      "\x00{\"service\":\"ch\",\"environm\\nt\":\"ct\",\"reason\":\"p9\"}",
   };
   for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
     size_t n = strlen(seeds[i] + 1) + 1; /* the first byte may be 0 */
