@@ -13,6 +13,12 @@
 #include "log.h"
 
 #define MAX_RECEIVERS 16
+/* Firings held while the embedded store cannot be written (full disk, read-only directory):
+ * bounded so that a store that never comes back cannot eat the memory; one per target,
+ * trigger and kind in a row (a trigger firing again while held is the same event). */
+#define MAX_HELD 1024
+#define RETRY_MIN_MS 1000
+#define RETRY_MAX_MS 30000
 
 /* A firing, copied out of the rule set (a reload may free it before the loop thread looks). */
 typedef struct firing {
@@ -45,6 +51,15 @@ struct rc_actions {
   uv_async_t async;
   firing_t *_Atomic stack;
   uint64_t by_status[ST__COUNT];
+  /* Firings the store refused, oldest first, retried by `retry` with a growing delay: a
+   * rollback decided while the disk is full is made when it has room, not dropped. Loop
+   * thread only. */
+  firing_t *held, *held_tail;
+  uint32_t nheld;
+  uint64_t held_total, held_dropped;
+  uv_timer_t retry;
+  uint64_t retry_ms;
+  int handles_open;
 };
 
 /*------------------------------------------------------------------------------------------
@@ -266,16 +281,24 @@ static int record(rc_actions_t *a, const firing_t *f, int status, rec_args_t *x)
     if (rc == 0 && cur != NULL && status == ST_ROLLBACK)
       rc = rc_deploys_mark_rolled_back(a->db, cur->id) == 0 ? 0 : -1;
   }
-  if (rc == 0 && exec(h, "COMMIT") == 0) return status;
+  if (rc == 0 && exec(h, "COMMIT") == 0) {
+    rc_db_note_write(a->db, 1, NULL);
+    return status;
+  }
+  /* Before ROLLBACK, while sqlite3_errmsg still tells why. */
+  rc_db_note_write(a->db, 0, "rollback event");
+  char q[300];
+  rc_log(RC_LOG_ERROR, "cannot record a rollback event", "service=%s environment=%s err=%s",
+         f->service, f->environment,
+         rc_log_quote(q, sizeof(q), rc_db_write_error(a->db), strlen(rc_db_write_error(a->db))));
   exec(h, "ROLLBACK");
-  rc_log(RC_LOG_ERROR, "cannot record a rollback event", "err=\"%s\"", sqlite3_errmsg(h));
   return -1;
 }
 
 /* A trigger that fired stopped: receivers that track incidents (PagerDuty) are told, with
  * the dedup key of the event they got. A "resolved" event is recorded, keyed from the
  * original's key, with an outbox row for each such receiver that had the original. */
-static void handle_resolved(rc_actions_t *a, const firing_t *f) {
+static int handle_resolved(rc_actions_t *a, const firing_t *f) {
   sqlite3 *h = rc_db_handle(a->db);
   sqlite3_stmt *st = NULL;
   int64_t orig = 0;
@@ -284,7 +307,7 @@ static void handle_resolved(rc_actions_t *a, const firing_t *f) {
                             " WHERE service = ? AND environment = ? AND trigger = ?"
                             " AND status IN ('rollback', 'notify') ORDER BY id DESC LIMIT 1",
                          -1, &st, NULL) != SQLITE_OK)
-    return;
+    return 0;
   sqlite3_bind_text(st, 1, f->service, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, f->environment, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 3, f->trigger, -1, SQLITE_STATIC);
@@ -314,9 +337,18 @@ static void handle_resolved(rc_actions_t *a, const firing_t *f) {
     }
   }
   sqlite3_finalize(st);
-  if (payload == NULL) return;
+  /* The audit entry and the resolve event in one transaction: a store that refuses the one
+   * refuses both, and the retry writes both. */
   int rc = sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
-  if (rc == 0 && sqlite3_prepare_v2(h, "INSERT OR IGNORE INTO rollback_events(idempotency_key,"
+  if (rc == 0) {
+    char subject[2 * RC_DEPLOY_FIELD_MAX + 2];
+    snprintf(subject, sizeof(subject), "%s/%s", f->service, f->environment);
+    audit(a, f->at_ms, "ripcord", "trigger.resolved", subject,
+          json_pack("{s:s,s:s,s:f}", "trigger", f->trigger, "rule_file", f->file, "value",
+                    f->value));
+    rc = sqlite3_exec(h, "SAVEPOINT resolve", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+  }
+  if (rc == 0 && payload != NULL && sqlite3_prepare_v2(h, "INSERT OR IGNORE INTO rollback_events(idempotency_key,"
                                        " service, environment, trigger, status, created_at, payload)"
                                        " VALUES (?,?,?,?,'resolved',?,?)", -1, &st, NULL) == SQLITE_OK) {
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
@@ -327,10 +359,10 @@ static void handle_resolved(rc_actions_t *a, const firing_t *f) {
     sqlite3_bind_text(st, 6, payload, -1, SQLITE_STATIC);
     rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
     sqlite3_finalize(st);
-  } else {
+  } else if (payload != NULL) {
     rc = -1;
   }
-  int inserted = rc == 0 && sqlite3_changes(h) == 1;
+  int inserted = rc == 0 && payload != NULL && sqlite3_changes(h) == 1;
   int64_t event_id = sqlite3_last_insert_rowid(h);
   int rows = 0;
   /* The receivers of the original event that track incidents. */
@@ -361,15 +393,23 @@ static void handle_resolved(rc_actions_t *a, const firing_t *f) {
     }
     sqlite3_finalize(st);
   }
-  /* No receiver tracks the incident: nothing to tell, nothing recorded. */
-  if (rc == 0 && inserted && rows == 0) rc = -1;
-  if (rc == 0 && sqlite3_exec(h, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
-    if (inserted) a->by_status[ST_RESOLVED]++;
-    if (rows) rc_delivery_kick(a->delivery);
-  } else {
-    sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
-  }
   free(payload);
+  /* No receiver tracks the incident: nothing to tell, no event (the audit entry stays). */
+  if (rc == 0 && inserted && rows == 0) {
+    rc = sqlite3_exec(h, "ROLLBACK TO resolve", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+    inserted = 0;
+  }
+  if (rc == 0 && sqlite3_exec(h, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
+    rc_db_note_write(a->db, 1, NULL);
+    if (inserted) {
+      a->by_status[ST_RESOLVED]++;
+      rc_delivery_kick(a->delivery);
+    }
+    return 0;
+  }
+  rc_db_note_write(a->db, 0, "resolve event");
+  sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+  return -1;
 }
 
 /* The outcome of deciding on a firing or a person's request. */
@@ -377,6 +417,7 @@ typedef struct outcome {
   int status;          /* ST_* recorded, or -1 (not recorded: see http/why) */
   int64_t event_id;
   int http;            /* manual requests refused before recording: 409 etc. */
+  int store_failed;    /* the store refused the write: retry later (held, or 503) */
   char why[1400];
   rc_deploy_t cur, prev;
 } outcome_t;
@@ -487,9 +528,11 @@ static void decide(rc_actions_t *a, const firing_t *f, const char *requester, co
     x.payload = payload;
     got = payload ? record(a, f, status, &x) : -1;
   }
+  int store_failed = got < 0 && payload != NULL; /* record() ran and the store refused */
   json_decref(doc);
   free(payload);
   out->status = got;
+  out->store_failed = store_failed;
   out->event_id = x.event_id;
   out->cur = cur;
   out->prev = prev;
@@ -504,18 +547,101 @@ static void decide(rc_actions_t *a, const firing_t *f, const char *requester, co
   if (got == ST_ROLLBACK || got == ST_NOTIFY) rc_delivery_kick(a->delivery);
 }
 
-static void handle(rc_actions_t *a, const firing_t *f) {
-  if (f->resolved) {
-    char subject[2 * RC_DEPLOY_FIELD_MAX + 2];
-    snprintf(subject, sizeof(subject), "%s/%s", f->service, f->environment);
-    audit(a, f->at_ms, "ripcord", "trigger.resolved", subject,
-          json_pack("{s:s,s:s,s:f}", "trigger", f->trigger, "rule_file", f->file, "value",
-                    f->value));
-    handle_resolved(a, f);
-    return;
-  }
+/* Returns -1 when the store refused the write (the firing is to be held and retried). */
+static int handle(rc_actions_t *a, const firing_t *f) {
+  if (f->resolved) return handle_resolved(a, f);
   outcome_t out;
   decide(a, f, NULL, NULL, &out);
+  return out.store_failed ? -1 : 0;
+}
+
+/*------------------------------------------------------------------------------------------
+ * Held firings: the store could not take them
+ *----------------------------------------------------------------------------------------*/
+
+static int same_firing(const firing_t *x, const firing_t *y) {
+  return x->resolved == y->resolved && strcmp(x->service, y->service) == 0 &&
+         strcmp(x->environment, y->environment) == 0 && strcmp(x->trigger, y->trigger) == 0;
+}
+
+static void free_firing(firing_t *f) {
+  rc_gate_free(&f->gate);
+  free(f);
+}
+
+static void on_retry(uv_timer_t *t);
+
+/* Keeps a firing the store refused, to be decided and recorded again when it takes writes.
+ * Its time stays the firing's: the event says when the trigger fired, not when the disk had
+ * room. Takes f. */
+static void hold(rc_actions_t *a, firing_t *f) {
+  f->next = NULL;
+  /* The last held entry of the same trigger and kind stands for this one: it is decided
+   * afresh against the registry when retried, and gets the same idempotency key. */
+  const firing_t *last = NULL;
+  for (const firing_t *h = a->held; h != NULL; h = h->next)
+    if (strcmp(h->service, f->service) == 0 && strcmp(h->environment, f->environment) == 0 &&
+        strcmp(h->trigger, f->trigger) == 0)
+      last = h;
+  if (last != NULL && same_firing(last, f)) {
+    free_firing(f);
+    return;
+  }
+  if (a->nheld >= MAX_HELD) {
+    a->held_dropped++;
+    rc_log(RC_LOG_ERROR, "ROLLBACK EVENT LOST: the store has refused writes for too long and "
+                         "the held firings are at their bound",
+           "service=%s environment=%s trigger=%s held=%u", f->service, f->environment,
+           f->trigger, a->nheld);
+    free_firing(f);
+    return;
+  }
+  if (a->held_tail) a->held_tail->next = f;
+  else a->held = f;
+  a->held_tail = f;
+  a->nheld++;
+  a->held_total++;
+  rc_log(RC_LOG_ERROR, "rollback event held in memory until the store takes writes",
+         "service=%s environment=%s trigger=%s resolved=%d held=%u retry_in_ms=%llu",
+         f->service, f->environment, f->trigger, f->resolved, a->nheld,
+         (unsigned long long)a->retry_ms);
+  if (!uv_is_active((uv_handle_t *)&a->retry))
+    uv_timer_start(&a->retry, on_retry, a->retry_ms, 0);
+}
+
+/* Tries the held firings oldest first; at the first refusal the rest wait for the next try
+ * (the store that refused one refuses the next), and the delay doubles up to RETRY_MAX_MS. */
+static void on_retry(uv_timer_t *t) {
+  rc_actions_t *a = t->data;
+  firing_t *f = a->held;
+  a->held = a->held_tail = NULL;
+  a->nheld = 0;
+  int refused = 0;
+  uint32_t done = 0;
+  while (f != NULL) {
+    firing_t *n = f->next;
+    f->next = NULL;
+    if (!refused && handle(a, f) == 0) {
+      free_firing(f);
+      done++;
+    } else {
+      refused = 1;
+      if (a->held_tail) a->held_tail->next = f;
+      else a->held = f;
+      a->held_tail = f;
+      a->nheld++;
+    }
+    f = n;
+  }
+  if (done > 0)
+    rc_log(RC_LOG_WARN, "held rollback events recorded", "count=%u still_held=%u", done,
+           a->nheld);
+  if (a->held != NULL) {
+    a->retry_ms = a->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : a->retry_ms * 2;
+    uv_timer_start(&a->retry, on_retry, a->retry_ms, 0);
+  } else {
+    a->retry_ms = RETRY_MIN_MS;
+  }
 }
 
 /* The audit entry of a recorded event, inside its transaction. */
@@ -617,9 +743,9 @@ static void on_async(uv_async_t *h) {
   }
   while (rev != NULL) {
     firing_t *n = rev->next;
-    handle(a, rev);
-    rc_gate_free(&rev->gate);
-    free(rev);
+    /* Behind held firings, a new one waits its turn: events keep their order. */
+    if (a->held != NULL || handle(a, rev) != 0) hold(a, rev);
+    else free_firing(rev);
     rev = n;
   }
 }
@@ -639,24 +765,39 @@ int rc_actions_new(uv_loop_t *loop, rc_db_t *db, rc_delivery_t *delivery,
     return rc_err_set(err, RC_ENOMEM, "cannot create the actions' async handle");
   }
   a->async.data = a;
+  uv_timer_init(loop, &a->retry);
+  a->retry.data = a;
+  a->retry_ms = RETRY_MIN_MS;
+  a->handles_open = 2;
   *out = a;
   return 0;
 }
 
 static void on_closed(uv_handle_t *h) {
   rc_actions_t *a = h->data;
+  if (--a->handles_open > 0) return;
   firing_t *f = atomic_exchange(&a->stack, NULL);
   while (f != NULL) {
     firing_t *n = f->next;
-    rc_gate_free(&f->gate);
-    free(f);
+    free_firing(f);
+    f = n;
+  }
+  if (a->nheld > 0)
+    rc_log(RC_LOG_ERROR, "stopping with rollback events the store never took: they are lost "
+                         "unless the triggers fire again after the restart",
+           "held=%u", a->nheld);
+  for (f = a->held; f != NULL;) {
+    firing_t *n = f->next;
+    free_firing(f);
     f = n;
   }
   free(a);
 }
 
 void rc_actions_close(rc_actions_t *a) {
-  if (a != NULL) uv_close((uv_handle_t *)&a->async, on_closed);
+  if (a == NULL) return;
+  uv_close((uv_handle_t *)&a->async, on_closed);
+  uv_close((uv_handle_t *)&a->retry, on_closed);
 }
 
 /*------------------------------------------------------------------------------------------
@@ -815,6 +956,12 @@ static void manual_request(rc_actions_t *a, const rc_http_request_t *req, const 
   json_decref(b);
   if (out.http) {
     json_fail(res, out.http, out.why);
+  } else if (out.store_failed) {
+    char msg[400];
+    snprintf(msg, sizeof(msg), "the embedded store cannot be written (%s): retry later",
+             rc_db_write_error(a->db));
+    rc_buf_printf(&res->headers, "Retry-After: 10\r\n");
+    json_fail(res, rc_db_http_status(a->db), msg);
   } else if (out.status != ST_NEEDS_APPROVAL || out.event_id == 0) {
     json_fail(res, 500, "cannot record the rollback request");
   } else {
@@ -901,4 +1048,17 @@ void rc_actions_render_metrics(rc_actions_t *a, rc_buf_t *o) {
   for (int i = 0; i < ST__COUNT; i++)
     rc_buf_printf(o, "ripcord_rollback_events_total{status=\"%s\"} %llu\n", status_names[i],
                   (unsigned long long)a->by_status[i]);
+  rc_buf_printf(o,
+                "# HELP ripcord_rollback_events_held Firings the embedded store refused, held "
+                "in memory and retried.\n# TYPE ripcord_rollback_events_held gauge\n"
+                "ripcord_rollback_events_held %u\n"
+                "# HELP ripcord_rollback_events_held_total Firings that had to be held.\n"
+                "# TYPE ripcord_rollback_events_held_total counter\n"
+                "ripcord_rollback_events_held_total %llu\n"
+                "# HELP ripcord_rollback_events_lost_total Held firings dropped at the bound "
+                "(the store refused writes for too long).\n"
+                "# TYPE ripcord_rollback_events_lost_total counter\n"
+                "ripcord_rollback_events_lost_total %llu\n",
+                a->nheld, (unsigned long long)a->held_total,
+                (unsigned long long)a->held_dropped);
 }

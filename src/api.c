@@ -122,6 +122,7 @@ void rc_api_handle(void *ctx, const rc_http_request_t *req, rc_http_response_t *
       rc_actions_render_metrics(api->actions, &res->body);
       rc_approvals_render_metrics(api->approvals, &res->body);
       rc_delivery_render_metrics(api->delivery, &res->body);
+      rc_db_render_metrics(api->db, &res->body);
     }
   } else if (path_is(req, "/-/healthy")) {
     h = RC_HANDLER_HEALTHY;

@@ -26,6 +26,7 @@ struct rc_approvals {
   rc_approvals_audit_cb audit_cb;
   void *audit_ctx;
   uint64_t opened, approvals, rejected, expired, superseded, refused;
+  int expiry_refused;  /* the last expiry pass found the store refusing writes */
 };
 
 static int64_t now_ms(void) {
@@ -402,8 +403,13 @@ static int expire_due(rc_approvals_t *ap, int64_t now) {
   }
   sqlite3_finalize(st);
   int done = 0;
+  ap->expiry_refused = 0;
   for (int i = 0; i < n; i++) {
-    if (exec(h, "BEGIN IMMEDIATE") != 0) break;
+    if (exec(h, "BEGIN IMMEDIATE") != 0) {
+      rc_db_note_write(ap->db, 0, "approval expiry");
+      ap->expiry_refused = 1;
+      break;
+    }
     char t[40], why[120];
     fmt_time(exp[i], t, sizeof(t));
     snprintf(why, sizeof(why), "the approval request expired at %s without enough approvals", t);
@@ -414,12 +420,18 @@ static int expire_due(rc_approvals_t *ap, int64_t now) {
                   json_pack("{s:I,s:I}", "expires_at", (json_int_t)exp[i], "noticed_at",
                             (json_int_t)now));
     if (ok && exec(h, "COMMIT") == 0) {
+      rc_db_note_write(ap->db, 1, NULL);
       ap->expired++;
       done++;
       rc_log(RC_LOG_WARN, "rollback approval request expired", "event=%" PRId64 " expired_at=%s",
              ids[i], t);
     } else {
+      /* The store refused: the request stays pending (and refuses votes as expired, since
+       * votes check the time) until a later pass can close it. */
+      rc_db_note_write(ap->db, 0, "approval expiry");
+      ap->expiry_refused = 1;
       exec(h, "ROLLBACK");
+      break;
     }
   }
   return done;
@@ -443,6 +455,8 @@ static void schedule(rc_approvals_t *ap) {
   uv_timer_stop(&ap->timer);
   if (next == 0) return;
   int64_t wait = next - now_ms();
+  /* A due request the store would not close is retried every 5 s, not in a busy loop. */
+  if (ap->expiry_refused && wait < 5000) wait = 5000;
   uv_timer_start(&ap->timer, on_timer, wait > 0 ? (uint64_t)wait : 0, 0);
 }
 
@@ -647,6 +661,7 @@ int rc_approvals_handle(rc_approvals_t *ap, const rc_http_request_t *req, const 
     opened = 1;
   }
   if (rc == 0 && exec(h, "COMMIT") == 0) {
+    rc_db_note_write(ap->db, 1, NULL);
     if (vote == RC_VOTE_APPROVE) ap->approvals++;
     else ap->rejected++;
     rc_log(RC_LOG_WARN, "approval vote", "event=%" PRId64 " identity=%s vote=%s approvals=%d "
@@ -664,8 +679,15 @@ int rc_approvals_handle(rc_approvals_t *ap, const rc_http_request_t *req, const 
     free(s);
     json_decref(doc);
   } else {
+    rc_db_note_write(ap->db, 0, "approval vote"); /* before ROLLBACK: it reads the error */
     exec(h, "ROLLBACK");
-    json_error(res, 500, "cannot record the vote");
+    int code = rc_db_http_status(ap->db);
+    char msg[400];
+    snprintf(msg, sizeof(msg), "the vote was not recorded: the embedded store cannot be "
+                               "written (%s)%s", rc_db_write_error(ap->db),
+             code == 503 ? "; retry later" : "");
+    if (code == 503) rc_buf_printf(&res->headers, "Retry-After: 10\r\n");
+    json_error(res, code, msg);
   }
   req_free(&r);
   return 1;

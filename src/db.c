@@ -1,13 +1,21 @@
 /* db.c: opening the embedded SQLite store and its forward-only migrations; see db.h. */
 #include "db.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
+#include "log.h"
+
 struct rc_db {
   sqlite3 *h;
   int version;
+  int unwritable;            /* the last write reported failed */
+  uint64_t write_failures;   /* writes that failed, over the process' life */
+  char write_error[256];     /* why the last one failed */
+  int write_code;            /* and SQLite's primary result code for it */
 };
 
 /* The schema, one step per migration, never edited once released: a change is a new step. */
@@ -151,11 +159,18 @@ static int migrate(rc_db_t *db, rc_err_t *err) {
     if (rc == 0) rc = exec(db, ins, err, what);
     if (rc == 0) db->version = v + 1;
   }
+  /* A real write at every start, even with nothing to migrate: a read-only data directory
+   * or a full disk is found now, loudly, not at the first rollback. */
+  if (rc == 0) {
+    char probe[64];
+    snprintf(probe, sizeof(probe), "PRAGMA user_version = %d", db->version);
+    rc = exec(db, probe, err, "the embedded store cannot be written");
+  }
   if (rc != 0) {
     sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
     return rc;
   }
-  return exec(db, "COMMIT", err, "cannot commit the migrations");
+  return exec(db, "COMMIT", err, "the embedded store cannot be written (commit)");
 }
 
 int rc_db_open(const char *dir, rc_db_t **out, rc_err_t *err) {
@@ -171,6 +186,10 @@ int rc_db_open(const char *dir, rc_db_t **out, rc_err_t *err) {
   if (sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
     rc = fail(db, err, RC_EIO, path);
   if (rc == 0) sqlite3_busy_timeout(db->h, 5000);
+  /* SQLite falls back to read-only when it may not open for writing: say so plainly. */
+  if (rc == 0 && sqlite3_db_readonly(db->h, "main") == 1)
+    rc = rc_err_set(err, RC_EIO, "%s can only be opened read-only: the data directory or the "
+                    "file is not writable", path);
   /* WAL: readers do not block the writer; FULL: every commit is on disk when it returns. */
   if (rc == 0) rc = exec(db, "PRAGMA journal_mode=WAL", err, "cannot enable WAL");
   if (rc == 0) rc = exec(db, "PRAGMA synchronous=FULL", err, "cannot set synchronous");
@@ -193,3 +212,57 @@ void rc_db_close(rc_db_t *db) {
 sqlite3 *rc_db_handle(rc_db_t *db) { return db->h; }
 
 int rc_db_version(rc_db_t *db) { return db->version; }
+
+void rc_db_note_write(rc_db_t *db, int ok, const char *what) {
+  if (db == NULL) return;
+  if (ok) {
+    if (db->unwritable)
+      rc_log(RC_LOG_WARN, "the embedded store is writable again: held writes are going in",
+             "after=\"%s\"", db->write_error);
+    db->unwritable = 0;
+    return;
+  }
+  db->write_failures++;
+  char q[300];
+  const char *msg = sqlite3_errmsg(db->h);
+  snprintf(db->write_error, sizeof(db->write_error), "%s", msg ? msg : "unknown error");
+  db->write_code = sqlite3_errcode(db->h);
+  if (!db->unwritable)
+    rc_log(RC_LOG_ERROR,
+           "THE EMBEDDED STORE CANNOT BE WRITTEN: rollback events and deliveries are held in "
+           "memory and retried; free disk space or fix the data directory",
+           "what=%s code=%d err=%s", what ? what : "-", sqlite3_extended_errcode(db->h),
+           rc_log_quote(q, sizeof(q), db->write_error, strlen(db->write_error)));
+  db->unwritable = 1;
+}
+
+int rc_db_writable(const rc_db_t *db) { return db != NULL && !db->unwritable; }
+
+const char *rc_db_write_error(const rc_db_t *db) {
+  return db != NULL && db->unwritable ? db->write_error : "";
+}
+
+int rc_db_http_status(rc_db_t *db) {
+  /* The noted failure's code: a ROLLBACK since has reset sqlite3_errcode. */
+  switch (db->unwritable ? db->write_code : sqlite3_errcode(db->h)) {
+    case SQLITE_FULL:
+    case SQLITE_READONLY:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN: return 503;
+    default: return 500;
+  }
+}
+
+void rc_db_render_metrics(const rc_db_t *db, rc_buf_t *o) {
+  if (db == NULL) return;
+  rc_buf_printf(o,
+                "# HELP ripcord_storage_writable 1 while the embedded store takes writes, 0 "
+                "after a write failed (full disk, read-only data directory).\n"
+                "# TYPE ripcord_storage_writable gauge\nripcord_storage_writable %d\n"
+                "# HELP ripcord_storage_write_failures_total Writes to the embedded store that "
+                "failed.\n# TYPE ripcord_storage_write_failures_total counter\n"
+                "ripcord_storage_write_failures_total %llu\n",
+                db->unwritable ? 0 : 1, (unsigned long long)db->write_failures);
+}

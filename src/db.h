@@ -18,6 +18,8 @@
 
 #include "rc.h"
 
+struct rc_buf;
+
 typedef struct rc_db rc_db_t;
 
 /* Opens (creating when missing) dir/ripcord.db, sets WAL and FULL sync, applies pending
@@ -30,5 +32,21 @@ sqlite3 *rc_db_handle(rc_db_t *db);
 int rc_db_version(rc_db_t *db);
 /* The schema version this binary knows. */
 int rc_db_known_version(void);
+
+/* Whether the store can be written, as the writers found it. Every writer that commits
+ * something ripcord must not lose (a rollback event, an outbox row's end, a deploy, a vote)
+ * reports the outcome here: ok = 0 right after the failed statement or COMMIT, while
+ * sqlite3_errmsg still tells why. The first failure is logged as an error (a full disk, a
+ * read-only data directory, an I/O error), the return to writable as a warning; /metrics
+ * shows the state (rc_db_render_metrics). The writers keep what they could not write in
+ * memory and retry: see actions.c and delivery.c. Loop thread. */
+void rc_db_note_write(rc_db_t *db, int ok, const char *what);
+int rc_db_writable(const rc_db_t *db);
+/* The last write failure's reason ("database or disk is full"), or "" when writable. */
+const char *rc_db_write_error(const rc_db_t *db);
+/* SQLite's answer to a failed write, as HTTP: 503 for a full disk, a read-only or locked
+ * database (a condition that passes, so the client should retry), 500 otherwise. */
+int rc_db_http_status(rc_db_t *db);
+void rc_db_render_metrics(const rc_db_t *db, struct rc_buf *out);
 
 #endif

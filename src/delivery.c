@@ -17,6 +17,7 @@
 #define TICK_MS 500
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 60000
+#define MAX_UNSAVED 256 /* outcomes held while the store refuses writes */
 
 typedef struct receiver {
   char *name, *url, *type, *ref;
@@ -61,6 +62,11 @@ struct rc_delivery {
   void (*done)(void *);
   void *done_ctx;
   uint64_t delivered, failed_attempts, gave_up, attempts;
+  /* Outcomes the store refused (full disk, read-only directory), oldest first: written by
+   * the next scan that finds it writable again. Their rows are not sent meanwhile. */
+  struct outcome *unsaved;
+  uint32_t nunsaved;
+  uint64_t held_total, held_dropped;
   rc_delivery_audit_cb audit_cb;
   void *audit_ctx;
 };
@@ -160,59 +166,48 @@ static void transfer_free(transfer_t *t) {
   free(t);
 }
 
-/* Records an attempt's outcome in the outbox. */
-static void record(rc_delivery_t *d, transfer_t *t, long status, const char *error) {
-  int ok = status >= 200 && status < 300;
-  int64_t now = wall_ms();
-  int attempts = t->attempts + 1;
-  const char *state = "pending";
-  int64_t next = now;
-  if (ok) {
-    state = "delivered";
-    d->delivered++;
-  } else {
-    d->failed_attempts++;
-    uint64_t backoff = BACKOFF_MIN_MS;
-    for (int i = 1; i < attempts && backoff < BACKOFF_MAX_MS; i++) backoff *= 2;
-    if (backoff > BACKOFF_MAX_MS) backoff = BACKOFF_MAX_MS;
-    /* +-20 % jitter, so replicas and many rows do not retry in lockstep. */
-    double j = 0.8 + 0.4 * ((double)(rand() % 1000) / 1000.0);
-    next = now + (int64_t)((double)backoff * j);
-    if (next > t->deadline_at) {
-      state = "failed";
-      d->gave_up++;
-    }
-  }
+/* An attempt's outcome, to be written to its outbox row. */
+typedef struct outcome {
+  int64_t outbox_id, next, now;
+  int attempts, ok;
+  long status;
+  char state[12];
+  char error[256];
+} outcome_t;
+
+/* Writes an outcome to the outbox; a row's end (delivered, or given up at its deadline) is
+ * audited with the row update in one transaction (the attempts between are in the outbox and
+ * the metrics). Returns 0, or -1 when the store refused the write. */
+static int persist(rc_delivery_t *d, const outcome_t *o) {
   sqlite3_stmt *st = NULL;
   sqlite3 *h = rc_db_handle(d->db);
-  /* A row's end (delivered, or given up at its deadline) is audited with the row update in
-   * one transaction; the attempts between are in the outbox and the metrics. */
-  int final = strcmp(state, "pending") != 0 && d->audit_cb != NULL;
-  if (final && sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) final = 0;
-  if (sqlite3_prepare_v2(h,
+  int final = strcmp(o->state, "pending") != 0 && d->audit_cb != NULL;
+  int rc = 0;
+  if (final && sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) rc = -1;
+  if (rc == 0 && sqlite3_prepare_v2(h,
                          "UPDATE outbox SET state = ?, attempts = ?, next_attempt_at = ?,"
                          " last_status = ?, last_error = ?,"
                          " delivered_at = CASE WHEN ? THEN ? ELSE delivered_at END WHERE id = ?",
                          -1, &st, NULL) == SQLITE_OK) {
-    sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, attempts);
-    sqlite3_bind_int64(st, 3, next);
-    if (status > 0) sqlite3_bind_int64(st, 4, status);
-    if (error && *error) sqlite3_bind_text(st, 5, error, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(st, 6, ok);
-    sqlite3_bind_int64(st, 7, now);
-    sqlite3_bind_int64(st, 8, t->outbox_id);
-    if (sqlite3_step(st) != SQLITE_DONE)
-      rc_log(RC_LOG_ERROR, "outbox: cannot record a delivery attempt", "err=\"%s\"",
-             sqlite3_errmsg(h));
+    sqlite3_bind_text(st, 1, o->state, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, o->attempts);
+    sqlite3_bind_int64(st, 3, o->next);
+    if (o->status > 0) sqlite3_bind_int64(st, 4, o->status);
+    if (o->error[0]) sqlite3_bind_text(st, 5, o->error, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 6, o->ok);
+    sqlite3_bind_int64(st, 7, o->now);
+    sqlite3_bind_int64(st, 8, o->outbox_id);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = -1;
+  } else {
+    rc = -1;
   }
   sqlite3_finalize(st);
-  if (final) {
+  if (rc == 0 && final) {
     int64_t event_id = 0;
     char receiver[128] = "";
     if (sqlite3_prepare_v2(h, "SELECT event_id, receiver FROM outbox WHERE id = ?", -1, &st,
                            NULL) == SQLITE_OK) {
-      sqlite3_bind_int64(st, 1, t->outbox_id);
+      sqlite3_bind_int64(st, 1, o->outbox_id);
       if (sqlite3_step(st) == SQLITE_ROW) {
         event_id = sqlite3_column_int64(st, 0);
         snprintf(receiver, sizeof(receiver), "%s", (const char *)sqlite3_column_text(st, 1));
@@ -222,22 +217,82 @@ static void record(rc_delivery_t *d, transfer_t *t, long status, const char *err
     char subject[40];
     snprintf(subject, sizeof(subject), "event:%lld", (long long)event_id);
     json_t *detail = json_pack("{s:s,s:I,s:i,s:i,s:s}", "receiver", receiver, "outbox",
-                               (json_int_t)t->outbox_id, "attempts", attempts, "status",
-                               (int)status, "error", error ? error : "");
-    d->audit_cb(d->audit_ctx, now, "ripcord", ok ? "delivery.delivered" : "delivery.gave_up",
+                               (json_int_t)o->outbox_id, "attempts", o->attempts, "status",
+                               (int)o->status, "error", o->error);
+    d->audit_cb(d->audit_ctx, o->now, "ripcord", o->ok ? "delivery.delivered" : "delivery.gave_up",
                 subject, detail);
     json_decref(detail);
-    if (sqlite3_exec(h, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-      rc_log(RC_LOG_ERROR, "outbox: cannot commit a delivery's end", "err=\"%s\"",
-             sqlite3_errmsg(h));
-      sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+    if (sqlite3_exec(h, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) rc = -1;
+  }
+  rc_db_note_write(d->db, rc == 0, "outbox"); /* before ROLLBACK: it reads the error */
+  if (rc != 0 && final) sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+  return rc;
+}
+
+static int unsaved_find(const rc_delivery_t *d, int64_t id) {
+  for (uint32_t i = 0; i < d->nunsaved; i++)
+    if (d->unsaved[i].outbox_id == id) return (int)i;
+  return -1;
+}
+
+/* Writes the outcomes the store refused before, oldest first; stops at the first refusal. */
+static void flush_unsaved(rc_delivery_t *d) {
+  uint32_t done = 0;
+  while (done < d->nunsaved && persist(d, &d->unsaved[done]) == 0) done++;
+  if (done == 0) return;
+  memmove(d->unsaved, d->unsaved + done, (d->nunsaved - done) * sizeof(d->unsaved[0]));
+  d->nunsaved -= done;
+  rc_log(RC_LOG_WARN, "held delivery outcomes written to the outbox", "count=%u still_held=%u",
+         done, d->nunsaved);
+}
+
+/* Records an attempt's outcome in the outbox; when the store refuses, the outcome is held
+ * (and the row left alone by scan) until it takes writes: a delivered row is not sent again
+ * and a failing receiver keeps its backoff. Held outcomes are lost on a restart, and a
+ * delivered row then goes out once more: at least once, and the idempotency key lets the
+ * receiver tell. */
+static void record(rc_delivery_t *d, transfer_t *t, long status, const char *error) {
+  outcome_t o = {.outbox_id = t->outbox_id, .status = status, .now = wall_ms()};
+  o.ok = status >= 200 && status < 300;
+  o.attempts = t->attempts + 1;
+  o.next = o.now;
+  snprintf(o.state, sizeof(o.state), "pending");
+  snprintf(o.error, sizeof(o.error), "%s", error ? error : "");
+  if (o.ok) {
+    snprintf(o.state, sizeof(o.state), "delivered");
+    d->delivered++;
+  } else {
+    d->failed_attempts++;
+    uint64_t backoff = BACKOFF_MIN_MS;
+    for (int i = 1; i < o.attempts && backoff < BACKOFF_MAX_MS; i++) backoff *= 2;
+    if (backoff > BACKOFF_MAX_MS) backoff = BACKOFF_MAX_MS;
+    /* +-20 % jitter, so replicas and many rows do not retry in lockstep. */
+    double j = 0.8 + 0.4 * ((double)(rand() % 1000) / 1000.0);
+    o.next = o.now + (int64_t)((double)backoff * j);
+    if (o.next > t->deadline_at) {
+      snprintf(o.state, sizeof(o.state), "failed");
+      d->gave_up++;
     }
   }
-  if (!ok)
-    rc_log(RC_LOG_WARN, strcmp(state, "failed") == 0 ? "webhook delivery gave up"
-                                                      : "webhook delivery failed, will retry",
-           "outbox=%lld attempt=%d status=%ld err=\"%s\"", (long long)t->outbox_id, attempts,
-           status, error ? error : "");
+  if (d->nunsaved > 0 || persist(d, &o) != 0) {
+    int i = unsaved_find(d, o.outbox_id);
+    if (i >= 0) {
+      d->unsaved[i] = o;
+    } else if (d->nunsaved < MAX_UNSAVED) {
+      d->unsaved[d->nunsaved++] = o;
+      d->held_total++;
+    } else {
+      /* Bounded: the row stays pending in the outbox and is sent again once scan sees it. */
+      d->held_dropped++;
+    }
+    rc_log(RC_LOG_ERROR, "delivery outcome held in memory until the store takes writes",
+           "outbox=%lld state=%s held=%u", (long long)o.outbox_id, o.state, d->nunsaved);
+  }
+  if (!o.ok)
+    rc_log(RC_LOG_WARN, strcmp(o.state, "failed") == 0 ? "webhook delivery gave up"
+                                                       : "webhook delivery failed, will retry",
+           "outbox=%lld attempt=%d status=%ld err=\"%s\"", (long long)o.outbox_id, o.attempts,
+           status, o.error);
 }
 
 static void check_done(rc_delivery_t *d) {
@@ -336,7 +391,9 @@ static void start_transfer(rc_delivery_t *d, int64_t id, const char *receiver, i
 
 /* Starts every due row not already in flight, up to MAX_INFLIGHT. */
 static void scan(rc_delivery_t *d) {
-  if (d->closing || d->ninflight >= MAX_INFLIGHT) return;
+  if (d->closing) return;
+  if (d->nunsaved > 0) flush_unsaved(d);
+  if (d->ninflight >= MAX_INFLIGHT) return;
   sqlite3_stmt *st = NULL;
   if (sqlite3_prepare_v2(rc_db_handle(d->db),
                          "SELECT o.id, o.receiver, o.attempts, o.deadline_at, e.idempotency_key,"
@@ -350,6 +407,10 @@ static void scan(rc_delivery_t *d) {
   while (d->ninflight < MAX_INFLIGHT && sqlite3_step(st) == SQLITE_ROW) {
     int64_t id = sqlite3_column_int64(st, 0);
     if (is_inflight(d, id)) continue;
+    int u = unsaved_find(d, id);
+    if (u >= 0 && (strcmp(d->unsaved[u].state, "pending") != 0 ||
+                   d->unsaved[u].next > wall_ms()))
+      continue; /* its outcome is held: delivered or given up, or backing off */
     start_transfer(d, id, (const char *)sqlite3_column_text(st, 1), sqlite3_column_int(st, 2),
                    sqlite3_column_int64(st, 3), (const char *)sqlite3_column_text(st, 4),
                    (const char *)sqlite3_column_text(st, 5),
@@ -481,7 +542,8 @@ int rc_delivery_new(uv_loop_t *loop, rc_db_t *db, const rc_receiver_cfg_t *recv,
   d->db = db;
   d->recv = calloc(n ? n : 1, sizeof(*d->recv));
   d->names = calloc(n ? n : 1, sizeof(*d->names));
-  int rc = d->recv && d->names ? 0 : rc_err_set(err, RC_ENOMEM, "out of memory");
+  d->unsaved = calloc(MAX_UNSAVED, sizeof(*d->unsaved));
+  int rc = d->recv && d->names && d->unsaved ? 0 : rc_err_set(err, RC_ENOMEM, "out of memory");
   for (size_t i = 0; rc == 0 && i < n; i++) {
     receiver_t *r = &d->recv[i];
     r->name = strdup(recv[i].name);
@@ -506,6 +568,7 @@ int rc_delivery_new(uv_loop_t *loop, rc_db_t *db, const rc_receiver_cfg_t *recv,
     }
     free(d->recv);
     free(d->names);
+    free(d->unsaved);
     free(d);
     return rc;
   }
@@ -564,6 +627,11 @@ static void on_closed(uv_handle_t *h) {
   }
   free(d->recv);
   free(d->names);
+  if (d->nunsaved > 0)
+    rc_log(RC_LOG_ERROR, "stopping with delivery outcomes the store never took: those rows "
+                         "stay pending and are sent again after the restart",
+           "held=%u", d->nunsaved);
+  free(d->unsaved);
   void (*done)(void *) = d->done;
   void *ctx = d->done_ctx;
   free(d);
@@ -620,4 +688,9 @@ void rc_delivery_render_metrics(rc_delivery_t *d, rc_buf_t *o) {
                 "ripcord_webhook_gave_up_total %llu\n",
                 (unsigned long long)d->attempts, (unsigned long long)d->delivered,
                 (unsigned long long)d->failed_attempts, (unsigned long long)d->gave_up);
+  rc_buf_printf(o,
+                "# HELP ripcord_webhook_outcomes_held Delivery outcomes the embedded store "
+                "refused, held in memory until it takes writes.\n"
+                "# TYPE ripcord_webhook_outcomes_held gauge\nripcord_webhook_outcomes_held %u\n",
+                d->nunsaved);
 }

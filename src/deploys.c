@@ -209,7 +209,10 @@ int rc_deploys_record_json(rc_db_t *db, const char *json, size_t len, int64_t no
   if (in_tx) {
     if (rc == 0 && sqlite3_exec(h, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
       rc = rc_err_set(err, RC_EIO, "database: %s", sqlite3_errmsg(h));
+    if (rc == 0 || rc == RC_EIO) rc_db_note_write(db, rc == 0, "deploy"); /* before ROLLBACK */
     if (rc != 0) sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+  } else if (rc == RC_EIO) {
+    rc_db_note_write(db, 0, "deploy");
   }
   json_decref(o);
   if (rc == 0) *id = new_id;
@@ -404,7 +407,15 @@ int rc_deploys_handle(rc_db_t *db, rc_audit_t *audit, const rc_http_request_t *r
       int rc = rc_deploys_record_json(db, req->body, req->body_len, wall_ms(), actor, audit, &id,
                                       &err);
       if (rc == 0) json_reply(res, 201, json_pack("{s:s,s:I}", "status", "success", "id", (json_int_t)id));
-      else error_reply(res, rc == RC_EPARSE ? 400 : 500, err.msg);
+      else if (rc == RC_EIO && rc_db_http_status(db) == 503) {
+        /* A full disk or a read-only directory passes: the pipeline should retry, not
+         * give up on recording the deploy. */
+        rc_buf_printf(&res->headers, "Retry-After: 10\r\n");
+        char msg[400];
+        snprintf(msg, sizeof(msg), "the deploy was not recorded: the embedded store cannot be "
+                                   "written (%s); retry later", rc_db_write_error(db));
+        error_reply(res, 503, msg);
+      } else error_reply(res, rc == RC_EPARSE ? 400 : 500, err.msg);
     } else if (req->method == HTTP_GET || req->method == HTTP_HEAD) {
       if (rc_http_query_param(req, "service", svc, sizeof(svc)) <= 0 ||
           rc_http_query_param(req, "environment", env, sizeof(env)) <= 0) {
