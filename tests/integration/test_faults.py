@@ -41,10 +41,29 @@ class Fault:
             os.unlink(self.path)
 
 
+def preload(exe):
+    """LD_PRELOAD for exe: the shim, after AddressSanitizer's runtime when exe links it (ASan
+    insists on coming first in the library list)."""
+    libs = [SHIM]
+    try:
+        out = subprocess.run(["ldd", exe], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        out = ""
+    for line in out.splitlines():
+        parts = line.split()
+        if parts and parts[0].startswith("libasan") and len(parts) >= 3:
+            libs.insert(0, parts[2])
+    return ":".join(libs)
+
+
+def fault_env(exe, data, fault):
+    return {"LD_PRELOAD": preload(exe), "RIPCORD_FAULT_DIR": data,
+            "RIPCORD_FAULT_FLAG": fault.path}
+
+
 def start_faulty(exe, tmp, fault):
     """The daemon with the shim preloaded (only it: the variables are removed once it runs)."""
-    data = os.path.join(tmp, "data")
-    env = {"LD_PRELOAD": SHIM, "RIPCORD_FAULT_DIR": data, "RIPCORD_FAULT_FLAG": fault.path}
+    env = fault_env(exe, os.path.join(tmp, "data"), fault)
     os.environ.update(env)
     try:
         return ta.start(exe, tmp)
@@ -171,8 +190,7 @@ def case_read_only(exe):
         expect("stopping with rollback events the store never took" in d.log(),
                "the loss at shutdown is logged")
         # A restart on the read-only directory refuses to start, naming the cause.
-        os.environ.update({"LD_PRELOAD": SHIM, "RIPCORD_FAULT_DIR": os.path.join(tmp, "data"),
-                           "RIPCORD_FAULT_FLAG": fault.path})
+        os.environ.update(fault_env(exe, os.path.join(tmp, "data"), fault))
         try:
             p = subprocess.run([exe, "serve", "--config.file=" + os.path.join(tmp, "ripcord.yml"),
                                 "--storage.path=" + os.path.join(tmp, "data"),

@@ -297,6 +297,11 @@ def main():
         return 2
     exe = os.path.abspath(sys.argv[1])
     rwgen = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else None
+    if rwgen is not None and os.environ.get("RIPCORD_SKIP_TIMING"):
+        # The sanitized build (scripts/test) is several times slower: the rwgen case measures
+        # when the rule fires against the traffic's switch, a timing the slower binary misses.
+        print("skip rwgen timing case (RIPCORD_SKIP_TIMING)")
+        rwgen = None
     r = Runner("test_rules")
     t0 = time.monotonic()
     r.run("healthy then bad traffic: pending, firing, dry run, metrics", case_pending_firing, exe)
