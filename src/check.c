@@ -36,7 +36,7 @@ static void usage(FILE *f) {
 static const char *config_flag(int argc, char **argv, int i, int *took) {
   const char *a = argv[i];
   *took = 0;
-  if (strncmp(a, "--config.file", 13) != 0) return NULL;
+  if (a == NULL || strncmp(a, "--config.file", 13) != 0) return NULL;
   if (a[13] == '=') {
     *took = 1;
     return a + 14;
@@ -87,7 +87,7 @@ static int secrets_only(int argc, char **argv, int from) {
   }
   size_t findings = 0, allowed = 0, files = 0;
   int failed = 0, dashes = 0;
-  for (int i = from; i < argc; i++) {
+  for (int i = from; i < argc && argv[i] != NULL; i++) {
     if (!dashes && strcmp(argv[i], "--") == 0) {
       dashes = 1;
       continue;
@@ -110,7 +110,7 @@ static int secrets_only(int argc, char **argv, int from) {
 int rc_check_main(int argc, char **argv) {
   int first = 1, files = 0, failed = 0, only_secrets = 0;
   const char *config = NULL;
-  for (int i = 1; i < argc; i++) {
+  for (int i = 1; i < argc && argv[i] != NULL; i++) {
     const char *a = argv[i];
     int took;
     const char *cf = config_flag(argc, argv, i, &took);
@@ -174,7 +174,7 @@ int rc_check_main(int argc, char **argv) {
     have_cfg = 1;
   }
   int after_dashes = 0;
-  for (int i = 1; i < argc; i++) {
+  for (int i = 1; i < argc && argv[i] != NULL; i++) {
     const char *path = argv[i];
     int took;
     if (!after_dashes && config_flag(argc, argv, i, &took) != NULL) {

@@ -594,7 +594,7 @@ static int parse_args(ps_t *p, const char *what, pn_t args[2], int *nargs) {
     return 0;
   }
   for (;;) {
-    pn_t a;
+    pn_t a = {0};
     int rc = parse_expr(p, 1, &a);
     if (rc != 0) return rc;
     if (*nargs < 2)
@@ -678,7 +678,7 @@ static int parse_call(ps_t *p, pn_t *out) {
     return perr(p, RC_EPARSE, name.off, "unknown function \"%.*s\"", nl, ns);
   }
   next(p);
-  pn_t args[2];
+  pn_t args[2] = {{0}};
   int nargs, rc = parse_args(p, " in function call", args, &nargs);
   if (rc != 0) {
     args_free(args, nargs);
@@ -767,7 +767,7 @@ static int parse_aggregation(ps_t *p, pn_t *out) {
   next(p);
   labels_t l = {0};
   int grouped = 0, without = 0, rc = 0;
-  pn_t args[2];
+  pn_t args[2] = {{0}};
   int nargs = 0;
   if (p->cur.kind == T_KW && (p->cur.kw == KW_BY || p->cur.kw == KW_WITHOUT)) {
     grouped = 1;
@@ -796,7 +796,7 @@ static int parse_aggregation(ps_t *p, pn_t *out) {
     rc = depth_error(p, kw.off);
   rc_pq_node_t *x = NULL;
   if (rc == 0 && (x = node_new(RC_PQ_AGG, kw.line, kw.col)) == NULL) rc = oom(p);
-  if (rc != 0) {
+  if (rc != 0 || x == NULL) {
     args_free(args, nargs);
     labels_free(&l);
     return rc;
@@ -954,7 +954,9 @@ static int parse_primary(ps_t *p, pn_t *out) {
     if (p->cur.kind == T_LBRACKET) {
       rc = parse_range(p, out, paren);
     } else if (p->cur.kind == T_KW && p->cur.kw == KW_OFFSET) {
-      rc = out->n->kind == RC_PQ_SELECTOR && !paren
+      /* Every parse_* that returns 0 has set out->n (fuzz_promql checks the tree after each
+       * successful parse); the analyser loses that through the recursion. */
+      rc = out->n->kind == RC_PQ_SELECTOR && !paren // NOLINT(clang-analyzer-core.NullDereference)
                ? perr(p, RC_ENOTSUP, p->cur.off, "offset modifier is not supported")
                : perr(p, RC_EPARSE, p->cur.off,
                       "offset modifier must be preceded by an instant vector selector or range "
@@ -1040,7 +1042,9 @@ static int make_binary(ps_t *p, pn_t *lhs, pn_t *rhs, rc_pq_op_t op, size_t opof
   int h = 1 + (lhs->h > rhs->h ? lhs->h : rhs->h);
   if (rc == 0 && h > RC_PQ_MAX_DEPTH) rc = depth_error(p, opoff);
   rc_pq_node_t *x = NULL;
-  if (rc == 0 && (x = node_new(RC_PQ_BINARY, lhs->n->line, lhs->n->col)) == NULL) rc = oom(p);
+  /* lhs->n is set: make_binary is only called with two parsed operands (as above). */
+  if (rc == 0 && (x = node_new(RC_PQ_BINARY, lhs->n->line, lhs->n->col)) == NULL) // NOLINT(clang-analyzer-core.NullDereference)
+    rc = oom(p);
   if (rc != 0 || x == NULL) {
     node_free(lhs->n);
     node_free(rhs->n);
@@ -1142,7 +1146,7 @@ int rc_pq_parse(const char *text, size_t len, unsigned flags, rc_pq_expr_t **out
   if (err != NULL) *err = (rc_err_t){0};
   lex(&p, 0, &p.cur);
   if (p.cur.kind == T_EOF) return perr(&p, RC_EPARSE, p.cur.off, "no expression found in input");
-  pn_t root;
+  pn_t root = {0};
   int rc = parse_expr(&p, 1, &root);
   if (rc != 0) return rc;
   if (p.cur.kind != T_EOF) {
@@ -1380,7 +1384,7 @@ static void put_node(wbuf_t *w, const rc_pq_node_t *x) {
 size_t rc_pq_format(const rc_pq_expr_t *e, char *buf, size_t cap) {
   wbuf_t w = {.b = buf, .cap = buf ? cap : 0};
   if (e != NULL && e->root != NULL) put_node(&w, e->root);
-  if (w.cap > 0) buf[w.len < w.cap ? w.len : w.cap - 1] = '\0';
+  if (buf != NULL && w.cap > 0) buf[w.len < w.cap ? w.len : w.cap - 1] = '\0';
   return w.len;
 }
 

@@ -1094,7 +1094,7 @@ static int translate(tr_t *t) {
           }
           cset_free(&cs);
         } else {
-          uint32_t cp;
+          uint32_t cp = 0;
           used = parse_escape(t, i, &cp);
           if (used > 0) {
             emit_literal(t, cp);

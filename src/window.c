@@ -79,7 +79,9 @@ static void put_bits(uint8_t *buf, uint32_t *pos, uint64_t v, int n) {
   while (n > 0) {
     uint32_t byte = *pos >> 3, off = *pos & 7;
     int room = 8 - (int)off, take = n < room ? n : room;
-    uint8_t bits = (uint8_t)((v >> (n - take)) & ((1u << take) - 1));
+    /* off = *pos & 7, so 1 <= room <= 8 and take <= 8: the shift is in range (the analyser
+     * does not carry the bound of the & through). */
+    uint8_t bits = (uint8_t)((v >> (n - take)) & ((1u << take) - 1)); // NOLINT(clang-analyzer-core.UndefinedBinaryOperatorResult)
     uint8_t cur = off == 0 ? 0 : ld8(&buf[byte]);
     st8(&buf[byte], (uint8_t)(cur | (bits << (room - take))));
     *pos += (uint32_t)take;

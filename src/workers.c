@@ -290,7 +290,8 @@ static int route(rc_worker_t *w, shared_t *sh, job_t *own) {
   }
   for (uint32_t k = 0; k < n; k++) {
     job_t *p = &parts[shard[k]];
-    ((uint32_t *)p->idx)[p->n] = k;
+    /* parts[i].idx is idx + off for every i < W, and shard[k] < W: never NULL. */
+    ((uint32_t *)p->idx)[p->n] = k; // NOLINT(clang-analyzer-core.NullDereference)
     ((rc_selindex_hash_t *)p->hs)[p->n] = hs[k];
     p->n++;
   }
