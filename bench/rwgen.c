@@ -80,6 +80,7 @@ typedef struct opts {
   uint32_t bad_factor;
   const char *dump_dir;
   uint64_t timeout_ms;
+  double rate; /* samples+histograms per second over all connections; 0 = as fast as possible */
   int json_only;
   int quiet;
 } opts_t;
@@ -109,6 +110,8 @@ static void usage(FILE *f) {
           "  --bad-after D              after D of sending, the code=\"500\" request counters\n"
           "                             grow --bad-factor times faster (a bad deploy)\n"
           "  --bad-factor F             1..10000 (default 50)\n"
+          "  --rate R                   at most R samples+histograms per second over all\n"
+          "                             connections (default 0: as fast as the receiver answers)\n"
           "  --timeout D                socket send/receive/connect timeout (default 10s)\n"
           "  --dump DIR                 write the request bodies (snappy, exactly as POSTed) to\n"
           "                             DIR/req-000000.bin ... and DIR/meta.json instead of\n"
@@ -207,7 +210,7 @@ static int parse_args(int argc, char **argv, opts_t *o) {
     static const char *const known[] = {"url", "protocol", "series", "native-histograms",
                                         "samples-per-request", "connections", "requests",
                                         "duration", "seed", "start-time", "passes", "timeout",
-                                        "dump", "bad-after", "bad-factor"};
+                                        "dump", "bad-after", "bad-factor", "rate"};
     int k = -1;
     for (int j = 0; j < (int)(sizeof(known) / sizeof(known[0])); j++)
       if (strcmp(flag, known[j]) == 0) k = j;
@@ -295,6 +298,15 @@ static int parse_args(int argc, char **argv, opts_t *o) {
         if (*v == '\0') return bad_value(flag, v, "a directory");
         o->dump_dir = v;
         break;
+      case 15: {
+        char *end;
+        errno = 0;
+        double r = strtod(v, &end);
+        if (errno || end == v || *end != '\0' || !(r == 0 || (r >= 1 && r <= 1e10)))
+          return bad_value(flag, v, "0 or a rate in 1..1e10 samples/s");
+        o->rate = r;
+        break;
+      }
       default:
         break;
     }
@@ -1502,6 +1514,8 @@ typedef struct worker {
   gate_t *gate;
   uint64_t deadline_ns; /* 0 = none */
   uint64_t bad_ns;      /* --bad-after: from then on the bad variants; 0 = never */
+  uint64_t pace_ns;     /* --rate: when this connection's budget started */
+  double rate;          /* --rate: this connection's share, samples+histograms/s; 0 = off */
   int64_t clock_offset; /* added to the wall clock for timestamps (--start-time) */
   int64_t *last_base;   /* per request index r: the last base time sent */
   tally_t t;
@@ -1534,6 +1548,21 @@ static void *worker_main(void *arg) {
   }
   gate_arrive_and_wait(w->gate);
   for (uint64_t j = 0; fd >= 0 && owned > 0 && !atomic_load(&g_stop); j++) {
+    if (w->rate > 0) {
+      /* --rate: the next request leaves once what was sent fits the budget. A receiver that
+       * fell behind may be caught up with at most one second's worth at full speed. */
+      uint64_t sent = w->t.sent_samples + w->t.sent_hist;
+      double ahead_ns = (double)sent * 1e9 / w->rate;
+      uint64_t due = w->pace_ns + (uint64_t)(ahead_ns < 1e18 ? ahead_ns : 1e18);
+      uint64_t now = mono_ns();
+      if (now > due + 1000000000u) w->pace_ns += now - due - 1000000000u;
+      while (now < due && !atomic_load(&g_stop) && !(w->deadline_ns && now >= w->deadline_ns)) {
+        uint64_t d = due - now < 50000000u ? due - now : 50000000u; /* signals within 50 ms */
+        struct timespec ts = {(time_t)(d / 1000000000u), (long)(d % 1000000000u)};
+        nanosleep(&ts, NULL);
+        now = mono_ns();
+      }
+    }
     if (w->deadline_ns && mono_ns() >= w->deadline_ns) break;
     if (o->requests && atomic_fetch_add(&g_claimed, 1) >= o->requests) break;
     uint32_t r = w->id + (uint32_t)(j % owned) * o->connections;
@@ -1845,6 +1874,8 @@ int main(int argc, char **argv) {
   for (uint32_t c = 0; c < started; c++) {
     w[c].deadline_ns = o.duration_ms ? t0 + o.duration_ms * 1000000u : 0;
     w[c].bad_ns = o.bad_after_ms ? t0 + o.bad_after_ms * 1000000u : 0;
+    w[c].pace_ns = t0;
+    w[c].rate = o.rate / (double)o.connections;
   }
   gate.open = 1;
   pthread_cond_broadcast(&gate.cv);
