@@ -516,6 +516,21 @@ static int mark_changed(rc_store_t *s, rc_store_series_t *r) {
   return ptr_push(&s->changed.v, &s->changed.n, &s->changed.cap, r);
 }
 
+/* The samples of a series that is refused whole still move the watermark: expiry is driven
+ * by it, and when the store is full while the series it holds have stopped (the old
+ * version's pods after a deploy), the new series' timestamps are the only ones left to age
+ * the old ones out. Without this the store would stay full, and refusing, forever. */
+static void advance_watermark(rc_store_t *s, const rc_series_t *src, int64_t limit) {
+  for (uint32_t i = 0; i < src->nsamples; i++) {
+    int64_t ts = src->samples[i].ts_ms;
+    if (ts <= limit && ts > s->watermark) s->watermark = ts;
+  }
+  for (uint32_t i = 0; i < src->nhistograms; i++) {
+    int64_t ts = src->histograms[i].ts_ms;
+    if (ts <= limit && ts > s->watermark) s->watermark = ts;
+  }
+}
+
 /* One series of a batch with its label hash: decide, find or create, append. */
 static int apply_series(rc_store_t *s, const rc_series_t *src, rc_selindex_hash_t h,
                         int64_t limit, tallies_t *t) {
@@ -536,6 +551,7 @@ static int apply_series(rc_store_t *s, const rc_series_t *src, rc_selindex_hash_
       rc_log_complain(&s->full_complaint, uv_hrtime() / 1000000u, 60000, RC_LOG_WARN,
                       "series limit reached: new series refused", "max_series=%u",
                       s->cfg.max_series);
+      advance_watermark(s, src, limit);
       return 0;
     }
     r = series_new(src, h, d.ids, d.n);
