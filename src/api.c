@@ -47,7 +47,7 @@ static void render_store(rc_buf_t *o, rc_ingest_t *ing) {
       {"ripcord_store_histograms_appended_total", "counter", "Native histogram samples stored.", offsetof(rc_store_stats_t, hist_appended)},
       {"ripcord_store_histograms_invalid_total", "counter", "Native histogram samples the store refused (bucket layout past its limits).", offsetof(rc_store_stats_t, hist_invalid)},
       {"ripcord_store_unselected_histograms_total", "counter", "Native histogram samples of unselected series.", offsetof(rc_store_stats_t, dropped_histograms)},
-      {"ripcord_store_bytes", "gauge", "Memory held by stored series, estimated at the last sweep.", offsetof(rc_store_stats_t, bytes)},
+      {"ripcord_storage_memory_bytes", "gauge", "Memory the series store holds now, accounted block by block (usable size of every allocation: series, windows, table, decision cache).", offsetof(rc_store_stats_t, bytes)},
   };
   for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
     uint64_t v;

@@ -25,6 +25,9 @@
  * any thread may read (rc_store_stats). Memory: the store owns its series (labels copied out
  * of the batch, windows), its lists and its decision cache; it borrows the selector index,
  * which must outlive the store or be replaced with rc_store_set_index() first.
+ *
+ * Memory accounting (mem.h): every block the store keeps is allocated from its accountant
+ * (cfg.mem) and freed to it, so rc_store_stats().bytes is exact and live.
  */
 #ifndef RC_STORE_H
 #define RC_STORE_H
@@ -35,6 +38,7 @@
 
 #include "batch.h"
 #include "ebr.h"
+#include "mem.h"
 #include "rc.h"
 #include "selindex.h"
 #include "histwin.h"
@@ -47,8 +51,10 @@ typedef struct rc_store_cfg {
                                 from a broken clock would otherwise move the watermark and
                                 expire every window. 0 disables the check. */
   uint32_t cache_entries;    /* decisions cached (selected and dropped series alike) */
+  rc_mem_t *mem;             /* the store's accountant: borrowed, must outlive the store. NULL:
+                                the store keeps its own. */
   int readers;               /* 1: threads other than the writer read (see Threads above) */
-  rc_window_cfg_t window;    /* its ebr is set by the store when readers is 1 */
+  rc_window_cfg_t window;    /* its ebr and mem are set by the store */
 } rc_store_cfg_t;
 
 typedef struct rc_store_series {
@@ -94,7 +100,7 @@ typedef struct rc_store_stats {
   uint64_t hist_invalid;      /* native histogram samples refused by the histogram window's
                                  checks (e.g. a bucket run past RC_FHIST_MAX_RUN) */
   uint64_t dropped_histograms; /* native histogram samples of unselected series */
-  uint64_t bytes;             /* memory held by series (labels, windows), estimated */
+  uint64_t bytes;             /* memory the store holds, exactly (its accountant, live) */
   int64_t watermark_ms;       /* newest sample timestamp seen */
 } rc_store_stats_t;
 

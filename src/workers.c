@@ -70,6 +70,7 @@ struct rc_worker {
   _Atomic int idle; /* see wake() */
   rc_rw_decoder_t dec;
   rc_store_t *store;
+  rc_mem_t mem; /* the shard's accountant: everything its store holds (store.h) */
   /* Routing scratch: per shard, how many series of the batch being split go there. */
   uint32_t *count;
 };
@@ -436,6 +437,8 @@ int rc_workers_init(rc_workers_t *ws, const rc_workers_cfg_t *cfg, rc_err_t *err
     rc_mpsc_init(&w->parts);
     rc_mpsc_init(&w->decodes);
     rc_rw_decoder_init(&w->dec, &cfg->limits);
+    rc_mem_init(&w->mem, 0);
+    sc.mem = &w->mem;
     int rc = uv_sem_init(&w->wake, 0) != 0 ? RC_ENOMEM : rc_store_new(&sc, cfg->idx, &w->store);
     w->count = calloc(W, sizeof(*w->count));
     if (rc == 0 && w->count == NULL) rc = RC_ENOMEM;
@@ -532,6 +535,12 @@ void rc_workers_close(rc_workers_t *ws) {
       }
     }
     rc_store_free(w->store);
+    /* Every block the shard held went back through its accountant: anything else is a
+     * block freed with the wrong one, which would make the bound drift. */
+    if (w->store != NULL && (rc_mem_bytes(&w->mem) != 0 || rc_mem_blocks(&w->mem) != 0))
+      rc_log(RC_LOG_WARN, "store: memory accounting did not return to zero",
+             "shard=%u bytes=%lld blocks=%lld", i, (long long)rc_mem_bytes(&w->mem),
+             (long long)rc_mem_blocks(&w->mem));
     rc_rw_decoder_close(&w->dec);
     uv_sem_destroy(&w->wake);
     free(w->count);
