@@ -784,10 +784,11 @@ static uint32_t enc_sample(const hstate_t *s, uint8_t *out, int64_t ts, const rc
   return p;
 }
 
-/* Grows a run's or the bounds' buffer to hold n values, keeping its content (counted on mem:
- * an encoder's). */
+/* Grows a run's or the bounds' buffer to hold n values, keeping its content; an encoder's
+ * (mem set) not at the accountant's limit. */
 static int grow(rc_mem_t *mem, double **v, uint32_t *cap, uint32_t n) {
   if (n <= *cap) return 0;
+  if (rc_mem_level(mem) >= RC_MEM_FULL) return RC_EMEMORY;
   double *nv = rc_mem_realloc(mem, *v, n * sizeof(double));
   if (nv == NULL) return RC_ENOMEM;
   *v = nv;
@@ -915,12 +916,14 @@ static rc_hchunk_t *chunk_copy(rc_mem_t *mem, const rc_hchunk_t *c, uint32_t cap
   return n;
 }
 
-/* Room for `bytes` more; a chunk readers may hold is copied, never resized in place. */
+/* Room for `bytes` more; a chunk readers may hold is copied, never resized in place. Growing
+ * is refused (RC_EMEMORY) once mem is at its limit. */
 static int chunk_reserve(rc_mem_t *mem, rc_hchunk_t **cp, size_t bytes, rc_hchunk_t **old) {
   rc_hchunk_t *c = *cp;
   if (bytes > UINT32_MAX / 2 || c->nbytes + bytes > UINT32_MAX / 2) return RC_ELIMIT;
   uint32_t need = c->nbytes + (uint32_t)bytes;
   if (need <= c->cap) return 0;
+  if (rc_mem_level(mem) >= RC_MEM_FULL) return RC_EMEMORY;
   uint32_t cap = c->cap ? c->cap : 64;
   while (cap < need) cap = cap < 256 ? cap * 2 : cap + cap / 2;
   rc_hchunk_t *n = chunk_copy(mem, c, cap);
@@ -1062,8 +1065,10 @@ void rc_histwin_free(rc_histwin_t *w, rc_mem_t *mem) {
 
 int rc_histwin_empty(const rc_histwin_t *w) { return list_n(wlist(w)) == 0; }
 
-/* Adds an empty head chunk with a fresh encoder state. */
-static int push_chunk(rc_histwin_t *w, const rc_window_cfg_t *cfg) {
+/* Adds an empty head chunk with a fresh encoder state, both with room for h (the sample about
+ * to be appended; NULL for a stale marker), so that appending it next cannot fail and leave an
+ * empty chunk behind — the memory bound reached in between, or no memory. */
+static int push_chunk(rc_histwin_t *w, const rc_window_cfg_t *cfg, const rc_fhist_t *h) {
   if (w->enc == NULL) {
     w->enc = rc_mem_malloc(cfg->mem, sizeof(*w->enc));
     if (w->enc == NULL) return RC_ENOMEM;
@@ -1074,9 +1079,13 @@ static int push_chunk(rc_histwin_t *w, const rc_window_cfg_t *cfg) {
     st_init(&w->enc->st, cfg->mem);
     w->enc->st.prev = keep;
   }
+  int rc = st_reserve(&w->enc->st, h);
+  if (rc != 0) return rc;
+  size_t first = enc_bound(h);
+  if (first > UINT32_MAX / 2) return RC_ELIMIT;
   rc_hchunk_list_t *l = wlist(w);
   uint32_t n = list_n(l);
-  rc_hchunk_t *c = chunk_new(cfg->mem, 64);
+  rc_hchunk_t *c = chunk_new(cfg->mem, first > 64 ? (uint32_t)first : 64);
   if (c == NULL) return RC_ENOMEM;
   if (l == NULL || n == l->cap) {
     rc_hchunk_list_t *nl = list_new(cfg->mem, l ? l->cap * 2 : 2);
@@ -1098,7 +1107,7 @@ static int push_chunk(rc_histwin_t *w, const rc_window_cfg_t *cfg) {
 
 /* Inserts into chunk i by decoding it, inserting in order and re-encoding it. The decoded
  * samples are this call's temporaries (plain malloc); the new chunk and, for the head, its
- * encoder state are counted. */
+ * encoder state are counted, and refused at the accountant's limit. */
 static int insert_into(rc_histwin_t *w, const rc_window_cfg_t *cfg, rc_hchunk_list_t *l,
                        uint32_t i, int64_t ts, const rc_fhist_t *h) {
   rc_hchunk_t *c = list_get(l, i);
@@ -1111,6 +1120,10 @@ static int insert_into(rc_histwin_t *w, const rc_window_cfg_t *cfg, rc_hchunk_li
   if (pos < n && d[pos].ts == ts) {
     int same = h == NULL ? d[pos].stale : (!d[pos].stale && rc_fhist_equal(&d[pos].h, h));
     rc = same ? RC_EDUP : RC_ECONFLICT;
+    goto out;
+  }
+  if (rc_mem_level(cfg->mem) >= RC_MEM_FULL) { /* after the duplicate check: those cost nothing */
+    rc = RC_EMEMORY;
     goto out;
   }
   memmove(&d[pos + 1], &d[pos], (n - pos) * sizeof(*d));
@@ -1156,12 +1169,18 @@ int rc_histwin_append(rc_histwin_t *w, const rc_window_cfg_t *cfg, const rc_hist
     rc_hchunk_t *head = n ? list_get(l, n - 1) : NULL;
     if (head == NULL || head->count >= cfg->chunk_samples ||
         wsub(ts, head->min_ts) >= cfg->chunk_span_ms) {
+      /* No new chunk from the high-water mark on, no first chunk at the limit (window.c
+       * says why). */
+      if (rc_mem_level(cfg->mem) >= (n == 0 ? RC_MEM_FULL : RC_MEM_HIGH)) {
+        rc = RC_EMEMORY;
+        goto out;
+      }
       if (head != NULL && head->nbytes < head->cap) {
         /* The old head is complete: give back its growth slack. */
         rc_hchunk_t *fit = chunk_copy(cfg->mem, head, head->nbytes);
         if (fit != NULL) slot_replace(cfg, l, n - 1, fit, head);
       }
-      if ((rc = push_chunk(w, cfg)) != 0) goto out;
+      if ((rc = push_chunk(w, cfg, hp)) != 0) goto out;
       l = wlist(w);
       n = list_n(l);
     }

@@ -31,8 +31,8 @@
  * Threads: exactly as window.h. One writer; readers on other threads without locks, each read
  * (rate, increase, instant, foreach, count, empty) bracketed by rc_ebr_enter/exit on cfg->ebr;
  * everything the writer replaces is retired through cfg->ebr (freed at once when NULL).
- * Memory: chunks, chunk lists and the head's encoder state come from cfg->mem; a reader's
- * decoding state is its own (plain malloc).
+ * Memory: chunks, chunk lists and the head's encoder state come from cfg->mem and are bounded
+ * by it as window.h describes; a reader's decoding state is its own (plain malloc).
  * rc_fhist_t values are plain caller-owned values: no sharing, no locking.
  */
 #ifndef RC_HISTWIN_H
@@ -139,7 +139,8 @@ void rc_histwin_free(rc_histwin_t *w, rc_mem_t *mem);
 
 /* Appends or inserts one sample (a stale marker when h->is_stale). Returns 0, RC_EDUP (same
  * timestamp, identical sample), RC_ECONFLICT (same timestamp, different sample), RC_ETOOOLD,
- * RC_ENOMEM, or rc_fhist_from_histogram()'s validation errors. Writer. */
+ * RC_EMEMORY (cfg->mem's bound, as window.h), RC_ENOMEM, or rc_fhist_from_histogram()'s
+ * validation errors. Writer. */
 int rc_histwin_append(rc_histwin_t *w, const rc_window_cfg_t *cfg, const rc_histogram_t *h);
 /* Drops chunks whose newest sample is older than before_ms. Writer. */
 void rc_histwin_expire(rc_histwin_t *w, const rc_window_cfg_t *cfg, int64_t before_ms);

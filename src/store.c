@@ -24,7 +24,8 @@
 
 typedef struct counters {
   _Atomic uint64_t series, created, removed, refused, dropped_series, dropped_samples,
-      appended, too_old, dups, conflicts, hist_appended, hist_invalid, hist_dropped, ahead;
+      appended, too_old, dups, conflicts, hist_appended, hist_invalid, hist_dropped, ahead,
+      mem_series, mem_samples, mem_hist;
   _Atomic int64_t watermark;
 } counters_t;
 
@@ -66,7 +67,7 @@ struct rc_store {
   ptrvec_t changed; /* series touched by the last apply */
   ptrvec_t removed; /* series unlinked from the table, to retire once the lists drop them */
   uint64_t applies;
-  rc_complaint_t full_complaint, ahead_complaint;
+  rc_complaint_t full_complaint, ahead_complaint, mem_complaint;
   int has_ebr;
   rc_ebr_t ebr;
   counters_t c;
@@ -235,7 +236,8 @@ static void add(_Atomic uint64_t *c, uint64_t n) {
 
 int rc_store_new(const rc_store_cfg_t *cfg, const rc_selindex_t *idx, rc_store_t **out) {
   *out = NULL;
-  if (cfg->max_series == 0 || cfg->max_series > (1u << 28) || cfg->cache_entries == 0)
+  if (cfg->max_series == 0 || cfg->max_series > (1u << 28) || cfg->cache_entries == 0 ||
+      cfg->max_memory > INT64_MAX)
     return RC_EINVAL;
   rc_mem_t *m = cfg->mem, *own = NULL;
   if (m == NULL) { /* the caller does not read the count: keep one here (not counted itself) */
@@ -243,6 +245,7 @@ int rc_store_new(const rc_store_cfg_t *cfg, const rc_selindex_t *idx, rc_store_t
     rc_mem_init(own, 0);
     m = own;
   }
+  rc_mem_set_limit(m, (int64_t)cfg->max_memory);
   rc_store_t *s = rc_mem_calloc(m, 1, sizeof(*s));
   if (s == NULL) {
     free(own);
@@ -517,7 +520,7 @@ static void sweep(rc_store_t *s) {
 /* Tallies of one apply, added to the shared counters once at its end. */
 typedef struct tallies {
   uint64_t ahead, dropped, dropped_samples, dropped_hist, appended, too_old, dups, conflicts,
-      hist_appended, hist_invalid, refused;
+      hist_appended, hist_invalid, refused, mem_series, mem_samples, mem_hist;
 } tallies_t;
 
 static int64_t ahead_limit(const rc_store_t *s) {
@@ -536,9 +539,9 @@ static int mark_changed(rc_store_t *s, rc_store_series_t *r) {
 }
 
 /* The samples of a series that is refused whole still move the watermark: expiry is driven
- * by it, and when the store is full while the series it holds have stopped (the old
- * version's pods after a deploy), the new series' timestamps are the only ones left to age
- * the old ones out. Without this the store would stay full, and refusing, forever. */
+ * by it, and when the store is full (series or memory) while the series it holds have stopped
+ * (the old version's pods after a deploy), the new series' timestamps are the only ones left
+ * to age the old ones out. Without this the store would stay full, and refusing, forever. */
 static void advance_watermark(rc_store_t *s, const rc_series_t *src, int64_t limit) {
   for (uint32_t i = 0; i < src->nsamples; i++) {
     int64_t ts = src->samples[i].ts_ms;
@@ -573,6 +576,14 @@ static int apply_series(rc_store_t *s, const rc_series_t *src, rc_selindex_hash_
       advance_watermark(s, src, limit);
       return 0;
     }
+    /* From the high-water mark on, the memory left is for the series already held. */
+    if (rc_mem_level(s->mem) >= RC_MEM_HIGH) {
+      t->mem_series++;
+      t->mem_samples += src->nsamples;
+      t->mem_hist += src->nhistograms;
+      advance_watermark(s, src, limit);
+      return 0;
+    }
     r = series_new(s->mem, src, h, d.ids, d.n);
     if (r == NULL) return RC_ENOMEM;
     s->tab[slot] = r;
@@ -596,6 +607,7 @@ static int apply_series(rc_store_t *s, const rc_series_t *src, rc_selindex_hash_
       case RC_ETOOOLD: t->too_old++; break;
       case RC_EDUP: t->dups++; break;
       case RC_ECONFLICT: t->conflicts++; break;
+      case RC_EMEMORY: t->mem_samples++; break; /* still moves the watermark, below */
       default: return rc;
     }
     if (x->ts_ms > s->watermark) s->watermark = x->ts_ms;
@@ -615,6 +627,7 @@ static int apply_series(rc_store_t *s, const rc_series_t *src, rc_selindex_hash_
       case RC_ETOOOLD: t->too_old++; break;
       case RC_EDUP: t->dups++; break;
       case RC_ECONFLICT: t->conflicts++; break;
+      case RC_EMEMORY: t->mem_hist++; break;
       case RC_ENOMEM: return rc;
       default: t->hist_invalid++; continue; /* refused by the histogram checks */
     }
@@ -639,6 +652,16 @@ static void apply_end(rc_store_t *s, const tallies_t *t) {
   add(&s->c.hist_invalid, t->hist_invalid);
   add(&s->c.hist_dropped, t->dropped_hist);
   add(&s->c.refused, t->refused);
+  add(&s->c.mem_series, t->mem_series);
+  add(&s->c.mem_samples, t->mem_samples);
+  add(&s->c.mem_hist, t->mem_hist);
+  if (t->mem_series || t->mem_samples || t->mem_hist)
+    rc_log_complain(&s->mem_complaint, uv_hrtime() / 1000000u, 60000, RC_LOG_WARN,
+                    "memory limit reached: new series and samples needing new chunks refused",
+                    "series=%llu samples=%llu histograms=%llu bytes=%lld max_memory=%lld",
+                    (unsigned long long)t->mem_series, (unsigned long long)t->mem_samples,
+                    (unsigned long long)t->mem_hist, (long long)rc_mem_bytes(s->mem),
+                    (long long)s->mem->limit);
   atomic_store_explicit(&s->c.watermark, s->watermark, memory_order_relaxed);
   atomic_store_explicit(&s->c.series, s->nseries, memory_order_relaxed);
   if (s->watermark != INT64_MIN &&
@@ -742,6 +765,10 @@ void rc_store_stats(const rc_store_t *s, rc_store_stats_t *o) {
   o->hist_appended = atomic_load_explicit(&c->hist_appended, memory_order_relaxed);
   o->hist_invalid = atomic_load_explicit(&c->hist_invalid, memory_order_relaxed);
   o->dropped_histograms = atomic_load_explicit(&c->hist_dropped, memory_order_relaxed);
+  o->refused_series_memory = atomic_load_explicit(&c->mem_series, memory_order_relaxed);
+  o->refused_samples_memory = atomic_load_explicit(&c->mem_samples, memory_order_relaxed);
+  o->refused_hist_memory = atomic_load_explicit(&c->mem_hist, memory_order_relaxed);
   o->bytes = (uint64_t)rc_mem_bytes(s->mem);
+  o->memory_limit = (uint64_t)s->mem->limit;
   o->watermark_ms = atomic_load_explicit(&c->watermark, memory_order_relaxed);
 }

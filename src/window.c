@@ -215,11 +215,12 @@ static rc_chunk_t *chunk_copy(rc_mem_t *mem, const rc_chunk_t *c, uint32_t cap) 
 
 /* Makes room for `bits` more bits. A chunk readers may hold is never resized in place: it is
  * copied, *cp points at the copy, and *old at the original for the caller to publish over
- * and retire. */
+ * and retire. Growing is refused (RC_EMEMORY) once mem is at its limit. */
 static int chunk_reserve(rc_mem_t *mem, rc_chunk_t **cp, uint32_t bits, rc_chunk_t **old) {
   rc_chunk_t *c = *cp;
   uint32_t need = (c->nbits + bits + 7) / 8;
   if (need <= c->cap) return 0;
+  if (rc_mem_level(mem) >= RC_MEM_FULL) return RC_EMEMORY;
   uint32_t cap = c->cap ? c->cap : 16;
   while (cap < need) cap = cap < 64 ? cap * 2 : cap + cap / 2;
   rc_chunk_t *n = chunk_copy(mem, c, cap);
@@ -419,7 +420,7 @@ static void chunk_decode(const rc_chunk_t *c, int64_t *ts, double *v) {
 }
 
 /* Builds a private chunk from sorted arrays into *out; its final encoder state goes to *enc.
- * Returns 0 or RC_ENOMEM. */
+ * Returns 0, RC_EMEMORY or RC_ENOMEM. */
 static int chunk_build(rc_mem_t *mem, const int64_t *ts, const double *v, uint32_t n,
                        rc_window_enc_t *enc, rc_chunk_t **out) {
   rc_chunk_t *c = chunk_new(mem, 16 + n * 2);
@@ -517,8 +518,9 @@ static int head_append(rc_window_t *w, const rc_window_cfg_t *cfg, rc_chunk_list
 }
 
 /* Inserts into the chunk in slot i by decoding it, inserting in order and re-encoding. The
- * decoded arrays are temporaries of this call: plain malloc, not counted; the new chunk is
- * counted. */
+ * decoded arrays are temporaries of this call: plain malloc, not counted. The new chunk is
+ * counted; at the limit the insert is refused (it would hold two copies until the old one is
+ * collected). */
 static int insert_into(rc_window_t *w, const rc_window_cfg_t *cfg, rc_chunk_list_t *l,
                        uint32_t i, int64_t ts, double v) {
   rc_chunk_t *c = list_get(l, i);
@@ -537,6 +539,10 @@ static int insert_into(rc_window_t *w, const rc_window_cfg_t *cfg, rc_chunk_list
   while (pos < n && t[pos] < ts) pos++;
   if (pos < n && t[pos] == ts) {
     rc = dbits(vv[pos]) == dbits(v) ? RC_EDUP : RC_ECONFLICT;
+    goto out;
+  }
+  if (rc_mem_level(cfg->mem) >= RC_MEM_FULL) { /* after the duplicate check: those cost nothing */
+    rc = RC_EMEMORY;
     goto out;
   }
   memmove(&t[pos + 1], &t[pos], (n - pos) * sizeof(int64_t));
@@ -561,6 +567,12 @@ int rc_window_append(rc_window_t *w, const rc_window_cfg_t *cfg, int64_t ts, dou
     rc_chunk_t *head = n ? list_get(l, n - 1) : NULL;
     if (head == NULL || head->count >= cfg->chunk_samples ||
         wsub(ts, head->min_ts) >= cfg->chunk_span_ms) {
+      /* A new chunk is what a window costs as time passes: refused from the high-water mark
+       * on, so that the memory left goes to head chunks already started. The first chunk of
+       * an empty window is refused only at the limit: the series was just admitted (the
+       * store admits new series below the high-water mark), and holding it without its
+       * first sample would help nobody. */
+      if (rc_mem_level(cfg->mem) >= (n == 0 ? RC_MEM_FULL : RC_MEM_HIGH)) return RC_EMEMORY;
       if (head != NULL) {
         /* The old head is complete: give back its growth slack. */
         uint32_t used = (head->nbits + 7) / 8;

@@ -29,6 +29,12 @@
  * parts are freed at once. Memory: the window owns its chunks; rc_window_free() (not while
  * readers may still hold it: retire the whole window through the EBR instead). Every chunk
  * and chunk list is allocated from cfg->mem (mem.h; NULL: not counted) and freed to it.
+ *
+ * Memory bound: with a limit on cfg->mem, an append that needs a new chunk is refused
+ * (RC_EMEMORY) from the accountant's high-water mark on, and one that would grow any chunk
+ * (the head's growth, a late sample's re-encoding) or start an empty window at its limit.
+ * Samples that fit in the room the head chunk already has are still taken. A refused append
+ * leaves the window as it was.
  */
 #ifndef RC_WINDOW_H
 #define RC_WINDOW_H
@@ -43,6 +49,7 @@
 #define RC_ETOOOLD (-20)   /* older than the out-of-order tolerance allows */
 #define RC_ECONFLICT (-21) /* same timestamp, different value */
 #define RC_EDUP (-22)      /* same timestamp and value: nothing to do */
+#define RC_EMEMORY (-23)   /* the sample needs memory the accountant's limit does not allow */
 
 typedef struct rc_chunk rc_chunk_t;
 typedef struct rc_chunk_list rc_chunk_list_t;
@@ -97,7 +104,8 @@ void rc_window_init(rc_window_t *w);
 /* mem: the accountant the window was appended with (cfg->mem). */
 void rc_window_free(rc_window_t *w, rc_mem_t *mem);
 
-/* Appends or inserts one sample. Returns 0, RC_EDUP, RC_ECONFLICT, RC_ETOOOLD or RC_ENOMEM. */
+/* Appends or inserts one sample. Returns 0, RC_EDUP, RC_ECONFLICT, RC_ETOOOLD, RC_EMEMORY
+ * or RC_ENOMEM. */
 int rc_window_append(rc_window_t *w, const rc_window_cfg_t *cfg, int64_t ts, double v);
 /* Drops chunks whose newest sample is older than before_ms (retention). Writer. */
 void rc_window_expire(rc_window_t *w, const rc_window_cfg_t *cfg, int64_t before_ms);

@@ -430,6 +430,10 @@ int rc_workers_init(rc_workers_t *ws, const rc_workers_cfg_t *cfg, rc_err_t *err
   rc_store_cfg_t sc = cfg->store;
   sc.max_series = (cfg->store.max_series + W - 1) / W;
   sc.cache_entries = (cfg->store.cache_entries + W - 1) / W;
+  /* The memory bound is split evenly, as max_series is: series spread evenly over the shards
+   * (by hash), and each shard enforces its share without looking at the others. */
+  sc.max_memory = cfg->store.max_memory / W;
+  if (cfg->store.max_memory > 0 && sc.max_memory == 0) sc.max_memory = 1; /* not unbounded */
   for (uint32_t i = 0; i < W; i++) {
     rc_worker_t *w = &ws->w[i];
     w->ws = ws;
@@ -446,6 +450,19 @@ int rc_workers_init(rc_workers_t *ws, const rc_workers_cfg_t *cfg, rc_err_t *err
       ws->cfg.nworkers = i + 1;
       rc_workers_close(ws);
       return rc_err_set(err, rc, "cannot create store shard %u: %s", i, rc_strerror(rc));
+    }
+    /* The table and the decision cache are allocated up front: a bound they already fill
+     * would refuse every series from the first, so say so at start instead. */
+    int64_t fixed = rc_mem_bytes(&w->mem);
+    if (sc.max_memory > 0 && fixed >= w->mem.high) {
+      ws->cfg.nworkers = i + 1;
+      rc_workers_close(ws);
+      return rc_err_set(err, RC_EINVAL,
+                        "--storage.max-memory leaves no room for series: the series table and "
+                        "decision cache of each of the %u shards take %lld bytes, over its share "
+                        "of %zu (raise the limit, or lower --storage.max-series or "
+                        "--storage.decision-cache-size)",
+                        W, (long long)fixed, sc.max_memory);
     }
   }
   uv_mutex_init(&ws->gate_mu);
@@ -570,6 +587,9 @@ void rc_workers_store_stats(const rc_workers_t *ws, rc_store_stats_t *out) {
     out->series_created += s.series_created;
     out->series_removed += s.series_removed;
     out->refused_series += s.refused_series;
+    out->refused_series_memory += s.refused_series_memory;
+    out->refused_samples_memory += s.refused_samples_memory;
+    out->refused_hist_memory += s.refused_hist_memory;
     out->dropped_series += s.dropped_series;
     out->dropped_samples += s.dropped_samples;
     out->appended += s.appended;
@@ -581,6 +601,7 @@ void rc_workers_store_stats(const rc_workers_t *ws, rc_store_stats_t *out) {
     out->hist_invalid += s.hist_invalid;
     out->dropped_histograms += s.dropped_histograms;
     out->bytes += s.bytes;
+    out->memory_limit += s.memory_limit;
     if (s.watermark_ms > out->watermark_ms) out->watermark_ms = s.watermark_ms;
   }
 }
