@@ -55,6 +55,13 @@ def write(port, ts_list):
     expect_eq(r.status, 204, "remote write answer")
 
 
+def settle(port):
+    """Waits until every request answered so far is applied: a write is answered before the
+    store applies it (src/workers.h, Order), so counters read right after may lag."""
+    wait_until(lambda: metric(port, "ripcord_ingest_queue_depth") == 0, 30,
+               what="the ingest queue drained")
+
+
 def flood(port, start, count, ts, per_request=1000, samples=3):
     """count new series flood_total{i=start..}, `samples` samples each ending at ts."""
     for base in range(start, start + count, per_request):
@@ -62,6 +69,7 @@ def flood(port, start, count, ts, per_request=1000, samples=3):
                             [(float(i * 10 + k) / 7.0, ts - (samples - 1 - k) * 1000)
                              for k in range(samples)])
                      for i in range(base, min(base + per_request, start + count))])
+    settle(port)
 
 
 def trigger(port, name):
