@@ -457,12 +457,11 @@ int rc_workers_init(rc_workers_t *ws, const rc_workers_cfg_t *cfg, rc_err_t *err
     if (sc.max_memory > 0 && fixed >= w->mem.high) {
       ws->cfg.nworkers = i + 1;
       rc_workers_close(ws);
+      /* Short: rc_err_t holds 160 bytes. */
       return rc_err_set(err, RC_EINVAL,
-                        "--storage.max-memory leaves no room for series: the series table and "
-                        "decision cache of each of the %u shards take %lld bytes, over its share "
-                        "of %zu (raise the limit, or lower --storage.max-series or "
-                        "--storage.decision-cache-size)",
-                        W, (long long)fixed, sc.max_memory);
+                        "--storage.max-memory too small for the table and decision cache (%lld "
+                        "of %zu bytes per shard): lower --storage.decision-cache-size",
+                        (long long)fixed, sc.max_memory);
     }
   }
   uv_mutex_init(&ws->gate_mu);

@@ -20,6 +20,7 @@ usage: test_memory.py <ripcord-binary>
 """
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -184,7 +185,20 @@ def main():
                       "new series accepted after the memory came back")
             print("     | after expiry: %d bytes accounted" % m, flush=True)
 
+        def case_too_small():
+            # A share the table and decision cache already fill is refused at start, saying so.
+            p = subprocess.run([exe, "serve", "--web.listen-address=127.0.0.1:0",
+                                "--storage.path=" + os.path.join(tmp, "small"),
+                                "--storage.max-memory=1MiB", "--ingest.workers=2"],
+                               stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+            err = p.stderr.decode("utf-8", "replace")
+            expect_eq(p.returncode, 1, "exit status (stderr %r)" % err[-500:])
+            expect("--storage.max-memory too small for the table and decision cache" in err and
+                   "of 524288 bytes per shard): lower --storage.decision-cache-size" in err,
+                   "the reason: %r", err[-500:])
+
         r.run("limit and fixed cost exposed at start", case_start)
+        r.run("a limit the fixed cost fills refuses the start", case_too_small)
         r.run("a series held before the flood", case_keep_before)
         if r.run("flood: memory bounded, new series refused and counted", case_flood):
             r.run("more flood: nothing grows", case_flood_more)
