@@ -1,12 +1,14 @@
 /* store_bench.c: the series store in-process, for the issue 3 figures that do not need HTTP:
  *   - apply rate: samples/s through rc_store_apply (hash, decision, append) on one core;
- *   - memory: bytes per selected series (store estimate, allocator overhead included) and per
- *     unselected series (process RSS growth attributed to the decision cache), for 5 minutes
- *     of samples at a 15 s and a 1 s interval;
+ *   - memory: bytes per selected series (the store's accountant, mem.h: usable bytes of every
+ *     block, less what the store held before its first series) and per unselected series
+ *     (process RSS growth attributed to the decision cache), for 5 minutes (--minutes) of
+ *     samples at a 15 s and a 1 s interval;
  *   - query cost: a 5m rate over 1,000 series and a p99 merged over the same 1,000 series
  *     (every sample of their windows into one sketch).
  * Batches are built in memory (no decode), the way the ingest consumer hands them over.
  * Usage: store_bench [--series N] [--selected-every K] [--interval-ms MS] [--rounds R]
+ *                    [--minutes M]   (M minutes of samples, retention M minutes)
  */
 #include <inttypes.h>
 #include <math.h>
@@ -120,18 +122,19 @@ static int cmp_double(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
   uint32_t n = 100000, every = 10, rounds = 5;
-  int64_t interval = 15000;
+  int64_t interval = 15000, minutes = 5;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--series")) n = (uint32_t)atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--selected-every")) every = (uint32_t)atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--interval-ms")) interval = atoll(argv[i + 1]);
     else if (!strcmp(argv[i], "--rounds")) rounds = (uint32_t)atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--minutes")) minutes = atoll(argv[i + 1]);
     else {
       fprintf(stderr, "store_bench: unknown flag %s\n", argv[i]);
       return 2;
     }
   }
-  if (n == 0 || every == 0 || interval <= 0 || rounds == 0) {
+  if (n == 0 || every == 0 || interval <= 0 || rounds == 0 || minutes <= 0) {
     fprintf(stderr, "store_bench: bad arguments\n");
     return 2;
   }
@@ -148,7 +151,7 @@ int main(int argc, char **argv) {
   uint32_t per_batch = 500;
   rc_series_t *series = calloc(per_batch, sizeof(*series));
   rc_sample_t *samples = calloc(per_batch, sizeof(*samples));
-  int64_t steps = 300000 / interval;
+  int64_t steps = minutes * 60000 / interval;
   double apply_rates[16], rate_us[16], p99_us[16];
   if (rounds > 16) rounds = 16;
   uint64_t sel_bytes = 0, nsel = 0;
@@ -158,10 +161,12 @@ int main(int argc, char **argv) {
      * every active series. */
     rc_store_cfg_t cfg = {.max_series = 2 * (n / every + 1), .cache_entries = n,
                           .window = RC_WINDOW_CFG_DEFAULT};
-    cfg.window.retention_ms = 300000;
+    cfg.window.retention_ms = minutes * 60000;
     rc_store_t *st = NULL;
     long rss0 = rss_kib();
     if (rc_store_new(&cfg, idx, &st) != 0) return 1;
+    rc_store_stats_t s0;
+    rc_store_stats(st, &s0); /* the table and the decision cache, before any series */
     memset(g.value, 0, n * sizeof(double));
     double t0 = now_s();
     uint64_t applied = 0;
@@ -179,7 +184,7 @@ int main(int argc, char **argv) {
     apply_rates[round] = (double)applied / el;
     rc_store_stats_t ss;
     rc_store_stats(st, &ss);
-    sel_bytes = ss.bytes;
+    sel_bytes = ss.bytes - s0.bytes;
     nsel = ss.series;
     if (round == 0) rss_growth = rss_kib() - rss0; /* later rounds reuse freed heap */
     /* Query cost over 1,000 selected series at the last timestamp. */
@@ -214,11 +219,11 @@ int main(int argc, char **argv) {
   /* RSS growth minus what the selected series hold is what the unselected ones cost
    * (decision cache slots, and the series table's share). */
   double unsel_b = nunsel ? ((double)rss_growth * 1024 - (double)sel_bytes) / (double)nunsel : 0;
-  printf("store_bench: %u series, %" PRIu64 " selected, 5 min at %" PRId64 " ms, %u rounds, medians\n",
-         n, nsel, interval, rounds);
+  printf("store_bench: %u series, %" PRIu64 " selected, %" PRId64 " min at %" PRId64
+         " ms, %u rounds, medians\n", n, nsel, minutes, interval, rounds);
   printf("  apply             %10.0f samples/s (one core: hash, decision, append)\n",
          apply_rates[rounds / 2]);
-  printf("  selected series   %10.0f B each (store estimate incl. allocator overhead)\n",
+  printf("  selected series   %10.0f B each (accounted: usable bytes of the store's blocks)\n",
          nsel ? (double)sel_bytes / (double)nsel : 0);
   printf("  unselected series %10.0f B each (RSS growth not held by selected series)\n", unsel_b);
   printf("  5m rate x1000     %10.0f us\n", rate_us[rounds / 2]);

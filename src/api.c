@@ -27,33 +27,42 @@ static int get_only(const rc_http_request_t *req, rc_http_response_t *res) {
   return 0;
 }
 
-/* Store figures for /metrics, summed over the shards. Counters are safe from any thread. */
+/* Store figures for /metrics, summed over the shards. Counters are safe from any thread.
+ * Entries of one name are adjacent and differ by their label (HELP/TYPE once per name). */
 static void render_store(rc_buf_t *o, rc_ingest_t *ing) {
   rc_store_stats_t st;
   if (ing == NULL || !ing->initialised) return;
   rc_workers_store_stats(&ing->workers, &st);
-  static const struct { const char *name, *type, *help; size_t off; } m[] = {
-      {"ripcord_store_series", "gauge", "Series the store holds for rules.", offsetof(rc_store_stats_t, series)},
-      {"ripcord_store_series_created_total", "counter", "Series added to the store.", offsetof(rc_store_stats_t, series_created)},
-      {"ripcord_store_series_removed_total", "counter", "Series removed after their samples aged out.", offsetof(rc_store_stats_t, series_removed)},
-      {"ripcord_store_series_refused_total", "counter", "New series refused because --storage.max-series was reached.", offsetof(rc_store_stats_t, refused_series)},
-      {"ripcord_store_unselected_series_total", "counter", "Series entries no rule selector wants: counted and dropped.", offsetof(rc_store_stats_t, dropped_series)},
-      {"ripcord_store_unselected_samples_total", "counter", "Samples of unselected series.", offsetof(rc_store_stats_t, dropped_samples)},
-      {"ripcord_store_samples_appended_total", "counter", "Samples stored.", offsetof(rc_store_stats_t, appended)},
-      {"ripcord_store_samples_too_old_total", "counter", "Samples older than the out-of-order tolerance: dropped.", offsetof(rc_store_stats_t, too_old)},
-      {"ripcord_store_samples_too_far_ahead_total", "counter", "Samples further ahead of the clock than --storage.max-ahead: dropped.", offsetof(rc_store_stats_t, too_far_ahead)},
-      {"ripcord_store_samples_duplicate_total", "counter", "Samples repeated with the same timestamp and value: ignored.", offsetof(rc_store_stats_t, duplicates)},
-      {"ripcord_store_samples_conflict_total", "counter", "Samples with a stored timestamp but another value: dropped.", offsetof(rc_store_stats_t, conflicts)},
-      {"ripcord_store_histograms_appended_total", "counter", "Native histogram samples stored.", offsetof(rc_store_stats_t, hist_appended)},
-      {"ripcord_store_histograms_invalid_total", "counter", "Native histogram samples the store refused (bucket layout past its limits).", offsetof(rc_store_stats_t, hist_invalid)},
-      {"ripcord_store_unselected_histograms_total", "counter", "Native histogram samples of unselected series.", offsetof(rc_store_stats_t, dropped_histograms)},
-      {"ripcord_store_bytes", "gauge", "Memory held by stored series, estimated at the last sweep.", offsetof(rc_store_stats_t, bytes)},
+  static const struct { const char *name, *label, *type, *help; size_t off; } m[] = {
+      {"ripcord_store_series", NULL, "gauge", "Series the store holds for rules.", offsetof(rc_store_stats_t, series)},
+      {"ripcord_store_series_created_total", NULL, "counter", "Series added to the store.", offsetof(rc_store_stats_t, series_created)},
+      {"ripcord_store_series_removed_total", NULL, "counter", "Series removed after their samples aged out.", offsetof(rc_store_stats_t, series_removed)},
+      {"ripcord_store_series_refused_total", "reason=\"max_series\"", "counter", "New series refused, by reason: --storage.max-series reached, or --storage.max-memory's high-water mark.", offsetof(rc_store_stats_t, refused_series)},
+      {"ripcord_store_series_refused_total", "reason=\"memory\"", NULL, NULL, offsetof(rc_store_stats_t, refused_series_memory)},
+      {"ripcord_store_unselected_series_total", NULL, "counter", "Series entries no rule selector wants: counted and dropped.", offsetof(rc_store_stats_t, dropped_series)},
+      {"ripcord_store_unselected_samples_total", NULL, "counter", "Samples of unselected series.", offsetof(rc_store_stats_t, dropped_samples)},
+      {"ripcord_store_samples_appended_total", NULL, "counter", "Samples stored.", offsetof(rc_store_stats_t, appended)},
+      {"ripcord_store_samples_refused_total", "reason=\"memory\"", "counter", "Samples of selected series not stored, by reason: memory (a refused new series, or a new chunk over --storage.max-memory's high-water mark).", offsetof(rc_store_stats_t, refused_samples_memory)},
+      {"ripcord_store_samples_too_old_total", NULL, "counter", "Samples older than the out-of-order tolerance: dropped.", offsetof(rc_store_stats_t, too_old)},
+      {"ripcord_store_samples_too_far_ahead_total", NULL, "counter", "Samples further ahead of the clock than --storage.max-ahead: dropped.", offsetof(rc_store_stats_t, too_far_ahead)},
+      {"ripcord_store_samples_duplicate_total", NULL, "counter", "Samples repeated with the same timestamp and value: ignored.", offsetof(rc_store_stats_t, duplicates)},
+      {"ripcord_store_samples_conflict_total", NULL, "counter", "Samples with a stored timestamp but another value: dropped.", offsetof(rc_store_stats_t, conflicts)},
+      {"ripcord_store_histograms_appended_total", NULL, "counter", "Native histogram samples stored.", offsetof(rc_store_stats_t, hist_appended)},
+      {"ripcord_store_histograms_refused_total", "reason=\"memory\"", "counter", "Native histogram samples of selected series not stored, by reason (as ripcord_store_samples_refused_total).", offsetof(rc_store_stats_t, refused_hist_memory)},
+      {"ripcord_store_histograms_invalid_total", NULL, "counter", "Native histogram samples the store refused (bucket layout past its limits).", offsetof(rc_store_stats_t, hist_invalid)},
+      {"ripcord_store_unselected_histograms_total", NULL, "counter", "Native histogram samples of unselected series.", offsetof(rc_store_stats_t, dropped_histograms)},
+      {"ripcord_storage_memory_bytes", NULL, "gauge", "Memory the series store holds now, accounted block by block (usable size of every allocation: series, windows, table, decision cache).", offsetof(rc_store_stats_t, bytes)},
+      {"ripcord_storage_memory_limit_bytes", NULL, "gauge", "--storage.max-memory (0: unbounded).", offsetof(rc_store_stats_t, memory_limit)},
   };
   for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
     uint64_t v;
     memcpy(&v, (const char *)&st + m[i].off, sizeof(v));
-    rc_buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", m[i].name, m[i].help, m[i].name,
-                  m[i].type, m[i].name, (unsigned long long)v);
+    if (m[i].help != NULL)
+      rc_buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", m[i].name, m[i].help, m[i].name, m[i].type);
+    if (m[i].label != NULL)
+      rc_buf_printf(o, "%s{%s} %llu\n", m[i].name, m[i].label, (unsigned long long)v);
+    else
+      rc_buf_printf(o, "%s %llu\n", m[i].name, (unsigned long long)v);
   }
 }
 

@@ -99,6 +99,7 @@ static const flag_t flags[] = {
     {"web.idle-timeout", F_DUR, OFF(http.idle_timeout_ms), 1, 86400000, "Keep-alive connections idle this long are closed."},
     {"web.shutdown-timeout", F_DUR, OFF(http.shutdown_timeout_ms), 1, 86400000, "On SIGTERM, how long requests in flight may take."},
     {"storage.max-series", F_U32, OFF(store.max_series), 1, 1u << 28, "Most series the store keeps for rules; new ones past it are refused and counted."},
+    {"storage.max-memory", F_SIZE, OFF(store.max_memory), 0, 1ull << 48, "Most memory the series store may hold (accounted per block: series, windows, table, decision cache), like 512MiB or 2GiB; 0: unbounded. Near it new series and new chunks are refused and counted; series held keep their head chunks."},
     {"storage.retention", F_DUR, OFF(store.window.retention_ms), 1000, 7ull * 86400000, "How far back rule windows may reach."},
     {"storage.max-ahead", F_DUR, OFF(store.max_ahead_ms), 0, 7ull * 86400000, "Samples further ahead of the wall clock are refused (0: no check)."},
     {"storage.out-of-order-tolerance", F_DUR, OFF(store.window.ooo_tolerance_ms), 0, 3600000, "How late a sample may arrive and still land in its place."},
@@ -131,6 +132,11 @@ static void defaults(rc_options_t *o) {
   o->environment_label = NULL; /* the config's rules.environment_label, else "env" */
   o->store = (rc_store_cfg_t){
       .max_series = 100000,
+      /* 1 GiB: the defaults above (100,000 series, 1 h retention) at a 15 s scrape interval
+       * take about 320 MiB, counters at 1 s about 800 MiB (README, --storage.max-memory), so
+       * it does not bind unless something is off — a week's retention, a label explosion —
+       * and then it keeps the daemon from taking the host's memory. 0 turns it off. */
+      .max_memory = (size_t)1 << 30,
       .max_ahead_ms = 600000,
       .cache_entries = 1u << 20,
       .window = RC_WINDOW_CFG_DEFAULT,

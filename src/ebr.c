@@ -12,14 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-void rc_ebr_init(rc_ebr_t *e) {
+void rc_ebr_init(rc_ebr_t *e, rc_mem_t *mem) {
   memset(e, 0, sizeof(*e));
   atomic_init(&e->epoch, 1);
+  e->mem = mem;
 }
 
 void rc_ebr_close(rc_ebr_t *e) {
-  for (size_t i = 0; i < e->nlimbo; i++) e->limbo[i].free_fn(e->limbo[i].p);
-  free(e->limbo);
+  for (size_t i = 0; i < e->nlimbo; i++) e->limbo[i].free_fn(e->mem, e->limbo[i].p);
+  rc_mem_free(e->mem, e->limbo);
   e->limbo = NULL;
   e->nlimbo = e->cap = 0;
 }
@@ -57,23 +58,23 @@ size_t rc_ebr_collect(rc_ebr_t *e) {
   uint64_t min = oldest_reader(e);
   size_t keep = 0;
   for (size_t i = 0; i < e->nlimbo; i++) {
-    if (e->limbo[i].epoch < min) e->limbo[i].free_fn(e->limbo[i].p);
+    if (e->limbo[i].epoch < min) e->limbo[i].free_fn(e->mem, e->limbo[i].p);
     else e->limbo[keep++] = e->limbo[i];
   }
   e->nlimbo = keep;
   return keep;
 }
 
-void rc_ebr_retire(rc_ebr_t *e, void *p, void (*free_fn)(void *)) {
+void rc_ebr_retire(rc_ebr_t *e, void *p, rc_ebr_free_fn free_fn) {
   if (e->nlimbo == e->cap) {
     size_t cap = e->cap ? e->cap * 2 : 64;
-    rc_ebr_item_t *n = realloc(e->limbo, cap * sizeof(*n));
+    rc_ebr_item_t *n = rc_mem_realloc(e->mem, e->limbo, cap * sizeof(*n));
     if (n == NULL) {
       /* No room to defer: wait until every current reader has moved on, then free now.
        * Readers never block, so this ends. */
       uint64_t now = atomic_fetch_add(&e->epoch, 1) + 1;
       while (oldest_reader(e) < now) sched_yield();
-      free_fn(p);
+      free_fn(e->mem, p);
       return;
     }
     e->limbo = n;

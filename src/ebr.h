@@ -9,7 +9,9 @@
  *
  * Threads: one writer per rc_ebr_t (retire, collect); up to RC_EBR_MAX_READERS readers, each
  * with a slot from rc_ebr_register(). Memory: retired objects belong to the EBR until freed
- * with the function given at retire time.
+ * with the function given at retire time, which receives the EBR's accountant (mem.h): an
+ * EBR serves one accountant, the one its retired blocks were allocated from (a store shard's),
+ * and its own list of retired objects is counted there too.
  */
 #ifndef RC_EBR_H
 #define RC_EBR_H
@@ -18,11 +20,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mem.h"
+
 #define RC_EBR_MAX_READERS 64
+
+/* Frees p, allocated from mem (rc_mem_free has this shape). */
+typedef void (*rc_ebr_free_fn)(rc_mem_t *mem, void *p);
 
 typedef struct rc_ebr_item {
   void *p;
-  void (*free_fn)(void *);
+  rc_ebr_free_fn free_fn;
   uint64_t epoch;
 } rc_ebr_item_t;
 
@@ -32,18 +39,21 @@ typedef struct rc_ebr {
   _Alignas(64) _Atomic uint64_t active[RC_EBR_MAX_READERS]; /* 0 = outside a walk */
   rc_ebr_item_t *limbo; /* writer only */
   size_t nlimbo, cap;
+  rc_mem_t *mem; /* borrowed; NULL: plain malloc/free */
 } rc_ebr_t;
 
-void rc_ebr_init(rc_ebr_t *e);
+/* mem: the accountant of the blocks retired here (may be NULL); it must outlive the EBR. */
+void rc_ebr_init(rc_ebr_t *e, rc_mem_t *mem);
 /* Frees everything still retired; no reader may be inside a walk. */
 void rc_ebr_close(rc_ebr_t *e);
 /* Returns a reader slot, or -1 when all are taken. */
 int rc_ebr_register(rc_ebr_t *e);
 void rc_ebr_enter(rc_ebr_t *e, int slot);
 void rc_ebr_exit(rc_ebr_t *e, int slot);
-/* Writer: p is unlinked; free it with free_fn once no reader can hold it. If the list cannot
- * grow, waits for the readers of the current epoch to leave (bounded: readers never block). */
-void rc_ebr_retire(rc_ebr_t *e, void *p, void (*free_fn)(void *));
+/* Writer: p is unlinked; free it with free_fn(e->mem, p) once no reader can hold it. If the
+ * list cannot grow, waits for the readers of the current epoch to leave (bounded: readers
+ * never block). */
+void rc_ebr_retire(rc_ebr_t *e, void *p, rc_ebr_free_fn free_fn);
 /* Writer: frees what no reader can still hold. Returns how many objects remain retired. */
 size_t rc_ebr_collect(rc_ebr_t *e);
 

@@ -644,6 +644,8 @@ typedef struct hstate {
   int has_prev, prev_int;
   int64_t last_ts, prev_dts;
   uint32_t n;
+  rc_mem_t *mem; /* prev's buffers: the window's accountant for an encoder (they live as
+                    long as the head chunk), NULL for a reader's decoder (temporaries) */
 } hstate_t;
 
 struct rc_histwin_enc {
@@ -652,11 +654,17 @@ struct rc_histwin_enc {
 
 enum { F_STALE = 1, F_LAYOUT = 2, F_RAW = 4 };
 
-static void st_init(hstate_t *s) {
+static void st_init(hstate_t *s, rc_mem_t *mem) {
   memset(s, 0, sizeof(*s));
   rc_fhist_init(&s->prev);
+  s->mem = mem;
 }
-static void st_free(hstate_t *s) { rc_fhist_free(&s->prev); }
+static void st_free(hstate_t *s) {
+  rc_mem_free(s->mem, s->prev.pos);
+  rc_mem_free(s->mem, s->prev.neg);
+  rc_mem_free(s->mem, s->prev.custom);
+  rc_fhist_init(&s->prev);
+}
 
 static void put_uv(uint8_t *b, uint32_t *p, uint64_t v) {
   while (v >= 0x80) {
@@ -776,10 +784,12 @@ static uint32_t enc_sample(const hstate_t *s, uint8_t *out, int64_t ts, const rc
   return p;
 }
 
-/* Grows a run's or the bounds' buffer to hold n values, keeping its content. */
-static int grow(double **v, uint32_t *cap, uint32_t n) {
+/* Grows a run's or the bounds' buffer to hold n values, keeping its content; an encoder's
+ * (mem set) not at the accountant's limit. */
+static int grow(rc_mem_t *mem, double **v, uint32_t *cap, uint32_t n) {
   if (n <= *cap) return 0;
-  double *nv = realloc(*v, n * sizeof(double));
+  if (rc_mem_level(mem) >= RC_MEM_FULL) return RC_EMEMORY;
+  double *nv = rc_mem_realloc(mem, *v, n * sizeof(double));
   if (nv == NULL) return RC_ENOMEM;
   *v = nv;
   *cap = n;
@@ -789,10 +799,11 @@ static int grow(double **v, uint32_t *cap, uint32_t n) {
 /* Makes room in s for h, so that st_commit() cannot fail. The state stays valid either way. */
 static int st_reserve(hstate_t *s, const rc_fhist_t *h) {
   if (h == NULL) return 0;
-  if (grow(&s->prev.pos, &s->prev.pos_cap, h->pos_len) != 0 ||
-      grow(&s->prev.neg, &s->prev.neg_cap, h->neg_len) != 0 ||
-      grow(&s->prev.custom, &s->prev.custom_cap, h->ncustom) != 0)
-    return RC_ENOMEM;
+  int rc;
+  if ((rc = grow(s->mem, &s->prev.pos, &s->prev.pos_cap, h->pos_len)) != 0 ||
+      (rc = grow(s->mem, &s->prev.neg, &s->prev.neg_cap, h->neg_len)) != 0 ||
+      (rc = grow(s->mem, &s->prev.custom, &s->prev.custom_cap, h->ncustom)) != 0)
+    return rc;
   return 0;
 }
 
@@ -834,9 +845,9 @@ static int dec_sample(hstate_t *s, const uint8_t *b, uint32_t *p, int64_t *ts, i
     h->neg_off = (int32_t)get_sv(b, p);
     h->neg_len = (uint32_t)get_uv(b, p);
     h->ncustom = h->schema == RC_FHIST_SCHEMA_CUSTOM ? (uint32_t)get_uv(b, p) : 0;
-    if (grow(&h->pos, &h->pos_cap, h->pos_len) != 0 ||
-        grow(&h->neg, &h->neg_cap, h->neg_len) != 0 ||
-        grow(&h->custom, &h->custom_cap, h->ncustom) != 0) {
+    if (grow(s->mem, &h->pos, &h->pos_cap, h->pos_len) != 0 ||
+        grow(s->mem, &h->neg, &h->neg_cap, h->neg_len) != 0 ||
+        grow(s->mem, &h->custom, &h->custom_cap, h->ncustom) != 0) {
       s->has_prev = 0; /* this decoder cannot go on; callers stop at the error */
       return RC_ENOMEM;
     }
@@ -877,22 +888,23 @@ static int dec_sample(hstate_t *s, const uint8_t *b, uint32_t *p, int64_t *ts, i
  * Chunks and the chunk list (the same protocol as window.c)
  *----------------------------------------------------------------------------------------*/
 
+/* The EBR frees with its own accountant, which the store makes the same as cfg->mem. */
 static void retire(const rc_window_cfg_t *cfg, void *p) {
   if (p == NULL) return;
-  if (cfg != NULL && cfg->ebr != NULL) rc_ebr_retire(cfg->ebr, p, free);
-  else free(p);
+  if (cfg != NULL && cfg->ebr != NULL) rc_ebr_retire(cfg->ebr, p, rc_mem_free);
+  else rc_mem_free(cfg != NULL ? cfg->mem : NULL, p);
 }
 
-static rc_hchunk_t *chunk_new(uint32_t cap) {
-  rc_hchunk_t *c = malloc(sizeof(*c) + cap);
+static rc_hchunk_t *chunk_new(rc_mem_t *mem, uint32_t cap) {
+  rc_hchunk_t *c = rc_mem_malloc(mem, sizeof(*c) + cap);
   if (c == NULL) return NULL;
   memset(c, 0, sizeof(*c));
   c->cap = cap;
   return c;
 }
 
-static rc_hchunk_t *chunk_copy(const rc_hchunk_t *c, uint32_t cap) {
-  rc_hchunk_t *n = malloc(sizeof(*n) + cap);
+static rc_hchunk_t *chunk_copy(rc_mem_t *mem, const rc_hchunk_t *c, uint32_t cap) {
+  rc_hchunk_t *n = rc_mem_malloc(mem, sizeof(*n) + cap);
   if (n == NULL) return NULL;
   n->min_ts = c->min_ts;
   atomic_init(&n->max_ts, atomic_load_explicit(&((rc_hchunk_t *)c)->max_ts, memory_order_relaxed));
@@ -904,18 +916,20 @@ static rc_hchunk_t *chunk_copy(const rc_hchunk_t *c, uint32_t cap) {
   return n;
 }
 
-/* Room for `bytes` more; a chunk readers may hold is copied, never resized in place. */
-static int chunk_reserve(rc_hchunk_t **cp, size_t bytes, rc_hchunk_t **old) {
+/* Room for `bytes` more; a chunk readers may hold is copied, never resized in place. Growing
+ * is refused (RC_EMEMORY) once mem is at its limit. */
+static int chunk_reserve(rc_mem_t *mem, rc_hchunk_t **cp, size_t bytes, rc_hchunk_t **old) {
   rc_hchunk_t *c = *cp;
   if (bytes > UINT32_MAX / 2 || c->nbytes + bytes > UINT32_MAX / 2) return RC_ELIMIT;
   uint32_t need = c->nbytes + (uint32_t)bytes;
   if (need <= c->cap) return 0;
+  if (rc_mem_level(mem) >= RC_MEM_FULL) return RC_EMEMORY;
   uint32_t cap = c->cap ? c->cap : 64;
   while (cap < need) cap = cap < 256 ? cap * 2 : cap + cap / 2;
-  rc_hchunk_t *n = chunk_copy(c, cap);
+  rc_hchunk_t *n = chunk_copy(mem, c, cap);
   if (n == NULL) return RC_ENOMEM;
   if (*old == NULL) *old = c;
-  else free(c);
+  else rc_mem_free(mem, c); /* an intermediate copy nobody has seen */
   *cp = n;
   return 0;
 }
@@ -925,15 +939,16 @@ static void chunk_publish(rc_hchunk_t *c, int64_t last_ts) {
   atomic_store_explicit(&c->pub, ((uint64_t)c->count << 32) | c->nbytes, memory_order_release);
 }
 
-/* Appends (ts, h) to a chunk coded with state s (ts newer than its last). */
-static int chunk_append(rc_hchunk_t **cp, hstate_t *s, int64_t ts, const rc_fhist_t *h,
-                        uint8_t hint, rc_hchunk_t **old) {
+/* Appends (ts, h) to a chunk coded with state s (ts newer than its last); the chunk's blocks
+ * come from mem. The encoding buffer is this call's temporary: plain malloc. */
+static int chunk_append(rc_mem_t *mem, rc_hchunk_t **cp, hstate_t *s, int64_t ts,
+                        const rc_fhist_t *h, uint8_t hint, rc_hchunk_t **old) {
   size_t bound = enc_bound(h);
   uint8_t sbuf[1024], *buf = bound <= sizeof(sbuf) ? sbuf : malloc(bound);
   if (buf == NULL) return RC_ENOMEM;
   uint32_t n = enc_sample(s, buf, ts, h, hint);
   int rc = st_reserve(s, h);
-  if (rc == 0) rc = chunk_reserve(cp, n, old);
+  if (rc == 0) rc = chunk_reserve(mem, cp, n, old);
   if (rc == 0) {
     rc_hchunk_t *c = *cp;
     memcpy(c->data + c->nbytes, buf, n);
@@ -963,7 +978,7 @@ static int chunk_decode_all(const rc_hchunk_t *c, uint32_t extra, dsamp_t **out)
   dsamp_t *d = calloc((size_t)c->count + extra, sizeof(*d));
   if (d == NULL) return RC_ENOMEM;
   hstate_t s;
-  st_init(&s);
+  st_init(&s, NULL);
   uint32_t p = 0;
   int rc = 0;
   for (uint32_t i = 0; i < c->count && rc == 0; i++) {
@@ -979,17 +994,19 @@ static int chunk_decode_all(const rc_hchunk_t *c, uint32_t extra, dsamp_t **out)
   return 0;
 }
 
-/* Builds a private chunk from decoded samples; its final state goes to *st (initialised). */
-static int chunk_build(const dsamp_t *d, uint32_t n, hstate_t *st, rc_hchunk_t **out) {
-  rc_hchunk_t *c = chunk_new(64 + n * 32);
+/* Builds a private chunk (from mem) from decoded samples; its final state goes to *st
+ * (initialised). */
+static int chunk_build(rc_mem_t *mem, const dsamp_t *d, uint32_t n, hstate_t *st,
+                       rc_hchunk_t **out) {
+  rc_hchunk_t *c = chunk_new(mem, 64 + n * 32);
   if (c == NULL) return RC_ENOMEM;
   for (uint32_t i = 0; i < n; i++) {
     rc_hchunk_t *old = NULL;
-    int rc = chunk_append(&c, st, d[i].ts, d[i].stale ? NULL : &d[i].h, d[i].stale ? 0 : d[i].h.hint,
-                          &old);
-    free(old); /* private: nobody else can hold it */
+    int rc = chunk_append(mem, &c, st, d[i].ts, d[i].stale ? NULL : &d[i].h,
+                          d[i].stale ? 0 : d[i].h.hint, &old);
+    rc_mem_free(mem, old); /* private: nobody else can hold it */
     if (rc != 0) {
-      free(c);
+      rc_mem_free(mem, c);
       return rc;
     }
   }
@@ -1006,8 +1023,8 @@ static uint32_t list_n(const rc_hchunk_list_t *l) {
 static rc_hchunk_t *list_get(const rc_hchunk_list_t *l, uint32_t i) {
   return atomic_load_explicit(&((rc_hchunk_list_t *)l)->c[i], memory_order_acquire);
 }
-static rc_hchunk_list_t *list_new(uint32_t cap) {
-  rc_hchunk_list_t *l = malloc(sizeof(*l) + cap * sizeof(l->c[0]));
+static rc_hchunk_list_t *list_new(rc_mem_t *mem, uint32_t cap) {
+  rc_hchunk_list_t *l = rc_mem_malloc(mem, sizeof(*l) + cap * sizeof(l->c[0]));
   if (l == NULL) return NULL;
   atomic_init(&l->n, 0);
   l->cap = cap;
@@ -1030,44 +1047,50 @@ void rc_histwin_init(rc_histwin_t *w) {
   w->enc = NULL;
 }
 
-static void enc_drop(rc_histwin_t *w) {
+static void enc_drop(rc_histwin_t *w, rc_mem_t *mem) {
   if (w->enc != NULL) {
     st_free(&w->enc->st);
-    free(w->enc);
+    rc_mem_free(mem, w->enc);
     w->enc = NULL;
   }
 }
 
-void rc_histwin_free(rc_histwin_t *w) {
+void rc_histwin_free(rc_histwin_t *w, rc_mem_t *mem) {
   rc_hchunk_list_t *l = wlist(w);
-  for (uint32_t i = 0; i < list_n(l); i++) free(list_get(l, i));
-  free(l);
-  enc_drop(w);
+  for (uint32_t i = 0; i < list_n(l); i++) rc_mem_free(mem, list_get(l, i));
+  rc_mem_free(mem, l);
+  enc_drop(w, mem);
   rc_histwin_init(w);
 }
 
 int rc_histwin_empty(const rc_histwin_t *w) { return list_n(wlist(w)) == 0; }
 
-/* Adds an empty head chunk with a fresh encoder state. */
-static int push_chunk(rc_histwin_t *w, const rc_window_cfg_t *cfg) {
+/* Adds an empty head chunk with a fresh encoder state, both with room for h (the sample about
+ * to be appended; NULL for a stale marker), so that appending it next cannot fail and leave an
+ * empty chunk behind — the memory bound reached in between, or no memory. */
+static int push_chunk(rc_histwin_t *w, const rc_window_cfg_t *cfg, const rc_fhist_t *h) {
   if (w->enc == NULL) {
-    w->enc = malloc(sizeof(*w->enc));
+    w->enc = rc_mem_malloc(cfg->mem, sizeof(*w->enc));
     if (w->enc == NULL) return RC_ENOMEM;
-    st_init(&w->enc->st);
+    st_init(&w->enc->st, cfg->mem);
   } else {
     /* Keep the fhist buffers for reuse; forget the state. */
     rc_fhist_t keep = w->enc->st.prev;
-    st_init(&w->enc->st);
+    st_init(&w->enc->st, cfg->mem);
     w->enc->st.prev = keep;
   }
+  int rc = st_reserve(&w->enc->st, h);
+  if (rc != 0) return rc;
+  size_t first = enc_bound(h);
+  if (first > UINT32_MAX / 2) return RC_ELIMIT;
   rc_hchunk_list_t *l = wlist(w);
   uint32_t n = list_n(l);
-  rc_hchunk_t *c = chunk_new(64);
+  rc_hchunk_t *c = chunk_new(cfg->mem, first > 64 ? (uint32_t)first : 64);
   if (c == NULL) return RC_ENOMEM;
   if (l == NULL || n == l->cap) {
-    rc_hchunk_list_t *nl = list_new(l ? l->cap * 2 : 2);
+    rc_hchunk_list_t *nl = list_new(cfg->mem, l ? l->cap * 2 : 2);
     if (nl == NULL) {
-      free(c);
+      rc_mem_free(cfg->mem, c);
       return RC_ENOMEM;
     }
     for (uint32_t i = 0; i < n; i++) atomic_init(&nl->c[i], list_get(l, i));
@@ -1082,7 +1105,9 @@ static int push_chunk(rc_histwin_t *w, const rc_window_cfg_t *cfg) {
   return 0;
 }
 
-/* Inserts into chunk i by decoding it, inserting in order and re-encoding it. */
+/* Inserts into chunk i by decoding it, inserting in order and re-encoding it. The decoded
+ * samples are this call's temporaries (plain malloc); the new chunk and, for the head, its
+ * encoder state are counted, and refused at the accountant's limit. */
 static int insert_into(rc_histwin_t *w, const rc_window_cfg_t *cfg, rc_hchunk_list_t *l,
                        uint32_t i, int64_t ts, const rc_fhist_t *h) {
   rc_hchunk_t *c = list_get(l, i);
@@ -1097,15 +1122,19 @@ static int insert_into(rc_histwin_t *w, const rc_window_cfg_t *cfg, rc_hchunk_li
     rc = same ? RC_EDUP : RC_ECONFLICT;
     goto out;
   }
+  if (rc_mem_level(cfg->mem) >= RC_MEM_FULL) { /* after the duplicate check: those cost nothing */
+    rc = RC_EMEMORY;
+    goto out;
+  }
   memmove(&d[pos + 1], &d[pos], (n - pos) * sizeof(*d));
   rc_fhist_init(&d[pos].h);
   d[pos].ts = ts;
   d[pos].stale = h == NULL;
   if (h != NULL && (rc = rc_fhist_copy(&d[pos].h, h)) != 0) goto out;
   hstate_t st;
-  st_init(&st);
+  st_init(&st, cfg->mem);
   rc_hchunk_t *nc = NULL;
-  rc = chunk_build(d, n + 1, &st, &nc);
+  rc = chunk_build(cfg->mem, d, n + 1, &st, &nc);
   if (rc != 0) {
     st_free(&st);
     goto out;
@@ -1140,17 +1169,23 @@ int rc_histwin_append(rc_histwin_t *w, const rc_window_cfg_t *cfg, const rc_hist
     rc_hchunk_t *head = n ? list_get(l, n - 1) : NULL;
     if (head == NULL || head->count >= cfg->chunk_samples ||
         wsub(ts, head->min_ts) >= cfg->chunk_span_ms) {
+      /* No new chunk from the high-water mark on, no first chunk at the limit (window.c
+       * says why). */
+      if (rc_mem_level(cfg->mem) >= (n == 0 ? RC_MEM_FULL : RC_MEM_HIGH)) {
+        rc = RC_EMEMORY;
+        goto out;
+      }
       if (head != NULL && head->nbytes < head->cap) {
         /* The old head is complete: give back its growth slack. */
-        rc_hchunk_t *fit = chunk_copy(head, head->nbytes);
+        rc_hchunk_t *fit = chunk_copy(cfg->mem, head, head->nbytes);
         if (fit != NULL) slot_replace(cfg, l, n - 1, fit, head);
       }
-      if ((rc = push_chunk(w, cfg)) != 0) goto out;
+      if ((rc = push_chunk(w, cfg, hp)) != 0) goto out;
       l = wlist(w);
       n = list_n(l);
     }
     rc_hchunk_t *c = list_get(l, n - 1), *old = NULL;
-    rc = chunk_append(&c, &w->enc->st, ts, hp, hp ? hp->hint : 0, &old);
+    rc = chunk_append(cfg->mem, &c, &w->enc->st, ts, hp, hp ? hp->hint : 0, &old);
     if (old != NULL) slot_replace(cfg, l, n - 1, c, old);
     if (rc == 0) w->max_ts = ts;
     goto out;
@@ -1176,7 +1211,7 @@ void rc_histwin_expire(rc_histwin_t *w, const rc_window_cfg_t *cfg, int64_t befo
   if (drop == 0) return;
   rc_hchunk_list_t *nl = NULL;
   if (drop < n) {
-    nl = list_new(l->cap);
+    nl = list_new(cfg->mem, l->cap);
     if (nl == NULL) return; /* try again at the next sweep */
     for (uint32_t i = drop; i < n; i++) atomic_init(&nl->c[i - drop], list_get(l, i));
     atomic_init(&nl->n, n - drop);
@@ -1186,7 +1221,7 @@ void rc_histwin_expire(rc_histwin_t *w, const rc_window_cfg_t *cfg, int64_t befo
   retire(cfg, l);
   if (nl == NULL) {
     w->max_ts = INT64_MIN;
-    enc_drop(w);
+    enc_drop(w, cfg->mem);
   }
 }
 
@@ -1198,23 +1233,6 @@ uint32_t rc_histwin_count(const rc_histwin_t *w) {
   return n;
 }
 
-size_t rc_histwin_bytes(const rc_histwin_t *w) {
-  rc_hchunk_list_t *l = wlist(w);
-  size_t b = 0;
-  if (l != NULL) {
-    b += sizeof(*l) + l->cap * sizeof(l->c[0]) + 16;
-    for (uint32_t i = 0; i < list_n(l); i++) b += sizeof(rc_hchunk_t) + list_get(l, i)->cap + 16;
-  }
-  if (w->enc != NULL) {
-    const rc_fhist_t *p = &w->enc->st.prev;
-    b += sizeof(*w->enc) + 16;
-    if (p->pos_cap) b += p->pos_cap * sizeof(double) + 16;
-    if (p->neg_cap) b += p->neg_cap * sizeof(double) + 16;
-    if (p->custom_cap) b += p->custom_cap * sizeof(double) + 16;
-  }
-  return b;
-}
-
 /*------------------------------------------------------------------------------------------
  * Reads
  *----------------------------------------------------------------------------------------*/
@@ -1224,7 +1242,7 @@ int rc_histwin_foreach(const rc_histwin_t *w, int64_t from_ms, int64_t to_ms,
   rc_hchunk_list_t *l = wlist(w);
   uint32_t n = list_n(l);
   hstate_t s;
-  st_init(&s);
+  st_init(&s, NULL);
   int rc = 0;
   for (uint32_t i = 0; i < n && rc == 0; i++) {
     rc_hchunk_t *c = list_get(l, i);
@@ -1234,7 +1252,7 @@ int rc_histwin_foreach(const rc_histwin_t *w, int64_t from_ms, int64_t to_ms,
     if (atomic_load_explicit(&c->max_ts, memory_order_relaxed) < from_ms) continue;
     if (c->min_ts > to_ms) break;
     rc_fhist_t keep = s.prev;
-    st_init(&s);
+    st_init(&s, NULL);
     s.prev = keep;
     uint32_t p = 0;
     for (uint32_t k = 0; k < cnt; k++) {

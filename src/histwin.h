@@ -31,6 +31,8 @@
  * Threads: exactly as window.h. One writer; readers on other threads without locks, each read
  * (rate, increase, instant, foreach, count, empty) bracketed by rc_ebr_enter/exit on cfg->ebr;
  * everything the writer replaces is retired through cfg->ebr (freed at once when NULL).
+ * Memory: chunks, chunk lists and the head's encoder state come from cfg->mem and are bounded
+ * by it as window.h describes; a reader's decoding state is its own (plain malloc).
  * rc_fhist_t values are plain caller-owned values: no sharing, no locking.
  */
 #ifndef RC_HISTWIN_H
@@ -131,21 +133,20 @@ typedef struct rc_histwin {
 } rc_histwin_t;
 
 void rc_histwin_init(rc_histwin_t *w);
-/* Frees everything (not while readers may hold it: retire the series through the EBR). */
-void rc_histwin_free(rc_histwin_t *w);
+/* Frees everything (not while readers may hold it: retire the series through the EBR); mem is
+ * the accountant the window was appended with (cfg->mem). */
+void rc_histwin_free(rc_histwin_t *w, rc_mem_t *mem);
 
 /* Appends or inserts one sample (a stale marker when h->is_stale). Returns 0, RC_EDUP (same
  * timestamp, identical sample), RC_ECONFLICT (same timestamp, different sample), RC_ETOOOLD,
- * RC_ENOMEM, or rc_fhist_from_histogram()'s validation errors. Writer. */
+ * RC_EMEMORY (cfg->mem's bound, as window.h), RC_ENOMEM, or rc_fhist_from_histogram()'s
+ * validation errors. Writer. */
 int rc_histwin_append(rc_histwin_t *w, const rc_window_cfg_t *cfg, const rc_histogram_t *h);
 /* Drops chunks whose newest sample is older than before_ms. Writer. */
 void rc_histwin_expire(rc_histwin_t *w, const rc_window_cfg_t *cfg, int64_t before_ms);
 int rc_histwin_empty(const rc_histwin_t *w);
 /* Samples held, stale markers included. */
 uint32_t rc_histwin_count(const rc_histwin_t *w);
-/* Heap bytes held: chunk list, chunks, encoder state, plus 16 per allocation as window.c
- * counts them. Writer. */
-size_t rc_histwin_bytes(const rc_histwin_t *w);
 
 /* Calls cb for every sample with ts in [from_ms, to_ms], oldest first (h is NULL for a stale
  * marker; it is borrowed for the call only). Stops when cb returns non-zero and returns that.

@@ -195,7 +195,17 @@ void rc_ingest_handle_write(rc_ingest_t *ing, const rc_http_request_t *req,
     return;
   }
   rc_stat_add(&rc_stats.body_bytes, req->body_len);
-  /* Check for room before spending CPU on the decode. */
+  /* Check for room before spending CPU on the decode. Room in the queue only: the store's
+   * memory bound (--storage.max-memory) is deliberately not an admission check, and samples it
+   * refuses are answered 204 (dropped and counted, as series refused at --storage.max-series
+   * are). Why no 503: the store's memory comes back only as its watermark moves (expiry),
+   * and only newer samples move it. A 503 makes Prometheus resend the same samples instead of
+   * newer ones, so as long as what the store holds within the retention is over the bound —
+   * which nothing but newer timestamps can change — every retry would be refused again and
+   * the sender would never get past it: a deadlock, not back-pressure. Refusing at the store
+   * and answering 204 lets the sender move on, which is what frees the memory. (The answer
+   * is also sent before the store applies the request — workers.h, Order — so it could not
+   * tell which samples the bound refused.) */
   int rc;
   rc_work_slot_t *slot = rc_workers_reserve(&ing->workers, &rc);
   if (slot == NULL && rc == RC_EFULL) {

@@ -327,6 +327,7 @@ typedef struct decision {
 } decision_t;
 
 struct rc_selindex_cache {
+  rc_mem_t *mem; /* every block below, and the cache itself; a mapped table by its size */
   cslot_t *slots;
   uint32_t mask, shift, max, count, live, hand, gen;
   rc_selindex_policy_t policy;
@@ -359,23 +360,29 @@ struct rc_selindex_cache {
  * TLB miss, which 2 MiB pages mostly remove (THP is often "madvise"-only). */
 #define HUGE_TABLE_BYTES (4u << 20)
 
-static cslot_t *slots_alloc(size_t n) {
+/* A mapping is counted at its full size, as malloc_usable_size counts a large calloc (glibc
+ * maps those too): the pages are committed as the table fills, and a bound must assume they
+ * will be. */
+static cslot_t *slots_alloc(rc_mem_t *m, size_t n) {
   size_t bytes = n * sizeof(cslot_t);
-  if (bytes < HUGE_TABLE_BYTES) return calloc(n, sizeof(cslot_t));
+  if (bytes < HUGE_TABLE_BYTES) return rc_mem_calloc(m, n, sizeof(cslot_t));
   void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return NULL;
 #ifdef MADV_HUGEPAGE
   (void)madvise(p, bytes, MADV_HUGEPAGE); /* advice only: failure changes nothing */
 #endif
+  rc_mem_account(m, (int64_t)bytes);
   return p; /* anonymous mappings are zero-filled: every slot starts empty */
 }
 
-static void slots_free(cslot_t *p, size_t n) {
+static void slots_free(rc_mem_t *m, cslot_t *p, size_t n) {
   if (p == NULL) return;
-  if (n * sizeof(cslot_t) < HUGE_TABLE_BYTES)
-    free(p);
-  else
+  if (n * sizeof(cslot_t) < HUGE_TABLE_BYTES) {
+    rc_mem_free(m, p);
+  } else {
     munmap(p, n * sizeof(cslot_t));
+    rc_mem_account(m, -(int64_t)(n * sizeof(cslot_t)));
+  }
 }
 
 int rc_selindex_cache_new(const rc_selindex_cache_opts_t *o, rc_selindex_cache_t **out) {
@@ -383,8 +390,9 @@ int rc_selindex_cache_new(const rc_selindex_cache_opts_t *o, rc_selindex_cache_t
   if (o == NULL || o->max_entries == 0 || o->max_entries > (1u << 28) ||
       (o->policy != RC_SELINDEX_EVICT && o->policy != RC_SELINDEX_REFUSE))
     return RC_EINVAL;
-  rc_selindex_cache_t *c = calloc(1, sizeof(*c));
+  rc_selindex_cache_t *c = rc_mem_calloc(o->mem, 1, sizeof(*c));
   if (c == NULL) return RC_ENOMEM;
+  c->mem = o->mem;
   uint32_t cap = 16, bits = 4;
   /* Load stays <= 7/8 at max_entries. With 3/4 the power-of-two rounding often doubled the
    * table (100k entries took 262,144 slots: 63 bytes per cached series, over the store's
@@ -392,7 +400,7 @@ int rc_selindex_cache_new(const rc_selindex_cache_opts_t *o, rc_selindex_cache_t
    * bytes each), and linear probing at that load still averages under 5 probes for a hit. */
   while ((uint64_t)cap * 7 < (uint64_t)o->max_entries * 8) cap <<= 1, bits++;
   c->mask = cap - 1;
-  c->slots = slots_alloc(cap);
+  c->slots = slots_alloc(c->mem, cap);
   c->shift = 64 - bits;
   c->max = o->max_entries;
   c->policy = o->policy;
@@ -402,8 +410,8 @@ int rc_selindex_cache_new(const rc_selindex_cache_opts_t *o, rc_selindex_cache_t
   uint32_t dcap = 16;
   while (dcap < c->max_decs * 2) dcap <<= 1;
   c->dmask = dcap - 1;
-  c->decs = malloc(c->max_decs * sizeof(*c->decs));
-  c->dmap = calloc(dcap, sizeof(*c->dmap));
+  c->decs = rc_mem_malloc(c->mem, c->max_decs * sizeof(*c->decs));
+  c->dmap = rc_mem_calloc(c->mem, dcap, sizeof(*c->dmap));
   c->scr = rc_matcher_scratch_new();
   if (c->slots == NULL || c->decs == NULL || c->dmap == NULL || c->scr == NULL) {
     rc_selindex_cache_free(c);
@@ -417,13 +425,14 @@ int rc_selindex_cache_new(const rc_selindex_cache_opts_t *o, rc_selindex_cache_t
 
 void rc_selindex_cache_free(rc_selindex_cache_t *c) {
   if (c == NULL) return;
-  slots_free(c->slots, (size_t)c->mask + 1);
-  free(c->decs);
-  free(c->dmap);
-  free(c->pool);
-  free(c->tmp);
+  rc_mem_t *m = c->mem;
+  slots_free(m, c->slots, (size_t)c->mask + 1);
+  rc_mem_free(m, c->decs);
+  rc_mem_free(m, c->dmap);
+  rc_mem_free(m, c->pool);
+  rc_mem_free(m, c->tmp);
   rc_matcher_scratch_free(c->scr);
-  free(c);
+  rc_mem_free(m, c);
 }
 
 void rc_selindex_cache_stats(const rc_selindex_cache_t *c, rc_selindex_stats_t *o) {
@@ -445,7 +454,7 @@ void rc_selindex_cache_stats(const rc_selindex_cache_t *c, rc_selindex_stats_t *
  * never read through them) and make sure one evaluation's ids fit in tmp. */
 static int switch_generation(rc_selindex_cache_t *c, const rc_selindex_t *idx) {
   if (idx->n > c->tmp_cap) {
-    uint32_t *nt = realloc(c->tmp, idx->n * sizeof(*nt));
+    uint32_t *nt = rc_mem_realloc(c->mem, c->tmp, idx->n * sizeof(*nt));
     if (nt == NULL) return RC_ENOMEM;
     c->tmp = nt;
     c->tmp_cap = idx->n;
@@ -472,7 +481,7 @@ static int64_t intern(rc_selindex_cache_t *c, const uint32_t *ids, uint32_t n) {
   if (c->pool_len + n > c->pool_cap) {
     uint32_t nc = c->pool_cap ? c->pool_cap : 256;
     while (nc < c->pool_len + n) nc = nc > c->pool_max / 2 ? c->pool_max : nc * 2;
-    uint32_t *np = realloc(c->pool, nc * sizeof(*np));
+    uint32_t *np = rc_mem_realloc(c->mem, c->pool, nc * sizeof(*np));
     if (np == NULL) return -1; /* treated like a full table: answer uncached */
     c->pool = np;
     c->pool_cap = nc;

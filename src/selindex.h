@@ -50,6 +50,7 @@
 #include <stdint.h>
 
 #include "batch.h"
+#include "mem.h"
 #include "rc.h"
 #include "selector.h"
 
@@ -99,6 +100,8 @@ typedef struct rc_selindex_cache_opts {
   uint32_t max_decisions;    /* distinct id lists per generation; 0: 4096 */
   uint32_t max_decision_ids; /* total ids stored across them; 0: 1 << 20 */
   rc_selindex_policy_t policy;
+  rc_mem_t *mem;             /* accountant of the cache's memory (a store shard's); borrowed;
+                                NULL: not counted. The matcher scratch is not counted. */
 } rc_selindex_cache_opts_t;
 
 typedef struct rc_selindex_stats {

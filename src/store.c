@@ -6,6 +6,12 @@
  * stay short under churn. Capacity is fixed at creation (a power of two >= 2 x max_series),
  * so the table never rehashes on the ingest path. The table is the writer's alone: readers
  * reach series only through the selector lists, which are published copy-on-write (store.h).
+ *
+ * Memory: everything the store keeps past one call — itself, the table, the decision cache,
+ * selector lists, series, label blobs, windows, the EBR's list — is allocated from the store's
+ * accountant (mem.h) and freed to it, the EBR included (it frees with the same accountant), so
+ * rc_store_stats().bytes is exact at every moment. Temporaries freed before a call returns
+ * (the reload's id and label buffers, the rebuild's counters) are plain malloc.
  */
 #include "store.h"
 
@@ -18,8 +24,8 @@
 
 typedef struct counters {
   _Atomic uint64_t series, created, removed, refused, dropped_series, dropped_samples,
-      appended, too_old, dups, conflicts, hist_appended, hist_invalid, hist_dropped, bytes,
-      ahead;
+      appended, too_old, dups, conflicts, hist_appended, hist_invalid, hist_dropped, ahead,
+      mem_series, mem_samples, mem_hist;
   _Atomic int64_t watermark;
 } counters_t;
 
@@ -48,6 +54,8 @@ typedef struct ptrvec {
 
 struct rc_store {
   rc_store_cfg_t cfg;
+  rc_mem_t *mem;      /* cfg.mem, or own */
+  rc_mem_t *own;      /* the accountant when the caller gave none (plain malloc) */
   const rc_selindex_t *idx;
   rc_selindex_cache_t *cache;
   rc_matcher_scratch_t *scratch; /* for re-matching held series on reload */
@@ -59,16 +67,17 @@ struct rc_store {
   ptrvec_t changed; /* series touched by the last apply */
   ptrvec_t removed; /* series unlinked from the table, to retire once the lists drop them */
   uint64_t applies;
-  rc_complaint_t full_complaint, ahead_complaint;
+  rc_complaint_t full_complaint, ahead_complaint, mem_complaint;
   int has_ebr;
   rc_ebr_t ebr;
   counters_t c;
 };
 
-static int ptr_push(rc_store_series_t ***v, uint32_t *n, uint32_t *cap, rc_store_series_t *r) {
+static int ptr_push(rc_mem_t *m, rc_store_series_t ***v, uint32_t *n, uint32_t *cap,
+                    rc_store_series_t *r) {
   if (*n == *cap) {
     uint32_t nc = *cap ? *cap * 2 : 16;
-    rc_store_series_t **nv = realloc(*v, nc * sizeof(*nv));
+    rc_store_series_t **nv = rc_mem_realloc(m, *v, nc * sizeof(*nv));
     if (nv == NULL) return RC_ENOMEM;
     *v = nv;
     *cap = nc;
@@ -77,11 +86,12 @@ static int ptr_push(rc_store_series_t ***v, uint32_t *n, uint32_t *cap, rc_store
   return 0;
 }
 
-/* Frees p now when no other thread reads, else once no reader can hold it. */
-static void retire(rc_store_t *s, void *p, void (*fn)(void *)) {
+/* Frees p now when no other thread reads, else once no reader can hold it; either way with
+ * the store's accountant (the EBR's is the same). */
+static void retire(rc_store_t *s, void *p, rc_ebr_free_fn fn) {
   if (p == NULL) return;
   if (s->has_ebr) rc_ebr_retire(&s->ebr, p, fn);
-  else fn(p);
+  else fn(s->mem, p);
 }
 
 static seltab_t *seltab(const rc_store_t *s) {
@@ -115,7 +125,7 @@ static struct selent *selent_get(rc_store_t *s, uint32_t id) {
     n = t->n;
     while (lo < n && t->e[lo].id < id) lo++;
   }
-  seltab_t *nt = malloc(sizeof(*nt) + (n + 1) * sizeof(nt->e[0]));
+  seltab_t *nt = rc_mem_malloc(s->mem, sizeof(*nt) + (n + 1) * sizeof(nt->e[0]));
   if (nt == NULL) return NULL;
   nt->n = nt->cap = n + 1;
   nt->e[lo].id = id;
@@ -126,15 +136,15 @@ static struct selent *selent_get(rc_store_t *s, uint32_t id) {
     atomic_init(&nt->e[i].arr, atomic_load_explicit(&t->e[j].arr, memory_order_relaxed));
   }
   atomic_store_explicit(&s->sel, nt, memory_order_release);
-  retire(s, t, free);
+  retire(s, t, rc_mem_free);
   return &nt->e[lo];
 }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
 
-static selarr_t *selarr_new(uint32_t cap) {
-  selarr_t *a = malloc(sizeof(*a) + cap * sizeof(a->v[0]));
+static selarr_t *selarr_new(rc_mem_t *m, uint32_t cap) {
+  selarr_t *a = rc_mem_malloc(m, sizeof(*a) + cap * sizeof(a->v[0]));
   if (a != NULL) {
     atomic_init(&a->n, 0);
     a->cap = cap;
@@ -146,14 +156,14 @@ static int selarr_push(rc_store_t *s, struct selent *e, rc_store_series_t *r) {
   selarr_t *a = atomic_load_explicit(&e->arr, memory_order_relaxed);
   uint32_t n = a ? atomic_load_explicit(&a->n, memory_order_relaxed) : 0;
   if (a == NULL || n == a->cap) {
-    selarr_t *na = selarr_new(a ? a->cap * 2 : 8);
+    selarr_t *na = selarr_new(s->mem, a ? a->cap * 2 : 8);
     if (na == NULL) return RC_ENOMEM;
     if (n) memcpy(na->v, a->v, n * sizeof(a->v[0]));
     atomic_store_explicit(&na->n, n, memory_order_relaxed);
     na->v[n] = r;
     atomic_store_explicit(&na->n, n + 1, memory_order_relaxed);
     atomic_store_explicit(&e->arr, na, memory_order_release);
-    retire(s, a, free);
+    retire(s, a, rc_mem_free);
     return 0;
   }
   a->v[n] = r;
@@ -192,7 +202,7 @@ static int selvec_rebuild(rc_store_t *s) {
   selarr_t **na = calloc(t->n ? t->n : 1, sizeof(*na));
   int rc = na ? 0 : RC_ENOMEM;
   for (uint32_t j = 0; rc == 0 && j < t->n; j++)
-    if ((na[j] = selarr_new(cnt[j] < 8 ? 8 : cnt[j])) == NULL) rc = RC_ENOMEM;
+    if ((na[j] = selarr_new(s->mem, cnt[j] < 8 ? 8 : cnt[j])) == NULL) rc = RC_ENOMEM;
   if (rc == 0) {
     for (uint32_t i = 0; i <= s->mask; i++) {
       if (s->tab[i] == NULL) continue;
@@ -210,10 +220,10 @@ static int selvec_rebuild(rc_store_t *s) {
     for (uint32_t j = 0; j < t->n; j++) {
       selarr_t *old = atomic_load_explicit(&t->e[j].arr, memory_order_relaxed);
       atomic_store_explicit(&t->e[j].arr, na[j], memory_order_release);
-      retire(s, old, free);
+      retire(s, old, rc_mem_free);
     }
   } else {
-    for (uint32_t j = 0; na != NULL && j < t->n; j++) free(na[j]);
+    for (uint32_t j = 0; na != NULL && j < t->n; j++) rc_mem_free(s->mem, na[j]);
   }
   free(na);
   free(cnt);
@@ -226,26 +236,45 @@ static void add(_Atomic uint64_t *c, uint64_t n) {
 
 int rc_store_new(const rc_store_cfg_t *cfg, const rc_selindex_t *idx, rc_store_t **out) {
   *out = NULL;
-  if (cfg->max_series == 0 || cfg->max_series > (1u << 28) || cfg->cache_entries == 0)
+  if (cfg->max_series == 0 || cfg->max_series > (1u << 28) || cfg->cache_entries == 0 ||
+      cfg->max_memory > INT64_MAX)
     return RC_EINVAL;
-  rc_store_t *s = calloc(1, sizeof(*s));
-  if (s == NULL) return RC_ENOMEM;
+  rc_mem_t *m = cfg->mem, *own = NULL;
+  if (m == NULL) { /* the caller does not read the count: keep one here (not counted itself) */
+    if ((own = malloc(sizeof(*own))) == NULL) return RC_ENOMEM;
+    rc_mem_init(own, 0);
+    m = own;
+  }
+  rc_mem_set_limit(m, (int64_t)cfg->max_memory);
+  rc_store_t *s = rc_mem_calloc(m, 1, sizeof(*s));
+  if (s == NULL) {
+    free(own);
+    return RC_ENOMEM;
+  }
   s->cfg = *cfg;
   s->idx = idx;
+  s->mem = m;
+  s->own = own;
   uint32_t cap = 16;
   while (cap < cfg->max_series * 2u) cap <<= 1;
-  s->tab = calloc(cap, sizeof(*s->tab));
-  rc_selindex_cache_opts_t co = {.max_entries = cfg->cache_entries, .policy = RC_SELINDEX_EVICT};
+  s->tab = rc_mem_calloc(m, cap, sizeof(*s->tab));
+  rc_selindex_cache_opts_t co = {.max_entries = cfg->cache_entries, .policy = RC_SELINDEX_EVICT,
+                                 .mem = m};
+  /* Not counted: the matcher scratch is selector.c's (PCRE2 match data, a few hundred bytes
+   * allocated by PCRE2 itself). */
   s->scratch = rc_matcher_scratch_new();
   if (s->tab == NULL || s->scratch == NULL || rc_selindex_cache_new(&co, &s->cache) != 0) {
     rc_matcher_scratch_free(s->scratch);
-    free(s->tab);
-    free(s);
+    rc_mem_free(m, s->tab);
+    rc_mem_free(m, s);
+    free(own);
     return RC_ENOMEM;
   }
   s->mask = cap - 1;
+  s->cfg.mem = m;
+  s->cfg.window.mem = m;
   if (cfg->readers) {
-    rc_ebr_init(&s->ebr);
+    rc_ebr_init(&s->ebr, m);
     s->has_ebr = 1;
     s->cfg.window.ebr = &s->ebr;
   } else {
@@ -258,20 +287,14 @@ int rc_store_new(const rc_store_cfg_t *cfg, const rc_selindex_t *idx, rc_store_t
   return 0;
 }
 
-static size_t series_bytes(const rc_store_series_t *r) {
-  uint32_t nids;
-  (void)rc_store_series_sel(r, &nids);
-  return sizeof(*r) + 16 + (nids + 1) * sizeof(uint32_t) + r->label_bytes + 16 +
-         rc_window_bytes(&r->win) + rc_histwin_bytes(&r->hwin);
-}
-
-/* Frees a series; with readers, only through retire() once no list reaches it. */
-static void series_free(void *p) {
+/* Frees a series (allocated from m); with readers, only through retire() once no list
+ * reaches it. */
+static void series_free(rc_mem_t *m, void *p) {
   rc_store_series_t *r = p;
-  rc_window_free(&r->win);
-  rc_histwin_free(&r->hwin);
-  free(atomic_load_explicit(&r->data, memory_order_relaxed));
-  free(r);
+  rc_window_free(&r->win, m);
+  rc_histwin_free(&r->hwin, m);
+  rc_mem_free(m, atomic_load_explicit(&r->data, memory_order_relaxed));
+  rc_mem_free(m, r);
 }
 
 rc_ebr_t *rc_store_ebr(rc_store_t *s) { return s->has_ebr ? &s->ebr : NULL; }
@@ -295,20 +318,22 @@ uint32_t rc_store_series_labels(const rc_store_series_t *r, rc_label_t *out, uin
 
 void rc_store_free(rc_store_t *s) {
   if (s == NULL) return;
+  rc_mem_t *m = s->mem, *own = s->own;
   if (s->has_ebr) rc_ebr_close(&s->ebr); /* no reader may be left: frees what was retired */
   for (uint32_t i = 0; i <= s->mask; i++)
-    if (s->tab[i]) series_free(s->tab[i]);
-  for (uint32_t i = 0; i < s->removed.n; i++) series_free(s->removed.v[i]);
-  free(s->tab);
+    if (s->tab[i]) series_free(m, s->tab[i]);
+  for (uint32_t i = 0; i < s->removed.n; i++) series_free(m, s->removed.v[i]);
+  rc_mem_free(m, s->tab);
   seltab_t *t = seltab(s);
   for (uint32_t i = 0; t != NULL && i < t->n; i++)
-    free(atomic_load_explicit(&t->e[i].arr, memory_order_relaxed));
-  free(t);
-  free(s->changed.v);
-  free(s->removed.v);
+    rc_mem_free(m, atomic_load_explicit(&t->e[i].arr, memory_order_relaxed));
+  rc_mem_free(m, t);
+  rc_mem_free(m, s->changed.v);
+  rc_mem_free(m, s->removed.v);
   rc_matcher_scratch_free(s->scratch);
   rc_selindex_cache_free(s->cache);
-  free(s);
+  rc_mem_free(m, s);
+  free(own);
 }
 
 static int hash_eq(rc_selindex_hash_t a, rc_selindex_hash_t b) { return a.lo == b.lo && a.hi == b.hi; }
@@ -337,7 +362,7 @@ static void remove_slot(rc_store_t *s, uint32_t i) {
   }
 }
 
-static rc_store_series_t *series_new(const rc_series_t *src, rc_selindex_hash_t h,
+static rc_store_series_t *series_new(rc_mem_t *m, const rc_series_t *src, rc_selindex_hash_t h,
                                      const uint32_t *ids, uint32_t nids) {
   size_t lbytes = 0;
   for (uint32_t i = 0; i < src->nlabels; i++) {
@@ -347,11 +372,11 @@ static rc_store_series_t *series_new(const rc_series_t *src, rc_selindex_hash_t 
     lbytes += 4 + src->labels[i].name_len + src->labels[i].value_len;
   }
   if (nids > UINT16_MAX || src->nlabels > UINT16_MAX) return NULL;
-  rc_store_series_t *r = calloc(1, sizeof(*r));
-  uint8_t *d = malloc((nids + 1) * sizeof(uint32_t) + lbytes + 1);
+  rc_store_series_t *r = rc_mem_calloc(m, 1, sizeof(*r));
+  uint8_t *d = rc_mem_malloc(m, (nids + 1) * sizeof(uint32_t) + lbytes + 1);
   if (r == NULL || d == NULL) {
-    free(r);
-    free(d);
+    rc_mem_free(m, r);
+    rc_mem_free(m, d);
     return NULL;
   }
   memcpy(d, &nids, sizeof(uint32_t));
@@ -384,14 +409,14 @@ static int series_set_sel(rc_store_t *s, rc_store_series_t *r, const uint32_t *i
   uint32_t old_n;
   const uint32_t *old_ids = rc_store_series_sel(r, &old_n);
   if (old_n == nids && memcmp(old_ids, ids, nids * sizeof(uint32_t)) == 0) return 0;
-  uint8_t *d = malloc((nids + 1) * sizeof(uint32_t) + r->label_bytes + 1);
+  uint8_t *d = rc_mem_malloc(s->mem, (nids + 1) * sizeof(uint32_t) + r->label_bytes + 1);
   if (d == NULL) return RC_ENOMEM;
   memcpy(d, &nids, sizeof(uint32_t));
   memcpy(d + sizeof(uint32_t), ids, nids * sizeof(uint32_t));
   memcpy(d + (nids + 1) * sizeof(uint32_t), old_ids + old_n, r->label_bytes);
   uint8_t *old = atomic_load_explicit(&r->data, memory_order_relaxed);
   atomic_store_explicit(&r->data, d, memory_order_release);
-  retire(s, old, free);
+  retire(s, old, rc_mem_free);
   return 0;
 }
 
@@ -402,7 +427,7 @@ static int unlink_series(rc_store_t *s, uint32_t i) {
   remove_slot(s, i);
   s->nseries--;
   add(&s->c.removed, 1);
-  return ptr_push(&s->removed.v, &s->removed.n, &s->removed.cap, r);
+  return ptr_push(s->mem, &s->removed.v, &s->removed.n, &s->removed.cap, r);
 }
 
 /* After the lists were rebuilt without them, removed series can go: retired, so that a reader
@@ -471,7 +496,7 @@ static void sweep(rc_store_t *s) {
   /* Saturating: a sender may send timestamps near INT64_MIN. */
   int64_t ret = s->cfg.window.retention_ms;
   int64_t cutoff = s->watermark < INT64_MIN + ret ? INT64_MIN : s->watermark - ret;
-  uint64_t bytes = 0, removed = 0;
+  uint64_t removed = 0;
   for (uint32_t i = 0; i <= s->mask; i++) {
     rc_store_series_t *r = s->tab[i];
     if (r == NULL) continue;
@@ -482,12 +507,9 @@ static void sweep(rc_store_t *s) {
       removed++;
       /* The shift may have moved an unvisited entry into slot i: look at it again. */
       if (s->tab[i] != NULL) i--;
-      continue;
     }
-    bytes += series_bytes(r);
   }
   atomic_store_explicit(&s->c.series, s->nseries, memory_order_relaxed);
-  atomic_store_explicit(&s->c.bytes, bytes, memory_order_relaxed);
   s->last_sweep = s->watermark;
   if (removed || s->removed.n) {
     s->changed.n = 0; /* it may name removed series */
@@ -498,7 +520,7 @@ static void sweep(rc_store_t *s) {
 /* Tallies of one apply, added to the shared counters once at its end. */
 typedef struct tallies {
   uint64_t ahead, dropped, dropped_samples, dropped_hist, appended, too_old, dups, conflicts,
-      hist_appended, hist_invalid, refused;
+      hist_appended, hist_invalid, refused, mem_series, mem_samples, mem_hist;
 } tallies_t;
 
 static int64_t ahead_limit(const rc_store_t *s) {
@@ -513,7 +535,22 @@ static int mark_changed(rc_store_t *s, rc_store_series_t *r) {
   r->appended++;
   if (r->touched == s->applies) return 0;
   r->touched = s->applies;
-  return ptr_push(&s->changed.v, &s->changed.n, &s->changed.cap, r);
+  return ptr_push(s->mem, &s->changed.v, &s->changed.n, &s->changed.cap, r);
+}
+
+/* The samples of a series that is refused whole still move the watermark: expiry is driven
+ * by it, and when the store is full (series or memory) while the series it holds have stopped
+ * (the old version's pods after a deploy), the new series' timestamps are the only ones left
+ * to age the old ones out. Without this the store would stay full, and refusing, forever. */
+static void advance_watermark(rc_store_t *s, const rc_series_t *src, int64_t limit) {
+  for (uint32_t i = 0; i < src->nsamples; i++) {
+    int64_t ts = src->samples[i].ts_ms;
+    if (ts <= limit && ts > s->watermark) s->watermark = ts;
+  }
+  for (uint32_t i = 0; i < src->nhistograms; i++) {
+    int64_t ts = src->histograms[i].ts_ms;
+    if (ts <= limit && ts > s->watermark) s->watermark = ts;
+  }
 }
 
 /* One series of a batch with its label hash: decide, find or create, append. */
@@ -536,9 +573,18 @@ static int apply_series(rc_store_t *s, const rc_series_t *src, rc_selindex_hash_
       rc_log_complain(&s->full_complaint, uv_hrtime() / 1000000u, 60000, RC_LOG_WARN,
                       "series limit reached: new series refused", "max_series=%u",
                       s->cfg.max_series);
+      advance_watermark(s, src, limit);
       return 0;
     }
-    r = series_new(src, h, d.ids, d.n);
+    /* From the high-water mark on, the memory left is for the series already held. */
+    if (rc_mem_level(s->mem) >= RC_MEM_HIGH) {
+      t->mem_series++;
+      t->mem_samples += src->nsamples;
+      t->mem_hist += src->nhistograms;
+      advance_watermark(s, src, limit);
+      return 0;
+    }
+    r = series_new(s->mem, src, h, d.ids, d.n);
     if (r == NULL) return RC_ENOMEM;
     s->tab[slot] = r;
     s->nseries++;
@@ -561,6 +607,7 @@ static int apply_series(rc_store_t *s, const rc_series_t *src, rc_selindex_hash_
       case RC_ETOOOLD: t->too_old++; break;
       case RC_EDUP: t->dups++; break;
       case RC_ECONFLICT: t->conflicts++; break;
+      case RC_EMEMORY: t->mem_samples++; break; /* still moves the watermark, below */
       default: return rc;
     }
     if (x->ts_ms > s->watermark) s->watermark = x->ts_ms;
@@ -580,6 +627,7 @@ static int apply_series(rc_store_t *s, const rc_series_t *src, rc_selindex_hash_
       case RC_ETOOOLD: t->too_old++; break;
       case RC_EDUP: t->dups++; break;
       case RC_ECONFLICT: t->conflicts++; break;
+      case RC_EMEMORY: t->mem_hist++; break;
       case RC_ENOMEM: return rc;
       default: t->hist_invalid++; continue; /* refused by the histogram checks */
     }
@@ -604,6 +652,16 @@ static void apply_end(rc_store_t *s, const tallies_t *t) {
   add(&s->c.hist_invalid, t->hist_invalid);
   add(&s->c.hist_dropped, t->dropped_hist);
   add(&s->c.refused, t->refused);
+  add(&s->c.mem_series, t->mem_series);
+  add(&s->c.mem_samples, t->mem_samples);
+  add(&s->c.mem_hist, t->mem_hist);
+  if (t->mem_series || t->mem_samples || t->mem_hist)
+    rc_log_complain(&s->mem_complaint, uv_hrtime() / 1000000u, 60000, RC_LOG_WARN,
+                    "memory limit reached: new series and samples needing new chunks refused",
+                    "series=%llu samples=%llu histograms=%llu bytes=%lld max_memory=%lld",
+                    (unsigned long long)t->mem_series, (unsigned long long)t->mem_samples,
+                    (unsigned long long)t->mem_hist, (long long)rc_mem_bytes(s->mem),
+                    (long long)s->mem->limit);
   atomic_store_explicit(&s->c.watermark, s->watermark, memory_order_relaxed);
   atomic_store_explicit(&s->c.series, s->nseries, memory_order_relaxed);
   if (s->watermark != INT64_MIN &&
@@ -707,6 +765,10 @@ void rc_store_stats(const rc_store_t *s, rc_store_stats_t *o) {
   o->hist_appended = atomic_load_explicit(&c->hist_appended, memory_order_relaxed);
   o->hist_invalid = atomic_load_explicit(&c->hist_invalid, memory_order_relaxed);
   o->dropped_histograms = atomic_load_explicit(&c->hist_dropped, memory_order_relaxed);
-  o->bytes = atomic_load_explicit(&c->bytes, memory_order_relaxed);
+  o->refused_series_memory = atomic_load_explicit(&c->mem_series, memory_order_relaxed);
+  o->refused_samples_memory = atomic_load_explicit(&c->mem_samples, memory_order_relaxed);
+  o->refused_hist_memory = atomic_load_explicit(&c->mem_hist, memory_order_relaxed);
+  o->bytes = (uint64_t)rc_mem_bytes(s->mem);
+  o->memory_limit = (uint64_t)s->mem->limit;
   o->watermark_ms = atomic_load_explicit(&c->watermark, memory_order_relaxed);
 }

@@ -25,6 +25,22 @@
  * any thread may read (rc_store_stats). Memory: the store owns its series (labels copied out
  * of the batch, windows), its lists and its decision cache; it borrows the selector index,
  * which must outlive the store or be replaced with rc_store_set_index() first.
+ *
+ * Memory accounting and bound (mem.h): every block the store keeps is allocated from its
+ * accountant (cfg.mem), so rc_store_stats().bytes is exact and live. With cfg.max_memory set:
+ *  - from the high-water mark (max_memory - max_memory/16) on, new series are refused
+ *    (refused_series_memory) and so is every sample that would need a new chunk
+ *    (refused_samples_memory / refused_hist_memory) — except the first chunk of a series
+ *    admitted just below the mark, refused only at max_memory;
+ *  - series already held keep taking samples into their head chunks, which may grow until
+ *    max_memory itself; at max_memory only samples that fit in the room a head chunk already
+ *    has are taken.
+ * The count thus passes max_memory by at most the one allocation that crossed it (a chunk
+ * growing, or a new series with its list growing) plus bookkeeping that is never refused
+ * (the list of changed series, the EBR's list, reload and sweep rebuilds), which is bounded
+ * by the number of series. Refused samples still move the watermark (so do the samples of a
+ * refused series): expiry is driven by the watermark, and it is what brings the memory back
+ * down — refusing the timestamps too would stop the store from ever freeing anything.
  */
 #ifndef RC_STORE_H
 #define RC_STORE_H
@@ -35,6 +51,7 @@
 
 #include "batch.h"
 #include "ebr.h"
+#include "mem.h"
 #include "rc.h"
 #include "selindex.h"
 #include "histwin.h"
@@ -47,8 +64,13 @@ typedef struct rc_store_cfg {
                                 from a broken clock would otherwise move the watermark and
                                 expire every window. 0 disables the check. */
   uint32_t cache_entries;    /* decisions cached (selected and dropped series alike) */
+  size_t max_memory;         /* bytes this store may hold (--storage.max-memory's share); 0:
+                                unbounded. See "Memory accounting and bound" above. */
+  rc_mem_t *mem;             /* the store's accountant: borrowed, must outlive the store, its
+                                limit set by rc_store_new to max_memory. NULL: the store keeps
+                                its own. */
   int readers;               /* 1: threads other than the writer read (see Threads above) */
-  rc_window_cfg_t window;    /* its ebr is set by the store when readers is 1 */
+  rc_window_cfg_t window;    /* its ebr and mem are set by the store */
 } rc_store_cfg_t;
 
 typedef struct rc_store_series {
@@ -85,6 +107,10 @@ typedef struct rc_store_stats {
   uint64_t series;            /* selected series held now */
   uint64_t series_created, series_removed;
   uint64_t refused_series;    /* new series refused at max_series */
+  uint64_t refused_series_memory;  /* new series refused at the memory high-water mark */
+  uint64_t refused_samples_memory; /* float samples refused for memory (of refused series,
+                                      or needing a chunk the bound did not allow) */
+  uint64_t refused_hist_memory;    /* native histogram samples, likewise */
   uint64_t dropped_series;    /* series entries of batches that no selector wants */
   uint64_t dropped_samples;   /* and their samples */
   uint64_t appended;          /* samples stored */
@@ -94,7 +120,8 @@ typedef struct rc_store_stats {
   uint64_t hist_invalid;      /* native histogram samples refused by the histogram window's
                                  checks (e.g. a bucket run past RC_FHIST_MAX_RUN) */
   uint64_t dropped_histograms; /* native histogram samples of unselected series */
-  uint64_t bytes;             /* memory held by series (labels, windows), estimated */
+  uint64_t bytes;             /* memory the store holds, exactly (its accountant, live) */
+  uint64_t memory_limit;      /* max_memory; 0: unbounded */
   int64_t watermark_ms;       /* newest sample timestamp seen */
 } rc_store_stats_t;
 

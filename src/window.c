@@ -52,10 +52,11 @@ struct rc_chunk_list {
   rc_chunk_t *_Atomic c[];
 };
 
+/* The EBR frees with its own accountant, which the store makes the same as cfg->mem. */
 static void retire(const rc_window_cfg_t *cfg, void *p) {
   if (p == NULL) return;
-  if (cfg != NULL && cfg->ebr != NULL) rc_ebr_retire(cfg->ebr, p, free);
-  else free(p);
+  if (cfg != NULL && cfg->ebr != NULL) rc_ebr_retire(cfg->ebr, p, rc_mem_free);
+  else rc_mem_free(cfg != NULL ? cfg->mem : NULL, p);
 }
 
 /* Timestamps come from senders and may be anything an int64 holds: arithmetic on them wraps
@@ -192,8 +193,8 @@ static int decimal_of(double v, int k, int64_t *m) {
  * Chunks
  *----------------------------------------------------------------------------------------*/
 
-static rc_chunk_t *chunk_new(uint32_t cap) {
-  rc_chunk_t *c = malloc(sizeof(*c) + cap);
+static rc_chunk_t *chunk_new(rc_mem_t *mem, uint32_t cap) {
+  rc_chunk_t *c = rc_mem_malloc(mem, sizeof(*c) + cap);
   if (c == NULL) return NULL;
   memset(c, 0, sizeof(*c));
   c->cap = cap;
@@ -202,8 +203,8 @@ static rc_chunk_t *chunk_new(uint32_t cap) {
 
 /* Copies a chunk into a new allocation of cap data bytes (cap >= its used bytes). The copy
  * is private until published; the original is left for the caller to retire. */
-static rc_chunk_t *chunk_copy(const rc_chunk_t *c, uint32_t cap) {
-  rc_chunk_t *n = malloc(sizeof(*n) + cap);
+static rc_chunk_t *chunk_copy(rc_mem_t *mem, const rc_chunk_t *c, uint32_t cap) {
+  rc_chunk_t *n = rc_mem_malloc(mem, sizeof(*n) + cap);
   if (n == NULL) return NULL;
   memcpy(n, c, sizeof(*n)); /* the writer's own fields; atomics are re-set below */
   atomic_init(&n->max_ts, atomic_load_explicit(&((rc_chunk_t *)c)->max_ts, memory_order_relaxed));
@@ -216,17 +217,18 @@ static rc_chunk_t *chunk_copy(const rc_chunk_t *c, uint32_t cap) {
 
 /* Makes room for `bits` more bits. A chunk readers may hold is never resized in place: it is
  * copied, *cp points at the copy, and *old at the original for the caller to publish over
- * and retire. */
-static int chunk_reserve(rc_chunk_t **cp, uint32_t bits, rc_chunk_t **old) {
+ * and retire. Growing is refused (RC_EMEMORY) once mem is at its limit. */
+static int chunk_reserve(rc_mem_t *mem, rc_chunk_t **cp, uint32_t bits, rc_chunk_t **old) {
   rc_chunk_t *c = *cp;
   uint32_t need = (c->nbits + bits + 7) / 8;
   if (need <= c->cap) return 0;
+  if (rc_mem_level(mem) >= RC_MEM_FULL) return RC_EMEMORY;
   uint32_t cap = c->cap ? c->cap : 16;
   while (cap < need) cap = cap < 64 ? cap * 2 : cap + cap / 2;
-  rc_chunk_t *n = chunk_copy(c, cap);
+  rc_chunk_t *n = chunk_copy(mem, c, cap);
   if (n == NULL) return RC_ENOMEM;
   if (*old == NULL) *old = c;
-  else free(c); /* an intermediate copy nobody has seen */
+  else rc_mem_free(mem, c); /* an intermediate copy nobody has seen */
   *cp = n;
   return 0;
 }
@@ -238,12 +240,13 @@ static void chunk_publish(rc_chunk_t *c, int64_t last_ts) {
 
 /* Appends (ts, v) to the end of a chunk; ts must be greater than its newest timestamp. If the
  * chunk had to move, *cp is the new one and *old the one to publish over and retire. */
-static int chunk_append(rc_chunk_t **cp, rc_window_enc_t *e, int64_t ts, double v,
-                        rc_chunk_t **old) {
+static int chunk_append(rc_mem_t *mem, rc_chunk_t **cp, rc_window_enc_t *e, int64_t ts,
+                        double v, rc_chunk_t **old) {
   rc_chunk_t *c = *cp;
   uint64_t vb = dbits(v);
+  int rc;
   if (c->count == 0) {
-    if (chunk_reserve(cp, 128, old) != 0) return RC_ENOMEM;
+    if ((rc = chunk_reserve(mem, cp, 128, old)) != 0) return rc;
     c = *cp;
     put_bits(c->data, &c->nbits, (uint64_t)ts, 64);
     put_bits(c->data, &c->nbits, vb, 64);
@@ -290,7 +293,7 @@ static int chunk_append(rc_chunk_t **cp, rc_window_enc_t *e, int64_t ts, double 
       bits += reuse ? 2 + (uint32_t)(64 - e->lead - e->trail) : 2 + 12 + (uint32_t)(64 - lead - trail);
     }
   }
-  if (chunk_reserve(cp, bits, old) != 0) return RC_ENOMEM;
+  if ((rc = chunk_reserve(mem, cp, bits, old)) != 0) return rc;
   c = *cp;
   put_bucket(c->data, &c->nbits, dod, &TS_WIDTHS);
   if (int_mode) {
@@ -418,22 +421,24 @@ static void chunk_decode(const rc_chunk_t *c, int64_t *ts, double *v) {
   }
 }
 
-/* Builds a private chunk from sorted arrays; its final encoder state goes to *enc. */
-static rc_chunk_t *chunk_build(const int64_t *ts, const double *v, uint32_t n,
-                               rc_window_enc_t *enc) {
-  rc_chunk_t *c = chunk_new(16 + n * 2);
-  if (c == NULL) return NULL;
+/* Builds a private chunk from sorted arrays into *out; its final encoder state goes to *enc.
+ * Returns 0, RC_EMEMORY or RC_ENOMEM. */
+static int chunk_build(rc_mem_t *mem, const int64_t *ts, const double *v, uint32_t n,
+                       rc_window_enc_t *enc, rc_chunk_t **out) {
+  rc_chunk_t *c = chunk_new(mem, 16 + n * 2);
+  if (c == NULL) return RC_ENOMEM;
   memset(enc, 0, sizeof(*enc));
   for (uint32_t i = 0; i < n; i++) {
     rc_chunk_t *old = NULL;
-    int rc = chunk_append(&c, enc, ts[i], v[i], &old);
-    free(old); /* private: nobody else can hold it */
+    int rc = chunk_append(mem, &c, enc, ts[i], v[i], &old);
+    rc_mem_free(mem, old); /* private: nobody else can hold it */
     if (rc != 0) {
-      free(c);
-      return NULL;
+      rc_mem_free(mem, c);
+      return rc;
     }
   }
-  return c;
+  *out = c;
+  return 0;
 }
 
 /*------------------------------------------------------------------------------------------
@@ -456,17 +461,17 @@ void rc_window_init(rc_window_t *w) {
   memset(&w->enc, 0, sizeof(w->enc));
 }
 
-void rc_window_free(rc_window_t *w) {
+void rc_window_free(rc_window_t *w, rc_mem_t *mem) {
   rc_chunk_list_t *l = wlist(w);
-  for (uint32_t i = 0; i < list_n(l); i++) free(list_get(l, i));
-  free(l);
+  for (uint32_t i = 0; i < list_n(l); i++) rc_mem_free(mem, list_get(l, i));
+  rc_mem_free(mem, l);
   rc_window_init(w);
 }
 
 int rc_window_empty(const rc_window_t *w) { return list_n(wlist(w)) == 0; }
 
-static rc_chunk_list_t *list_new(uint32_t cap) {
-  rc_chunk_list_t *l = malloc(sizeof(*l) + cap * sizeof(l->c[0]));
+static rc_chunk_list_t *list_new(rc_mem_t *mem, uint32_t cap) {
+  rc_chunk_list_t *l = rc_mem_malloc(mem, sizeof(*l) + cap * sizeof(l->c[0]));
   if (l == NULL) return NULL;
   atomic_init(&l->n, 0);
   l->cap = cap;
@@ -485,12 +490,12 @@ static int push_chunk(rc_window_t *w, const rc_window_cfg_t *cfg) {
   memset(&w->enc, 0, sizeof(w->enc)); /* a new head chunk starts from nothing */
   rc_chunk_list_t *l = wlist(w);
   uint32_t n = list_n(l);
-  rc_chunk_t *c = chunk_new(24);
+  rc_chunk_t *c = chunk_new(cfg->mem, 24);
   if (c == NULL) return RC_ENOMEM;
   if (l == NULL || n == l->cap) {
-    rc_chunk_list_t *nl = list_new(l ? l->cap * 2 : 2);
+    rc_chunk_list_t *nl = list_new(cfg->mem, l ? l->cap * 2 : 2);
     if (nl == NULL) {
-      free(c);
+      rc_mem_free(cfg->mem, c);
       return RC_ENOMEM;
     }
     for (uint32_t i = 0; i < n; i++) atomic_init(&nl->c[i], list_get(l, i));
@@ -509,12 +514,15 @@ static int push_chunk(rc_window_t *w, const rc_window_cfg_t *cfg) {
 static int head_append(rc_window_t *w, const rc_window_cfg_t *cfg, rc_chunk_list_t *l,
                        uint32_t i, int64_t ts, double v) {
   rc_chunk_t *c = list_get(l, i), *old = NULL;
-  int rc = chunk_append(&c, &w->enc, ts, v, &old);
+  int rc = chunk_append(cfg->mem, &c, &w->enc, ts, v, &old);
   if (old != NULL) slot_replace(cfg, l, i, c, old);
   return rc;
 }
 
-/* Inserts into the chunk in slot i by decoding it, inserting in order and re-encoding. */
+/* Inserts into the chunk in slot i by decoding it, inserting in order and re-encoding. The
+ * decoded arrays are temporaries of this call: plain malloc, not counted. The new chunk is
+ * counted; at the limit the insert is refused (it would hold two copies until the old one is
+ * collected). */
 static int insert_into(rc_window_t *w, const rc_window_cfg_t *cfg, rc_chunk_list_t *l,
                        uint32_t i, int64_t ts, double v) {
   rc_chunk_t *c = list_get(l, i);
@@ -535,16 +543,17 @@ static int insert_into(rc_window_t *w, const rc_window_cfg_t *cfg, rc_chunk_list
     rc = dbits(vv[pos]) == dbits(v) ? RC_EDUP : RC_ECONFLICT;
     goto out;
   }
+  if (rc_mem_level(cfg->mem) >= RC_MEM_FULL) { /* after the duplicate check: those cost nothing */
+    rc = RC_EMEMORY;
+    goto out;
+  }
   memmove(&t[pos + 1], &t[pos], (n - pos) * sizeof(int64_t));
   memmove(&vv[pos + 1], &vv[pos], (n - pos) * sizeof(double));
   t[pos] = ts;
   vv[pos] = v;
   rc_window_enc_t enc;
-  rc_chunk_t *nc = chunk_build(t, vv, n + 1, &enc);
-  if (nc == NULL) {
-    rc = RC_ENOMEM;
-    goto out;
-  }
+  rc_chunk_t *nc = NULL;
+  if ((rc = chunk_build(cfg->mem, t, vv, n + 1, &enc, &nc)) != 0) goto out;
   if (i == list_n(l) - 1) w->enc = enc; /* the head: appends continue from the new encoding */
   slot_replace(cfg, l, i, nc, c);
 out:
@@ -560,10 +569,16 @@ int rc_window_append(rc_window_t *w, const rc_window_cfg_t *cfg, int64_t ts, dou
     rc_chunk_t *head = n ? list_get(l, n - 1) : NULL;
     if (head == NULL || head->count >= cfg->chunk_samples ||
         wsub(ts, head->min_ts) >= cfg->chunk_span_ms) {
+      /* A new chunk is what a window costs as time passes: refused from the high-water mark
+       * on, so that the memory left goes to head chunks already started. The first chunk of
+       * an empty window is refused only at the limit: the series was just admitted (the
+       * store admits new series below the high-water mark), and holding it without its
+       * first sample would help nobody. */
+      if (rc_mem_level(cfg->mem) >= (n == 0 ? RC_MEM_FULL : RC_MEM_HIGH)) return RC_EMEMORY;
       if (head != NULL) {
         /* The old head is complete: give back its growth slack. */
         uint32_t used = (head->nbits + 7) / 8;
-        rc_chunk_t *fit = used < head->cap ? chunk_copy(head, used) : NULL;
+        rc_chunk_t *fit = used < head->cap ? chunk_copy(cfg->mem, head, used) : NULL;
         if (fit != NULL) slot_replace(cfg, l, n - 1, fit, head);
       }
       if (push_chunk(w, cfg) != 0) return RC_ENOMEM;
@@ -592,7 +607,7 @@ void rc_window_expire(rc_window_t *w, const rc_window_cfg_t *cfg, int64_t before
   if (drop == 0) return;
   rc_chunk_list_t *nl = NULL;
   if (drop < n) {
-    nl = list_new(l->cap);
+    nl = list_new(cfg->mem, l->cap);
     if (nl == NULL) return; /* try again at the next sweep */
     for (uint32_t i = drop; i < n; i++) atomic_init(&nl->c[i - drop], list_get(l, i));
     atomic_init(&nl->n, n - drop);
@@ -612,17 +627,6 @@ uint32_t rc_window_count(const rc_window_t *w) {
   for (uint32_t i = 0; i < k; i++)
     n += (uint32_t)(atomic_load_explicit(&list_get(l, i)->pub, memory_order_acquire) >> 32);
   return n;
-}
-
-/* Counts what was asked of malloc plus 16 bytes per allocation for the allocator's own
- * header and rounding (glibc: 8-byte header, 16-byte granularity), so that the figure is what
- * the process actually pays. Writer (reads the writer's capacity fields). */
-size_t rc_window_bytes(const rc_window_t *w) {
-  rc_chunk_list_t *l = wlist(w);
-  if (l == NULL) return 0;
-  size_t b = sizeof(*l) + l->cap * sizeof(l->c[0]) + 16;
-  for (uint32_t i = 0; i < list_n(l); i++) b += sizeof(rc_chunk_t) + list_get(l, i)->cap + 16;
-  return b;
 }
 
 int rc_window_foreach(const rc_window_t *w, int64_t from_ms, int64_t to_ms,
@@ -656,6 +660,9 @@ int rc_window_foreach(const rc_window_t *w, int64_t from_ms, int64_t to_ms,
 
 #define STALE_BITS UINT64_C(0x7ff0000000000002)
 
+/* A range's samples, decoded for one evaluation and freed before it returns: the reader's
+ * temporaries, plain malloc (the accountant counts what the store holds, not a query's
+ * scratch, which may also run on another thread than the store's writer). */
 typedef struct range_buf {
   int64_t *ts;
   double *v;

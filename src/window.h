@@ -27,7 +27,14 @@
  * config, so a reader must bracket each read (eval, instant, foreach, count) with
  * rc_ebr_enter/exit on that EBR. With cfg->ebr NULL there are no other readers and replaced
  * parts are freed at once. Memory: the window owns its chunks; rc_window_free() (not while
- * readers may still hold it: retire the whole window through the EBR instead).
+ * readers may still hold it: retire the whole window through the EBR instead). Every chunk
+ * and chunk list is allocated from cfg->mem (mem.h; NULL: not counted) and freed to it.
+ *
+ * Memory bound: with a limit on cfg->mem, an append that needs a new chunk is refused
+ * (RC_EMEMORY) from the accountant's high-water mark on, and one that would grow any chunk
+ * (the head's growth, a late sample's re-encoding) or start an empty window at its limit.
+ * Samples that fit in the room the head chunk already has are still taken. A refused append
+ * leaves the window as it was.
  */
 #ifndef RC_WINDOW_H
 #define RC_WINDOW_H
@@ -35,12 +42,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mem.h"
 #include "rc.h"
 
 /* Extra codes of this module (beyond rc.h). */
 #define RC_ETOOOLD (-20)   /* older than the out-of-order tolerance allows */
 #define RC_ECONFLICT (-21) /* same timestamp, different value */
 #define RC_EDUP (-22)      /* same timestamp and value: nothing to do */
+#define RC_EMEMORY (-23)   /* the sample needs memory the accountant's limit does not allow */
 
 typedef struct rc_chunk rc_chunk_t;
 typedef struct rc_chunk_list rc_chunk_list_t;
@@ -70,6 +79,8 @@ typedef struct rc_window_cfg {
   int64_t chunk_span_ms;    /* time span per chunk before a new one starts (default 2m):
                                retention is enforced per chunk, so this bounds the overshoot */
   struct rc_ebr *ebr;       /* readers on other threads: retire through it; NULL: none */
+  rc_mem_t *mem;            /* accountant of every chunk and list (NULL: not counted); with
+                               ebr set it must be the EBR's own, which frees what is retired */
 } rc_window_cfg_t;
 
 #define RC_WINDOW_CFG_DEFAULT \
@@ -90,9 +101,11 @@ typedef enum {
 } rc_fn_t;
 
 void rc_window_init(rc_window_t *w);
-void rc_window_free(rc_window_t *w);
+/* mem: the accountant the window was appended with (cfg->mem). */
+void rc_window_free(rc_window_t *w, rc_mem_t *mem);
 
-/* Appends or inserts one sample. Returns 0, RC_EDUP, RC_ECONFLICT, RC_ETOOOLD or RC_ENOMEM. */
+/* Appends or inserts one sample. Returns 0, RC_EDUP, RC_ECONFLICT, RC_ETOOOLD, RC_EMEMORY
+ * or RC_ENOMEM. */
 int rc_window_append(rc_window_t *w, const rc_window_cfg_t *cfg, int64_t ts, double v);
 /* Drops chunks whose newest sample is older than before_ms (retention). Writer. */
 void rc_window_expire(rc_window_t *w, const rc_window_cfg_t *cfg, int64_t before_ms);
@@ -117,7 +130,5 @@ int rc_window_foreach(const rc_window_t *w, int64_t from_ms, int64_t to_ms,
                       rc_window_sample_cb cb, void *ctx);
 
 uint32_t rc_window_count(const rc_window_t *w);
-/* Heap bytes held by the window (chunk headers, encoded samples, the chunk array). */
-size_t rc_window_bytes(const rc_window_t *w);
 
 #endif

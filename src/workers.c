@@ -70,6 +70,7 @@ struct rc_worker {
   _Atomic int idle; /* see wake() */
   rc_rw_decoder_t dec;
   rc_store_t *store;
+  rc_mem_t mem; /* the shard's accountant: everything its store holds (store.h) */
   /* Routing scratch: per shard, how many series of the batch being split go there. */
   uint32_t *count;
 };
@@ -430,6 +431,10 @@ int rc_workers_init(rc_workers_t *ws, const rc_workers_cfg_t *cfg, rc_err_t *err
   rc_store_cfg_t sc = cfg->store;
   sc.max_series = (cfg->store.max_series + W - 1) / W;
   sc.cache_entries = (cfg->store.cache_entries + W - 1) / W;
+  /* The memory bound is split evenly, as max_series is: series spread evenly over the shards
+   * (by hash), and each shard enforces its share without looking at the others. */
+  sc.max_memory = cfg->store.max_memory / W;
+  if (cfg->store.max_memory > 0 && sc.max_memory == 0) sc.max_memory = 1; /* not unbounded */
   for (uint32_t i = 0; i < W; i++) {
     rc_worker_t *w = &ws->w[i];
     w->ws = ws;
@@ -437,6 +442,8 @@ int rc_workers_init(rc_workers_t *ws, const rc_workers_cfg_t *cfg, rc_err_t *err
     rc_mpsc_init(&w->parts);
     rc_mpsc_init(&w->decodes);
     rc_rw_decoder_init(&w->dec, &cfg->limits);
+    rc_mem_init(&w->mem, 0);
+    sc.mem = &w->mem;
     int rc = uv_sem_init(&w->wake, 0) != 0 ? RC_ENOMEM : rc_store_new(&sc, cfg->idx, &w->store);
     w->count = calloc(W, sizeof(*w->count));
     if (rc == 0 && w->count == NULL) rc = RC_ENOMEM;
@@ -444,6 +451,18 @@ int rc_workers_init(rc_workers_t *ws, const rc_workers_cfg_t *cfg, rc_err_t *err
       ws->cfg.nworkers = i + 1;
       rc_workers_close(ws);
       return rc_err_set(err, rc, "cannot create store shard %u: %s", i, rc_strerror(rc));
+    }
+    /* The table and the decision cache are allocated up front: a bound they already fill
+     * would refuse every series from the first, so say so at start instead. */
+    int64_t fixed = rc_mem_bytes(&w->mem);
+    if (sc.max_memory > 0 && fixed >= w->mem.high) {
+      ws->cfg.nworkers = i + 1;
+      rc_workers_close(ws);
+      /* Short: rc_err_t holds 160 bytes. */
+      return rc_err_set(err, RC_EINVAL,
+                        "--storage.max-memory too small for the table and decision cache (%lld "
+                        "of %zu bytes per shard): lower --storage.decision-cache-size",
+                        (long long)fixed, sc.max_memory);
     }
   }
   uv_mutex_init(&ws->gate_mu);
@@ -533,6 +552,12 @@ void rc_workers_close(rc_workers_t *ws) {
       }
     }
     rc_store_free(w->store);
+    /* Every block the shard held went back through its accountant: anything else is a
+     * block freed with the wrong one, which would make the bound drift. */
+    if (w->store != NULL && (rc_mem_bytes(&w->mem) != 0 || rc_mem_blocks(&w->mem) != 0))
+      rc_log(RC_LOG_WARN, "store: memory accounting did not return to zero",
+             "shard=%u bytes=%lld blocks=%lld", i, (long long)rc_mem_bytes(&w->mem),
+             (long long)rc_mem_blocks(&w->mem));
     rc_rw_decoder_close(&w->dec);
     uv_sem_destroy(&w->wake);
     free(w->count);
@@ -562,6 +587,9 @@ void rc_workers_store_stats(const rc_workers_t *ws, rc_store_stats_t *out) {
     out->series_created += s.series_created;
     out->series_removed += s.series_removed;
     out->refused_series += s.refused_series;
+    out->refused_series_memory += s.refused_series_memory;
+    out->refused_samples_memory += s.refused_samples_memory;
+    out->refused_hist_memory += s.refused_hist_memory;
     out->dropped_series += s.dropped_series;
     out->dropped_samples += s.dropped_samples;
     out->appended += s.appended;
@@ -573,6 +601,7 @@ void rc_workers_store_stats(const rc_workers_t *ws, rc_store_stats_t *out) {
     out->hist_invalid += s.hist_invalid;
     out->dropped_histograms += s.dropped_histograms;
     out->bytes += s.bytes;
+    out->memory_limit += s.memory_limit;
     if (s.watermark_ms > out->watermark_ms) out->watermark_ms = s.watermark_ms;
   }
 }

@@ -25,7 +25,9 @@
  * Bounds: at most max_inflight requests are decoded or applied at once; submit refuses more
  * (the handler answers 503 + Retry-After).
  * Memory: a submitted body belongs to the workers until its decode ends; batches until their
- * last part is applied; the stores until rc_workers_close.
+ * last part is applied; the stores until rc_workers_close. Each shard has its own accountant
+ * (mem.h), which counts everything its store holds and carries the shard's share of
+ * --storage.max-memory; rc_workers_store_stats sums them.
  */
 #ifndef RC_WORKERS_H
 #define RC_WORKERS_H
@@ -58,7 +60,8 @@ typedef struct rc_workers_cfg {
   uint32_t nworkers;     /* W, 1..RC_WORKERS_MAX */
   uint32_t max_inflight; /* requests decoded or being applied at once */
   rc_rw_limits_t limits;
-  rc_store_cfg_t store;  /* max_series and cache_entries are split evenly across shards */
+  rc_store_cfg_t store;  /* max_series, cache_entries and max_memory are split evenly across
+                            shards; mem is ignored (each shard has its own accountant) */
   const rc_selindex_t *idx; /* borrowed; may be NULL: nothing is selected */
   rc_tally_t *tally;     /* borrowed; may be NULL */
   uv_loop_t *loop;       /* deliver done_cb on this loop's thread; NULL: on the worker */
@@ -87,7 +90,9 @@ typedef struct rc_workers {
   int gate_init;
 } rc_workers_t;
 
-/* Creates the stores (one per worker) and decoders. Returns 0, or an error with its reason. */
+/* Creates the stores (one per worker) and decoders. Returns 0, or an error with its reason
+ * (RC_EINVAL when a shard's share of max_memory is already taken by its fixed-size table and
+ * decision cache). */
 int rc_workers_init(rc_workers_t *ws, const rc_workers_cfg_t *cfg, rc_err_t *err);
 int rc_workers_start(rc_workers_t *ws, rc_err_t *err);
 /* Submitting is two steps so that the handler can take the body from the HTTP layer (which

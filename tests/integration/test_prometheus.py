@@ -236,9 +236,13 @@ def main():
             s = wait_until(stored, 30, interval=0.5, what="selected series in the store")
             expect(metric(s, "ripcord_store_samples_appended_total") > 0, "nothing appended")
             expect(metric(s, "ripcord_store_unselected_series_total") > 0, "nothing dropped")
-            for name in ("ripcord_store_samples_conflict_total", "ripcord_store_samples_too_old_total",
-                         "ripcord_store_series_refused_total"):
+            for name in ("ripcord_store_samples_conflict_total", "ripcord_store_samples_too_old_total"):
                 expect_eq(metric(s, name), 0, name)
+            for reason in ("max_series", "memory"):
+                expect_eq(metric(s, "ripcord_store_series_refused_total", reason=reason), 0,
+                          "series refused for " + reason)
+            expect_eq(metric(s, "ripcord_store_samples_refused_total", reason="memory"), 0,
+                      "samples refused for memory")
 
         r.run("store keeps the selected series, drops the rest", case_store)
         r.run("sample counts agree (ripcord <= Prometheus sent)", case_counts_agree)

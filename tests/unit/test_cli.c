@@ -58,6 +58,11 @@ static void test_flags(void **st) {
   assert_string_equal(o.storage_path, "./data");
   assert_int_equal(o.http.max_body_bytes, 32u << 20);
   assert_int_equal(o.ingest.overload_status, 503);
+  assert_int_equal(o.store.max_memory, 1u << 30); /* 1 GiB by default (cli.c says why) */
+  assert_int_equal(parse(&o, &e, 2, "serve", "--storage.max-memory=512MiB"), 0);
+  assert_int_equal(o.store.max_memory, 512u << 20);
+  assert_int_equal(parse(&o, &e, 2, "serve", "--storage.max-memory=0"), 0);
+  assert_int_equal(o.store.max_memory, 0); /* unbounded */
 
   assert_int_equal(parse(&o, &e, 5, "serve", "--web.listen-address=127.0.0.1:0",
                          "--web.read-header-timeout", "2s", "--web.max-body-size=1MiB"), 0);
@@ -82,6 +87,8 @@ static void test_bad_flags(void **st) {
       {"serve", "--web.max-connections=ten", "not a whole number"},
       {"serve", "--web.read-timeout=soon", "not a duration"},
       {"serve", "--web.max-body-size=big", "not a size"},
+      {"serve", "--storage.max-memory=2TB", "not a size"},
+      {"serve", "--storage.max-memory=-1", "not a size"},
       {"serve", "--log.level=loud", "not one of"},
       {"serve", "--ingest.overload-status=500", "must be 503 or 429"},
       {"serve", "--ingest.decoder=fast", "must be wire or protobuf-c"},

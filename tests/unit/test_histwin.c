@@ -332,7 +332,7 @@ static void run_series(uint64_t seed, int custom, int is_float) {
       }
     }
   }
-  rc_histwin_free(&w);
+  rc_histwin_free(&w, NULL);
   free(raw);
 }
 
@@ -381,7 +381,7 @@ static void test_known_rate(void **state) {
   assert_true(fabs(rc_fhist_bucket(&out, -1, 4) - 0.06666666666666667) < 1e-15);
   assert_int_equal(out.hint, RC_HINT_GAUGE);
   rc_fhist_free(&out);
-  rc_histwin_free(&w);
+  rc_histwin_free(&w, NULL);
 }
 
 /*------------------------------------------------------------------------------------------
@@ -439,7 +439,7 @@ static void test_bad_input(void **state) {
     int rc = rc_histwin_append(&w, &cfg, &cases[i].h);
     if (rc != cases[i].want) fail_msg("%s: got %d, want %d", cases[i].name, rc, cases[i].want);
     assert_int_equal(rc_histwin_count(&w), rc == 0 ? 1 : 0);
-    rc_histwin_free(&w);
+    rc_histwin_free(&w, NULL);
   }
   assert_int_equal(rc_histwin_append(NULL, &cfg, &cases[0].h), RC_EINVAL);
 }
@@ -527,7 +527,7 @@ static void test_bounds(void **state) {
   simple(&h, &sp, d, 50, 1);
   assert_int_equal(rc_histwin_append(&w, &cfg, &h), 0);
   rc_fhist_free(&out);
-  rc_histwin_free(&w);
+  rc_histwin_free(&w, NULL);
 }
 
 /* Same-timestamp rules hold across the layout: identical bits only. */
@@ -546,7 +546,7 @@ static void test_float_dup(void **state) {
   assert_int_equal(rc_histwin_append(&w, &cfg, &h), RC_EDUP);
   h.sum = -0.1;
   assert_int_equal(rc_histwin_append(&w, &cfg, &h), RC_ECONFLICT);
-  rc_histwin_free(&w);
+  rc_histwin_free(&w, NULL);
 }
 
 /*------------------------------------------------------------------------------------------
@@ -555,6 +555,9 @@ static void test_float_dup(void **state) {
 
 /* A typical latency histogram: 20 populated buckets at schema 3, ~100 requests per scrape. */
 static size_t measure(rc_window_cfg_t cfg, int minutes) {
+  rc_mem_t mem;
+  rc_mem_init(&mem, 0);
+  cfg.mem = &mem;
   g_rng = 42;
   rc_histwin_t w;
   rc_histwin_init(&w);
@@ -576,8 +579,10 @@ static size_t measure(rc_window_cfg_t cfg, int minutes) {
                         .n_pos_spans = 1, .pos_spans = &sp, .n_pos = 20, .pos_deltas = d};
     assert_int_equal(rc_histwin_append(&w, &cfg, &h), 0);
   }
-  size_t b = rc_histwin_bytes(&w);
-  rc_histwin_free(&w);
+  size_t b = (size_t)rc_mem_bytes(&mem); /* usable bytes of every block the window holds */
+  rc_histwin_free(&w, &mem);
+  assert_int_equal(rc_mem_bytes(&mem), 0);
+  assert_int_equal(rc_mem_blocks(&mem), 0);
   return b;
 }
 

@@ -74,7 +74,7 @@ static void reader(void *arg) {
 
 static void test_readers_during_writes(void **st) {
   (void)st;
-  rc_ebr_init(&g_ebr);
+  rc_ebr_init(&g_ebr, NULL);
   g_cfg = RC_WINDOW_CFG_DEFAULT;
   g_cfg.chunk_samples = 16; /* many chunks: list swaps, growth copies, expiry */
   g_cfg.ooo_tolerance_ms = 10000;
@@ -111,7 +111,7 @@ static void test_readers_during_writes(void **st) {
   assert_true(late_ok > 0);
   /* After the readers are gone, everything retired can go. */
   assert_int_equal(rc_ebr_collect(&g_ebr), 0);
-  for (int w = 0; w < NWIN; w++) rc_window_free(&g_win[w]);
+  for (int w = 0; w < NWIN; w++) rc_window_free(&g_win[w], NULL);
   rc_ebr_close(&g_ebr);
 }
 
