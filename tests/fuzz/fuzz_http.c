@@ -61,7 +61,6 @@
 #define MARK 0xFF         /* write boundary; doubled: a literal 0xFF */
 #define MAX_CUTS 16       /* boundaries past this are dropped (the bytes still go) */
 #define MAX_RESPONSE (16u << 20) /* kept for checking; the rest is read and discarded */
-#define CLIENT_RCVBUF 8192       /* the client's receive buffer (the kernel doubles it) */
 #define IO_BOUND_NS (2000ull * 1000000ull)     /* per input: write, then read to EOF */
 #define RELEASE_BOUND_NS (10000ull * 1000000ull) /* server lets go after the client closed */
 
@@ -351,11 +350,6 @@ static size_t unmark(const uint8_t *in, size_t n, char *out, size_t *cuts, size_
 static int connect_client(void) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) die("socket");
-  /* A small receive window (set before the handshake, which announces it): the server's
-   * answers then fill the socket sooner, and its queued writes (on_write, answers still
-   * queued at the client's EOF) are reached by inputs of fuzzing size. */
-  int rcvbuf = CLIENT_RCVBUF;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g.port),
                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 && errno != EINPROGRESS)
@@ -456,9 +450,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
 
   /* Write everything, a piece per mark. Answers are read only when a write would block, as
-   * a client busy sending would: the server's answers pile up meanwhile and go through its
-   * write queue. Reading then keeps the two from waiting on each other (a server that has
-   * stopped reading until its answers drain). */
+   * a client busy sending would: the server's answers pile up meanwhile. Reading then keeps
+   * the two from waiting on each other (a server that has stopped reading until its answers
+   * drain).
+   * Not reached this way: the server's own write queue (on_write) and the pause of a
+   * pipeline whose answers exceed 4 MiB. Loopback takes a megabyte or more of answers before
+   * a write would block, whatever the client's receive buffer; a seed pipelining 150 GET
+   * /metrics got there but cut the fuzzer's speed sevenfold, so these are left to the
+   * integration tests. */
   size_t off = 0, ci = 0;
   int timed_out = 0;
   while (off < len && !c.reset && !c.eof) {
@@ -646,11 +645,6 @@ static void get(seed_t *s, const char *target, const char *token) {
 
 void fuzz_seeds(fuzz_emit_fn emit) {
   seed_t s = {0};
-  /* A pipeline whose answers (/metrics, ~15 KiB each) fill the socket while the client is
-   * still sending: the server queues writes, and sees the client's EOF with answers still
-   * queued (it must finish them before closing). */
-  for (int i = 0; i < 150; i++) get(&s, "/metrics", TOKEN_VIEWER);
-  emit_seed(emit, &s);
   /* Probes without credentials, and the same with a keep-alive pipeline behind. */
   get(&s, "/-/healthy", NULL);
   emit_seed(emit, &s);
