@@ -256,9 +256,9 @@ static void setup(void) {
                      .approvals = g.approvals, .auth = g.auth, .audit = g.audit,
                      .delivery = g.delivery, .deployed = on_deployed, .deployed_ctx = g.db,
                      .ready = 1};
-  /* Small limits, so that mutations cross them: 413, 431 and too many headers are a few
-   * duplicated spans away. The timeouts never decide an input (the client sends everything
-   * at once and then EOF); they only bound a bug. */
+  /* Limits within a mutation's reach: 431 (8 KiB of headers, or 33 of them) from a seed of
+   * libFuzzer's default length, 413 from a digit of a Content-Length. The timeouts never
+   * decide an input (the client sends everything at once, then EOF); they only bound a bug. */
   rc_http_config_t hcfg = {.max_header_bytes = 8192, .max_headers = 32,
                            .max_body_bytes = 1u << 20, .max_connections = 16,
                            .header_timeout_ms = 1000, .body_timeout_ms = 1000,
