@@ -19,7 +19,7 @@
 #ifndef ROUNDS
 #define ROUNDS 3000
 #endif
-#define CORPUS_ROUNDS (ROUNDS / 30) /* a corpus has many more inputs than the seeds */
+#define CORPUS_ROUNDS (ROUNDS / 300) /* a corpus has thousands of inputs, each already new */
 #define MAX_SEEDS 64
 #define MAX_FILE (1u << 20)
 
@@ -131,6 +131,11 @@ static int cmp_names(const void *a, const void *b) {
 static int run_path(const char *path) {
   struct stat st;
   if (stat(path, &st) != 0) {
+    /* meson passes each target's corpus directory whether it has one or not. */
+    if (strstr(path, "/corpus/") != NULL) {
+      printf("replay: no corpus at %s\n", path);
+      return 0;
+    }
     fprintf(stderr, "replay: cannot open %s\n", path);
     return 2;
   }
