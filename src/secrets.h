@@ -17,7 +17,7 @@
  *                        letters or digits. Column: the URL's first character.
  *   slack-token          xoxa-, xoxb-, xoxp-, xoxr-, xoxs- and 10+ more characters of
  *                        letters, digits and dashes, at least one a digit (real tokens carry
- *                        numeric ids; "xoxb-your-token-here" does not).
+ *                        numeric ids; a placeholder such as xoxb- then "your-token-here" does not).
  *   github-token         ghp_, gho_, ghu_, ghs_, ghr_ and 36+ letters or digits; github_pat_
  *                        and 40+ letters, digits or underscores.
  *   gitlab-token         glpat- and 20+ letters, digits, '_' or '-'.
