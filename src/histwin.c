@@ -819,6 +819,15 @@ static void st_commit(hstate_t *s, int64_t ts, const rc_fhist_t *h) {
   s->n++;
 }
 
+/* The integer bucket counts of one span list: each delta-coded against the same bucket of the
+ * previous sample (vs_prev) or against the bucket before it. */
+static void dec_deltas(const uint8_t *b, uint32_t *p, double *vv, uint32_t len, int vs_prev) {
+  for (uint32_t i = 0; i < len; i++) {
+    int64_t base = vs_prev ? (int64_t)vv[i] : (i ? (int64_t)vv[i - 1] : 0);
+    vv[i] = (double)(get_sv(b, p) + base);
+  }
+}
+
 /* Decodes the next sample at *p into s (s->prev is the sample unless *stale). */
 static int dec_sample(hstate_t *s, const uint8_t *b, uint32_t *p, int64_t *ts, int *stale) {
   uint8_t f = b[(*p)++];
@@ -848,7 +857,12 @@ static int dec_sample(hstate_t *s, const uint8_t *b, uint32_t *p, int64_t *ts, i
     if (grow(s->mem, &h->pos, &h->pos_cap, h->pos_len) != 0 ||
         grow(s->mem, &h->neg, &h->neg_cap, h->neg_len) != 0 ||
         grow(s->mem, &h->custom, &h->custom_cap, h->ncustom) != 0) {
-      s->has_prev = 0; /* this decoder cannot go on; callers stop at the error */
+      /* This decoder cannot go on; callers stop at the error. The lengths go back to what
+       * the arrays hold, so that the state stays consistent whatever a caller does next. */
+      s->has_prev = 0;
+      h->pos_len = h->pos_cap < h->pos_len ? 0 : h->pos_len;
+      h->neg_len = h->neg_cap < h->neg_len ? 0 : h->neg_len;
+      h->ncustom = h->custom_cap < h->ncustom ? 0 : h->ncustom;
       return RC_ENOMEM;
     }
     for (uint32_t i = 0; i < h->ncustom; i++) h->custom[i] = get_f64(b, p);
@@ -870,14 +884,10 @@ static int dec_sample(hstate_t *s, const uint8_t *b, uint32_t *p, int64_t *ts, i
   } else {
     h->count = (double)(get_sv(b, p) + (vs_prev ? (int64_t)h->count : 0));
     h->zero_count = (double)(get_sv(b, p) + (vs_prev ? (int64_t)h->zero_count : 0));
-    for (int sign = 1; sign >= -1; sign -= 2) {
-      double *vv = sign > 0 ? h->pos : h->neg;
-      uint32_t len = sign > 0 ? h->pos_len : h->neg_len;
-      for (uint32_t i = 0; i < len; i++) {
-        int64_t base = vs_prev ? (int64_t)vv[i] : (i ? (int64_t)vv[i - 1] : 0);
-        vv[i] = (double)(get_sv(b, p) + base);
-      }
-    }
+    /* Positive buckets, then negative ones: each array with its own length (a loop over
+     * the sign with ternaries lost that pairing for gcc's analyser). */
+    dec_deltas(b, p, h->pos, h->pos_len, vs_prev);
+    dec_deltas(b, p, h->neg, h->neg_len, vs_prev);
     s->prev_int = 1;
   }
   s->has_prev = 1;
