@@ -56,7 +56,10 @@ void fuzz_seeds(fuzz_emit_fn emit) {
     rwb_int_histogram(b, 1000, 9, 1.5, 3, 4, d, 3, 3);
     if (v == 1) rwb_metadata(b, "http_requests_total");
     size_t len;
-    emit_body(emit, v, rwb_finish(b, &len), len);
+    /* Not emit_body(..., rwb_finish(b, &len), len): the order in which arguments are
+     * evaluated is unspecified, and len was read before it was set (ASan, MALLOC_PERTURB_). */
+    char *body = rwb_finish(b, &len);
+    emit_body(emit, v, body, len);
   }
   emit((const uint8_t *)"\x00\x00", 2);
 }
