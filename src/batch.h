@@ -58,6 +58,10 @@ typedef struct rc_series {
   uint32_t nlabels, metric_len, nsamples, nhistograms, nexemplars;
   uint32_t nstale;          /* samples + histograms that are staleness markers */
   uint8_t mtype;            /* RC_MTYPE_*; from v2 metadata, else unknown */
+  /* has_id: id_lo/id_hi hold rc_selindex_hash_labels(labels), remembered by the decoder's
+   * label-set cache, so that the store need not hash the labels again (rc_series_hash). */
+  uint8_t has_id;
+  uint64_t id_lo, id_hi;
 } rc_series_t;
 
 typedef struct rc_batch {

@@ -585,7 +585,8 @@ int rc_selindex_cache_decide_hashed(rc_selindex_cache_t *c, const rc_selindex_t 
     if (e->gen == 0) break;
     if (e->lo != h.lo || e->hi != h.hi) continue;
     if (RC_LIKELY(e->gen == c->gen)) {
-      e->dec |= REF_BIT;
+      /* Written only when it changes: a hit then leaves its line clean. */
+      if (!(e->dec & REF_BIT)) e->dec |= REF_BIT;
       uint32_t d = e->dec & ~REF_BIT;
       BUMP(c, hits);
       answer(c, out, dec_ids(c, d), c->decs[d].n, 1);
@@ -637,7 +638,7 @@ int rc_selindex_cache_decide_hashed(rc_selindex_cache_t *c, const rc_selindex_t 
 }
 
 void rc_selindex_cache_prefetch(const rc_selindex_cache_t *c, rc_selindex_hash_t h) {
-  __builtin_prefetch(&c->slots[home(c, h.lo)], 0, 1);
+  __builtin_prefetch(&c->slots[home(c, h.lo)], 0, 3);
 }
 
 int rc_selindex_cache_decide(rc_selindex_cache_t *c, const rc_selindex_t *idx,

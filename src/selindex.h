@@ -88,6 +88,12 @@ typedef struct rc_selindex_hash {
  * the top bits of lo, so the two stay independent. */
 rc_selindex_hash_t rc_selindex_hash_labels(const rc_label_t *labels, uint32_t n);
 
+/* A decoded series' hash: the one its decoder remembered, else computed. */
+static inline rc_selindex_hash_t rc_series_hash(const rc_series_t *s) {
+  if (s->has_id) return (rc_selindex_hash_t){.lo = s->id_lo, .hi = s->id_hi};
+  return rc_selindex_hash_labels(s->labels, s->nlabels);
+}
+
 /* ---- decision cache --------------------------------------------------------------------- */
 
 typedef enum rc_selindex_policy {

@@ -693,18 +693,24 @@ int rc_store_apply(rc_store_t *s, const rc_batch_t *b) {
     return 0;
   }
   int64_t limit = ahead_limit(s);
-  /* Hash the series a group at a time and prefetch their cache slots before deciding, so
-   * that the cache misses of a large decision table overlap instead of queueing up. */
-  enum { GROUP = 16 };
-  rc_selindex_hash_t hs[GROUP];
-  for (uint32_t k = 0; rc == 0 && k < b->nseries; k++) {
-    if (k % GROUP == 0) {
-      for (uint32_t j = k; j < b->nseries && j < k + GROUP; j++) {
-        hs[j - k] = rc_selindex_hash_labels(b->series[j].labels, b->series[j].nlabels);
-        rc_selindex_cache_prefetch(s->cache, hs[j - k]);
-      }
+  /* Hash the series AHEAD in front of the one being decided and prefetch their cache slots,
+   * so that the cache misses of a large decision table overlap instead of queueing up (a
+   * group-at-a-time version left the first series of every group waiting on its miss). */
+  enum { AHEAD = 8 };
+  rc_selindex_hash_t hs[AHEAD];
+  uint32_t n = b->nseries;
+  for (uint32_t j = 0; j < n && j < AHEAD; j++) {
+    hs[j] = rc_series_hash(&b->series[j]);
+    rc_selindex_cache_prefetch(s->cache, hs[j]);
+  }
+  for (uint32_t k = 0; rc == 0 && k < n; k++) {
+    rc_selindex_hash_t h = hs[k % AHEAD];
+    if (k + AHEAD < n) {
+      const rc_series_t *nx = &b->series[k + AHEAD];
+      hs[k % AHEAD] = rc_series_hash(nx);
+      rc_selindex_cache_prefetch(s->cache, hs[k % AHEAD]);
     }
-    rc = apply_series(s, &b->series[k], hs[k % GROUP], limit, &t);
+    rc = apply_series(s, &b->series[k], h, limit, &t);
   }
   apply_end(s, &t);
   return rc;

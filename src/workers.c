@@ -274,7 +274,7 @@ static int route(rc_worker_t *w, shared_t *sh, job_t *own) {
   if (hs == NULL || shard == NULL || parts == NULL) return RC_ENOMEM;
   memset(w->count, 0, W * sizeof(*w->count));
   for (uint32_t k = 0; k < n; k++) {
-    rc_selindex_hash_t h = rc_selindex_hash_labels(b->series[k].labels, b->series[k].nlabels);
+    rc_selindex_hash_t h = rc_series_hash(&b->series[k]);
     shard[k] = rc_workers_shard_of(ws, h);
     w->count[shard[k]]++;
     hs[k] = h;

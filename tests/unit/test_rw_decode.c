@@ -14,6 +14,7 @@
 
 #include "rw_decode.h"
 #include "rwbuild.h"
+#include "selindex.h"
 
 /* Every test runs twice: with the zero-copy wire reader and with the protobuf-c reference. */
 static int g_reference;
@@ -505,6 +506,58 @@ static void test_repeated_decodes(void **st) {
   free(body);
 }
 
+/* More label sets than the label-set cache has ways (2 x 2^16), decoded again and again by
+ * one decoder: whatever the cache keeps or evicts, every series comes out with its own labels
+ * and samples, and the identity handed to the store (has_id) is the hash of those labels. */
+static void test_cache_identity(void **st) {
+  (void)st;
+  enum { PER_REQ = 2000, NREQ = 80 }; /* 160k label sets */
+  char *bodies[NREQ];
+  size_t lens[NREQ];
+  for (int q = 0; q < NREQ; q++) {
+    rwb_t *b = rwb_new(1);
+    for (int i = 0; i < PER_REQ; i++) {
+      char spec[96];
+      snprintf(spec, sizeof(spec), "__name__=m,instance=i%d,job=j%d", i, q);
+      rwb_series(b, spec);
+      rwb_sample(b, q * PER_REQ + i, 1000);
+    }
+    bodies[q] = rwb_finish(b, &lens[q]);
+  }
+  rc_rw_decoder_t d;
+  rc_rw_limits_t l = limits();
+  rc_rw_decoder_init(&d, &l);
+  uint64_t with_id = 0;
+  for (int round = 0; round < 3; round++) {
+    for (int q = 0; q < NREQ; q++) {
+      rc_batch_t *bt;
+      rc_rw_result_t r;
+      assert_int_equal(rc_rw_decode(&d, 1, bodies[q], lens[q], &bt, &r), 0);
+      assert_int_equal(bt->nseries, PER_REQ);
+      for (uint32_t i = 0; i < bt->nseries; i++) {
+        const rc_series_t *x = &bt->series[i];
+        char inst[32], job[32];
+        int ni = snprintf(inst, sizeof(inst), "i%u", i), nj = snprintf(job, sizeof(job), "j%d", q);
+        assert_int_equal(x->nlabels, 3);
+        assert_int_equal(x->labels[1].value_len, ni);
+        assert_memory_equal(x->labels[1].value, inst, ni);
+        assert_int_equal(x->labels[2].value_len, nj);
+        assert_memory_equal(x->labels[2].value, job, nj);
+        assert_int_equal(x->nsamples, 1);
+        assert_true(x->samples[0].value == (double)(q * PER_REQ + (int)i));
+        rc_selindex_hash_t h = rc_series_hash(x), want = rc_selindex_hash_labels(x->labels, 3);
+        assert_true(h.lo == want.lo && h.hi == want.hi);
+        with_id += x->has_id;
+      }
+      rc_batch_free(bt);
+    }
+  }
+  /* The wire decoder remembers identities; the reference (protobuf-c) decoder has no cache. */
+  if (!g_reference) assert_int_equal(with_id, 3ull * NREQ * PER_REQ);
+  rc_rw_decoder_close(&d);
+  for (int q = 0; q < NREQ; q++) free(bodies[q]);
+}
+
 #define BOTH(t) cmocka_unit_test_setup(t, use_wire), cmocka_unit_test_setup(t, use_pbc)
 
 int main(void) {
@@ -521,6 +574,7 @@ int main(void) {
       BOTH(test_legacy_names),
       BOTH(test_reason_bounded),
       BOTH(test_repeated_decodes),
+      BOTH(test_cache_identity),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
