@@ -67,12 +67,16 @@ struct rc_actions {
  *----------------------------------------------------------------------------------------*/
 
 /* 32 hex digits of SHA-256 over the fields, NUL-separated: the same firing of the same deploy
- * gives the same key here and in any replica. */
+ * gives the same key here and in any replica. salt (NULL: none) keeps events that roll
+ * nothing back (dry run, notify) from taking the key of the deploy's one rollback: with
+ * the plain key, a dry_run trigger that fired first made the real trigger's rollback of the
+ * same deploy an ignored duplicate (found by `ripcord test`, issue 9). */
 static void idempotency_key(const firing_t *f, const rc_deploy_t *cur, const rc_deploy_t *prev,
-                            char out[33]) {
-  char buf[4 * RC_DEPLOY_FIELD_MAX + 64];
-  int n = snprintf(buf, sizeof(buf), "%s%c%s%c%lld%c%s%c%s", f->service, 0, f->environment, 0,
-                   (long long)cur->id, 0, cur->version, 0, prev->version);
+                            const char *salt, char out[33]) {
+  char buf[4 * RC_DEPLOY_FIELD_MAX + 96];
+  int n = snprintf(buf, sizeof(buf), "%s%c%s%c%lld%c%s%c%s%s%s", f->service, 0, f->environment,
+                   0, (long long)cur->id, 0, cur->version, 0, prev->version, salt ? "\n" : "",
+                   salt ? salt : "");
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int mdlen = 0;
   EVP_Digest(buf, (size_t)(n < (int)sizeof(buf) ? n : (int)sizeof(buf) - 1), md, &mdlen,
@@ -270,7 +274,8 @@ static int record(rc_actions_t *a, const firing_t *f, int status, rec_args_t *x)
     json_t *plan = plan_outbox(a, x->requester ? NULL : f);
     if (status == ST_NEEDS_APPROVAL) {
       json_t *deps = deployers_of(a, cur);
-      rc = a->approvals == NULL ? -1
+      /* Without a gate (actions.h) the event is recorded and never sent. */
+      rc = a->approvals == NULL ? 0
                                 : rc_approvals_open(a->approvals, event_id, x->gate, x->requester,
                                                     deps, x->why, plan, f->at_ms);
       json_decref(deps);
@@ -480,11 +485,12 @@ static void decide(rc_actions_t *a, const firing_t *f, const char *requester, co
   }
   char key[33];
   if (have_cur && have_prev) {
-    idempotency_key(f, &cur, &prev, key);
+    int acts = !(status == ST_DRY_RUN || status == ST_NOTIFY);
+    idempotency_key(f, &cur, &prev, acts ? NULL : status_names[status], key);
   } else { /* nothing to roll back: one record per target and minute is plenty */
     rc_deploy_t none = {.id = f->at_ms / 60000};
     snprintf(none.version, sizeof(none.version), "%s", status_names[status]);
-    idempotency_key(f, have_cur ? &cur : &none, &none, key);
+    idempotency_key(f, have_cur ? &cur : &none, &none, NULL, key);
   }
   json_t *doc = json_pack(
       "{s:s,s:s,s:s,s:s,s:s,s:s,s:{s:s,s:s,s:o},s:{s:s,s:s},s:{s:s,s:s,s:f,s:s,s:f,s:I},"
