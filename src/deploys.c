@@ -471,3 +471,10 @@ int rc_deploys_handle(rc_db_t *db, rc_audit_t *audit, const rc_http_request_t *r
   }
   return 1;
 }
+
+int rc_deploys_start_of(void *db, const char *service, const char *environment, int64_t *start) {
+  rc_deploy_t dep;
+  if (rc_deploys_current(db, service, environment, &dep) != 0) return -1;
+  *start = dep.started_at_ms;
+  return 0;
+}

@@ -50,6 +50,9 @@ int rc_deploys_current(rc_db_t *db, const char *service, const char *environment
                        rc_deploy_t *out);
 int rc_deploys_previous(rc_db_t *db, const char *service, const char *environment,
                         rc_deploy_t *out);
+/* The start (ms) of the current deploy of a target: the engine's deploy-aware windows
+ * (engine.h rc_engine_deploy_fn; ctx is the rc_db_t). 0, or -1 when none is recorded. */
+int rc_deploys_start_of(void *db, const char *service, const char *environment, int64_t *start);
 /* Marks deploy id as rolled back (it will never be "previous" again). 0, RC_ENOENT, RC_EIO. */
 int rc_deploys_mark_rolled_back(rc_db_t *db, int64_t id);
 

@@ -34,6 +34,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "rules.h"
+#include "ruletest.h"
 #include "secrets.h"
 #include "selector.h"
 #include "selindex.h"
@@ -235,17 +236,10 @@ static int make_dirs(const char *path, rc_err_t *err) {
 static void gate_begin(void *ctx) { rc_workers_read_begin(ctx); }
 static void gate_end(void *ctx) { rc_workers_read_end(ctx); }
 
-/* The current deploy's start for the engine's deploy-aware windows. */
-static int deploy_start(void *ctx, const char *service, const char *environment, int64_t *start) {
-  rc_deploy_t dep;
-  if (rc_deploys_current(ctx, service, environment, &dep) != 0) return -1;
-  *start = dep.started_at_ms;
-  return 0;
-}
 
 static void on_deployed(void *ctx) {
   daemon_t *d = ctx;
-  rc_engine_refresh_deploys(d->engine, deploy_start, d->db);
+  rc_engine_refresh_deploys(d->engine, rc_deploys_start_of, d->db);
 }
 
 static int swap_index(void *ctx, const rc_selindex_t *idx) {
@@ -300,7 +294,7 @@ static int reload_rules(daemon_t *d, const char *actor, char *why, size_t cap) {
                         &d->ingest.workers, &err);
   rc_ruleset_free(&rules);
   if (rc != 0) snprintf(why, cap, "%s", err.msg);
-  else rc_engine_refresh_deploys(d->engine, deploy_start, d->db);
+  else rc_engine_refresh_deploys(d->engine, rc_deploys_start_of, d->db);
   audit_reload(d, actor, rc == 0 ? "rules.reloaded" : "rules.reload_failed", files,
                rc == 0 ? NULL : why);
   json_decref(files);
@@ -561,7 +555,7 @@ static int serve(const rc_options_t *o) {
     uint32_t ns = rc_workers_count(&d.ingest.workers);
     for (uint32_t i = 0; i < ns; i++) shards[i] = rc_workers_store(&d.ingest.workers, i);
     rc_engine_set_gate(d.engine, gate_begin, gate_end, &d.ingest.workers);
-    rc_engine_refresh_deploys(d.engine, deploy_start, d.db);
+    rc_engine_refresh_deploys(d.engine, rc_deploys_start_of, d.db);
     irc = rc_engine_start(d.engine, shards, ns, &err);
   }
   if (irc != 0) {
@@ -624,6 +618,7 @@ static int serve(const rc_options_t *o) {
 
 int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "check") == 0) return rc_check_main(argc - 1, argv + 1);
+  if (argc >= 2 && strcmp(argv[1], "test") == 0) return rc_ruletest_main(argc - 1, argv + 1);
   if (argc >= 2 && strcmp(argv[1], "previous-version") == 0)
     return rc_prevcli_main(argc - 1, argv + 1);
   if (argc >= 2 && strcmp(argv[1], "audit") == 0) return rc_audit_cli_main(argc - 1, argv + 1);

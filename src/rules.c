@@ -210,6 +210,11 @@ __attribute__((format(printf, 3, 4))) static void warn_node(ld_t *l, const yaml_
   va_end(ap);
 }
 
+int rc_diags_add(rc_diags_t *d, rc_diag_level_t level, const char *file, int line, int col,
+                 const char *msg) {
+  return diag_add(d, level, file, line, col, msg);
+}
+
 void rc_diags_free(rc_diags_t *d) {
   for (uint32_t i = 0; i < d->n; i++) {
     free(d->v[i].file);

@@ -116,6 +116,10 @@ int rc_rules_load_buffer(const char *name, const char *text, size_t len,
                          const rc_rules_cfg_t *cfg, rc_ruleset_t *set, rc_diags_t *d);
 void rc_ruleset_free(rc_ruleset_t *set);
 void rc_diags_free(rc_diags_t *d);
+/* Appends one diagnostic (other loaders that report as file:line:col, e.g. ruletest.c).
+ * Returns 0 or RC_ENOMEM. */
+int rc_diags_add(rc_diags_t *d, rc_diag_level_t level, const char *file, int line, int col,
+                 const char *msg);
 /* "file:line:col: error: msg" per diagnostic. */
 void rc_diags_print(const rc_diags_t *d, FILE *f);
 

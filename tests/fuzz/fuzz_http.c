@@ -112,14 +112,8 @@ static const char rule_yaml[] =
 static void gate_begin(void *ctx) { rc_workers_read_begin(ctx); }
 static void gate_end(void *ctx) { rc_workers_read_end(ctx); }
 
-static int deploy_start(void *ctx, const char *service, const char *environment, int64_t *start) {
-  rc_deploy_t dep;
-  if (rc_deploys_current(ctx, service, environment, &dep) != 0) return -1;
-  *start = dep.started_at_ms;
-  return 0;
-}
 
-static void on_deployed(void *ctx) { rc_engine_refresh_deploys(g.engine, deploy_start, ctx); }
+static void on_deployed(void *ctx) { rc_engine_refresh_deploys(g.engine, rc_deploys_start_of, ctx); }
 
 static void audit_hook(void *ctx, int64_t at_ms, const char *actor, const char *action,
                        const char *subject, const json_t *detail) {
@@ -249,7 +243,7 @@ static void setup(void) {
   uint32_t ns = rc_workers_count(&g.ingest.workers);
   for (uint32_t i = 0; i < ns; i++) shards[i] = rc_workers_store(&g.ingest.workers, i);
   rc_engine_set_gate(g.engine, gate_begin, gate_end, &g.ingest.workers);
-  rc_engine_refresh_deploys(g.engine, deploy_start, g.db);
+  rc_engine_refresh_deploys(g.engine, rc_deploys_start_of, g.db);
   if (rc_engine_start(g.engine, shards, ns, &err) != 0) die(err.msg);
 
   g.api = (rc_api_t){.ingest = &g.ingest, .engine = g.engine, .db = g.db, .actions = g.actions,
