@@ -747,51 +747,6 @@ int rc_audit_handle(rc_audit_t *a, const rc_http_request_t *req, rc_http_respons
  * `ripcord audit verify|export`
  *----------------------------------------------------------------------------------------*/
 
-static int digits_at(const char *s, int n, int *v) {
-  *v = 0;
-  for (int i = 0; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9') return -1;
-    *v = *v * 10 + (s[i] - '0');
-  }
-  return 0;
-}
-
-/* RFC 3339 with a zone: 2026-11-27T10:00:00Z, ...T10:00:00.5+01:00. Fractions keep ms. */
-static int parse_rfc3339(const char *s, int64_t *out) {
-  int Y, M, D, h, m, sec, ms = 0, off = 0;
-  if (strlen(s) < 20 || digits_at(s, 4, &Y) || s[4] != '-' || digits_at(s + 5, 2, &M) ||
-      s[7] != '-' || digits_at(s + 8, 2, &D) || (s[10] != 'T' && s[10] != 't') ||
-      digits_at(s + 11, 2, &h) || s[13] != ':' || digits_at(s + 14, 2, &m) || s[16] != ':' ||
-      digits_at(s + 17, 2, &sec))
-    return -1;
-  const char *p = s + 19;
-  if (*p == '.') {
-    int k = 0;
-    for (p++; *p >= '0' && *p <= '9'; p++, k++)
-      if (k < 3) ms = ms * 10 + (*p - '0');
-    if (k == 0) return -1;
-    for (; k < 3; k++) ms *= 10;
-  }
-  if (*p == 'Z' || *p == 'z') {
-    p++;
-  } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
-    int oh, om;
-    if (digits_at(p + 1, 2, &oh) || digits_at(p + 4, 2, &om) || oh > 23 || om > 59) return -1;
-    off = (oh * 60 + om) * (*p == '-' ? -1 : 1);
-    p += 6;
-  } else {
-    return -1;
-  }
-  if (*p != 0 || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60) return -1;
-  struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h,
-                  .tm_min = m, .tm_sec = sec};
-  time_t t = timegm(&tm);
-  /* timegm normalises 31 November to 1 December: refuse a date that moved. */
-  if (t == (time_t)-1 || tm.tm_mday != D || tm.tm_mon != M - 1) return -1;
-  *out = ((int64_t)t - (int64_t)off * 60) * 1000 + ms;
-  return 0;
-}
-
 int rc_audit_parse_since(const char *s, int64_t now_ms, int64_t *out, rc_err_t *err) {
   static const char what[] = "--since must be RFC 3339 with a zone (2026-11-27T10:00:00Z), "
                              "milliseconds since the epoch, or a duration back from now (24h)";
@@ -803,7 +758,7 @@ int rc_audit_parse_since(const char *s, int64_t now_ms, int64_t *out, rc_err_t *
     *out = strtoll(s, NULL, 10);
     return 0;
   }
-  if (d == 4 && s[4] == '-') return parse_rfc3339(s, out) == 0 ? 0 : rc_err_set(err, RC_EINVAL, what);
+  if (d == 4 && s[4] == '-') return rc_parse_rfc3339(s, out) == 0 ? 0 : rc_err_set(err, RC_EINVAL, what);
   uint64_t back;
   if (rc_parse_duration_ms(s, &back) != 0 || back > (uint64_t)INT64_MAX / 2)
     return rc_err_set(err, RC_EINVAL, what);

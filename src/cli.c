@@ -297,3 +297,48 @@ int rc_cli_parse(int argc, char **argv, rc_options_t *o, rc_err_t *err) {
     return rc_err_set(err, RC_EINVAL, "--ingest.max-decoded-size too small");
   return 0;
 }
+
+static int digits_at(const char *s, int n, int *v) {
+  *v = 0;
+  for (int i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9') return -1;
+    *v = *v * 10 + (s[i] - '0');
+  }
+  return 0;
+}
+
+/* Moved from audit.c (deploys.c had a second one): see cli.h. */
+int rc_parse_rfc3339(const char *s, int64_t *out) {
+  int Y, M, D, h, m, sec, ms = 0, off = 0;
+  if (strlen(s) < 20 || digits_at(s, 4, &Y) || s[4] != '-' || digits_at(s + 5, 2, &M) ||
+      s[7] != '-' || digits_at(s + 8, 2, &D) || (s[10] != 'T' && s[10] != 't') ||
+      digits_at(s + 11, 2, &h) || s[13] != ':' || digits_at(s + 14, 2, &m) || s[16] != ':' ||
+      digits_at(s + 17, 2, &sec))
+    return -1;
+  const char *p = s + 19;
+  if (*p == '.') {
+    int k = 0;
+    for (p++; *p >= '0' && *p <= '9'; p++, k++)
+      if (k < 3) ms = ms * 10 + (*p - '0');
+    if (k == 0) return -1;
+    for (; k < 3; k++) ms *= 10;
+  }
+  if (*p == 'Z' || *p == 'z') {
+    p++;
+  } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
+    int oh, om;
+    if (digits_at(p + 1, 2, &oh) || digits_at(p + 4, 2, &om) || oh > 23 || om > 59) return -1;
+    off = (oh * 60 + om) * (*p == '-' ? -1 : 1);
+    p += 6;
+  } else {
+    return -1;
+  }
+  if (*p != 0 || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60) return -1;
+  struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h,
+                  .tm_min = m, .tm_sec = sec};
+  time_t t = timegm(&tm);
+  /* timegm normalises 31 November to 1 December: refuse a date that moved. */
+  if (t == (time_t)-1 || tm.tm_mday != D || tm.tm_mon != M - 1) return -1;
+  *out = ((int64_t)t - (int64_t)off * 60) * 1000 + ms;
+  return 0;
+}

@@ -47,6 +47,10 @@ void rc_cli_usage(FILE *f);
 
 /* "1h30m" -> ms. Returns 0 or RC_EINVAL. Units: ms s m h d w y, in decreasing order. */
 int rc_parse_duration_ms(const char *s, uint64_t *out);
+/* RFC 3339 with a zone (2026-11-27T10:00:00Z, ...T10:00:00.5+01:00; fractions keep ms) ->
+ * ms since the epoch. A time without a zone, or a date that does not exist, is refused.
+ * Returns 0 or -1. */
+int rc_parse_rfc3339(const char *s, int64_t *out_ms);
 /* "32MiB" -> bytes. Units: B KB MB GB (10^3) KiB MiB GiB (2^10); none = bytes. */
 int rc_parse_size(const char *s, uint64_t *out);
 

@@ -9,47 +9,19 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "log.h"
 
 #define MAX_MIGRATIONS 1000
 
-/* Accepts "2026-11-27T03:00:00Z" / "...+01:00" / fractional seconds, or an integer of ms. */
+/* Accepts RFC 3339 with a zone (rc_parse_rfc3339), or a positive integer of ms. */
 static int parse_time(json_t *v, int64_t *ms) {
   if (json_is_integer(v)) {
     *ms = (int64_t)json_integer_value(v);
     return *ms > 0 ? 0 : -1;
   }
   if (!json_is_string(v)) return -1;
-  const char *s = json_string_value(v);
-  struct tm tm = {0};
-  int frac_ms = 0, off_min = 0;
-  const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-  if (p == NULL) return -1;
-  if (*p == '.') { /* fraction: milliseconds kept, the rest ignored */
-    int digits = 0;
-    for (p++; *p >= '0' && *p <= '9'; p++, digits++)
-      if (digits < 3) frac_ms = frac_ms * 10 + (*p - '0');
-    if (digits == 0) return -1;
-    for (; digits < 3; digits++) frac_ms *= 10;
-  }
-  if (*p == 'Z' || *p == 'z') {
-    p++;
-  } else if (*p == '+' || *p == '-') {
-    /* +HH:MM exactly (RFC 3339). */
-    for (int i = 1; i <= 5; i++)
-      if (i == 3 ? p[i] != ':' : (p[i] < '0' || p[i] > '9')) return -1;
-    int hh = (p[1] - '0') * 10 + (p[2] - '0'), mm = (p[4] - '0') * 10 + (p[5] - '0');
-    if (hh > 23 || mm > 59) return -1;
-    off_min = (hh * 60 + mm) * (*p == '-' ? -1 : 1);
-    p += 6;
-  } else {
-    return -1; /* a time without a zone is ambiguous: refuse it */
-  }
-  if (*p != 0) return -1;
-  time_t t = timegm(&tm);
-  if (t == (time_t)-1) return -1;
-  *ms = ((int64_t)t - off_min * 60) * 1000 + frac_ms;
-  return 0;
+  return rc_parse_rfc3339(json_string_value(v), ms);
 }
 
 /* A required or optional short string field. */
