@@ -35,6 +35,7 @@
 #include "log.h"
 #include "rules.h"
 #include "ruletest.h"
+#include "backtest.h"
 #include "secrets.h"
 #include "selector.h"
 #include "selindex.h"
@@ -619,6 +620,7 @@ static int serve(const rc_options_t *o) {
 int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "check") == 0) return rc_check_main(argc - 1, argv + 1);
   if (argc >= 2 && strcmp(argv[1], "test") == 0) return rc_ruletest_main(argc - 1, argv + 1);
+  if (argc >= 2 && strcmp(argv[1], "backtest") == 0) return rc_backtest_main(argc - 1, argv + 1);
   if (argc >= 2 && strcmp(argv[1], "previous-version") == 0)
     return rc_prevcli_main(argc - 1, argv + 1);
   if (argc >= 2 && strcmp(argv[1], "audit") == 0) return rc_audit_cli_main(argc - 1, argv + 1);

@@ -3,12 +3,14 @@
 #include "replay.h"
 
 #include <dirent.h>
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
 #include "actions.h"
+#include "config.h"
 #include "approvals.h"
 #include "db.h"
 #include "delivery.h"
@@ -292,4 +294,44 @@ void rc_replay_selectors(const rc_replay_t *r, const rc_selector_t *const **out,
 
 void rc_replay_store_stats(const rc_replay_t *r, rc_store_stats_t *out) {
   rc_store_stats(r->store, out);
+}
+
+/* path relative to the directory of base (unless absolute, or base is NULL). */
+static void rel_path(const char *base, const char *path, char *out, size_t cap) {
+  const char *slash = base ? strrchr(base, '/') : NULL;
+  if (path[0] == '/' || slash == NULL) snprintf(out, cap, "%s", path);
+  else snprintf(out, cap, "%.*s/%s", (int)(slash - base), base, path);
+}
+
+int rc_replay_load_rules(const char *base, const char *config_file, const char *const *files,
+                         uint32_t nfiles, rc_config_t *cfg, rc_ruleset_t *set, rc_diags_t *d,
+                         rc_err_t *err) {
+  rc_rules_cfg_t rcfg = {0};
+  int have_cfg = 0;
+  if (config_file != NULL) {
+    char cp[4096];
+    rel_path(base, config_file, cp, sizeof(cp));
+    if (rc_config_load(cp, cfg, err) != 0) return RC_EPARSE;
+    have_cfg = 1;
+    if (rc_config_rules(cfg, &rcfg, err) != 0) return RC_EPARSE;
+  }
+  int rc = 0;
+  for (uint32_t i = 0; rc == 0 && i < nfiles; i++) {
+    char pat[4096];
+    rel_path(base, files[i], pat, sizeof(pat));
+    glob_t gl;
+    memset(&gl, 0, sizeof(gl));
+    /* GLOB_NOCHECK: a name that matches nothing is loaded as given, and its loader says the
+     * file cannot be read. */
+    if (glob(pat, GLOB_NOCHECK, NULL, &gl) != 0) {
+      rc = rc_err_set(err, RC_EIO, "rule files: cannot expand %s", pat);
+      break;
+    }
+    for (size_t k = 0; k < gl.gl_pathc; k++)
+      if (rc_rules_load_file(gl.gl_pathv[k], have_cfg ? &rcfg : NULL, set, d) == RC_ENOMEM)
+        rc = rc_err_set(err, RC_ENOMEM, "out of memory");
+    globfree(&gl);
+  }
+  if (rc == 0 && d->errors) rc = rc_err_set(err, RC_EPARSE, "the rule files have errors");
+  return rc;
 }

@@ -106,4 +106,14 @@ void rc_replay_store_stats(const rc_replay_t *r, rc_store_stats_t *out);
 
 const char *rc_trigger_state_name(rc_trigger_state_t s);
 
+/* Loads rule files (globs; relative to the directory of base, NULL: the working directory)
+ * with the rules: settings of config_file (NULL: none; also relative to base), as `serve`
+ * does. *cfg stays loaded (rc_config_free): a replay borrows its approvals: entries.
+ * Diagnostics (file:line:col) go to d. 0, or an error with a reason (RC_EPARSE when a file
+ * has errors). */
+struct rc_config;
+int rc_replay_load_rules(const char *base, const char *config_file, const char *const *files,
+                         uint32_t nfiles, struct rc_config *cfg, rc_ruleset_t *set, rc_diags_t *d,
+                         rc_err_t *err);
+
 #endif

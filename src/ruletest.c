@@ -5,7 +5,6 @@
 #include "ruletest.h"
 
 #include <errno.h>
-#include <glob.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
@@ -1158,49 +1157,6 @@ static char *read_all(const char *path, size_t *len, rc_err_t *err) {
   return b;
 }
 
-/* path relative to the directory of base (unless absolute). */
-static void rel_path(const char *base, const char *path, char *out, size_t cap) {
-  const char *slash = strrchr(base, '/');
-  if (path[0] == '/' || slash == NULL) snprintf(out, cap, "%s", path);
-  else snprintf(out, cap, "%.*s/%s", (int)(slash - base), base, path);
-}
-
-/* Loads the suite's rule files (globs) with the config's rules: settings. Diagnostics in d.
- * *cfg (the config_file, or empty) stays loaded for the caller: the replay borrows its
- * approvals: entries. */
-static int load_rules(const char *file, const rc_ruletest_suite_t *s, rc_config_t *cfg,
-                      rc_ruleset_t *set, rc_diags_t *d, rc_err_t *err) {
-  rc_rules_cfg_t rcfg = {0};
-  int have_cfg = 0;
-  if (s->config_file != NULL) {
-    char cp[4096];
-    rel_path(file, s->config_file, cp, sizeof(cp));
-    if (rc_config_load(cp, cfg, err) != 0) return RC_EPARSE;
-    have_cfg = 1;
-    if (rc_config_rules(cfg, &rcfg, err) != 0) return RC_EPARSE;
-  }
-  int rc = 0;
-  for (uint32_t i = 0; rc == 0 && i < s->nrule_files; i++) {
-    char pat[4096];
-    rel_path(file, s->rule_files[i], pat, sizeof(pat));
-    glob_t gl;
-    memset(&gl, 0, sizeof(gl));
-    /* GLOB_NOCHECK: a name that matches nothing is loaded as given, and its loader says the
-     * file cannot be read. */
-    if (glob(pat, GLOB_NOCHECK, NULL, &gl) != 0) {
-      rc = rc_err_set(err, RC_EIO, "%s:%d: rule_files: cannot expand %s", file,
-                      s->rule_files_line, pat);
-      break;
-    }
-    for (size_t k = 0; k < gl.gl_pathc; k++)
-      if (rc_rules_load_file(gl.gl_pathv[k], have_cfg ? &rcfg : NULL, set, d) == RC_ENOMEM)
-        rc = rc_err_set(err, RC_ENOMEM, "out of memory");
-    globfree(&gl);
-  }
-  if (rc == 0 && d->errors) rc = rc_err_set(err, RC_EPARSE, "the rule files have errors");
-  return rc;
-}
-
 /* One test file: 0 all passed, 1 some failed, 2 the file could not be run. */
 static int run_file(const char *file, rc_compat_t compat, int verbose, int *passed, int *failed) {
   rc_err_t err = {0};
@@ -1226,7 +1182,8 @@ static int run_file(const char *file, rc_compat_t compat, int verbose, int *pass
     rc_ruleset_t rules = {0};
     rc_diags_t rd = {0};
     rc_config_t cfg = {0};
-    if (load_rules(file, s, &cfg, &rules, &rd, &err) != 0) {
+    if (rc_replay_load_rules(file, s->config_file, (const char *const *)s->rule_files,
+                             s->nrule_files, &cfg, &rules, &rd, &err) != 0) {
       rc_diags_print(&rd, stderr);
       fprintf(stderr, "%s: %s\n", file, err.msg);
       rc_diags_free(&rd);

@@ -1,11 +1,13 @@
-/* fuzz_ruletest.c: `ripcord test`'s parsers on arbitrary bytes — the test file
- * (rc_ruletest_parse: YAML, schema, series selectors, deploy JSON) and promtool's expanding
- * notation (rc_ruletest_parse_values, with a small limit so that counts hit it). Nothing may
- * crash or leak; an expansion that succeeds must respect the limit. */
+/* fuzz_ruletest.c: the parsers of the rules-repo commands on arbitrary bytes — `ripcord
+ * test`'s file (rc_ruletest_parse: YAML, schema, series selectors, deploy JSON), promtool's
+ * expanding notation (rc_ruletest_parse_values, with a small limit so that counts hit it) and
+ * `ripcord backtest`'s --from/--to (rc_backtest_parse_time). Nothing may crash or leak; an
+ * expansion that succeeds must respect the limit. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "fuzz.h"
+#include "backtest.h"
 #include "ruletest.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -20,6 +22,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (rc_ruletest_parse_values((const char *)data, size, 4096, &v, &n, &err) == 0 && n > 4096)
     abort();
   free(v);
+  if (size < 64) {
+    char t[64];
+    memcpy(t, data, size);
+    t[size] = '\0';
+    int64_t ms = 0;
+    rc_backtest_parse_time(t, INT64_C(1764234000000), &ms, &err);
+  }
   return 0;
 }
 
