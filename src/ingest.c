@@ -92,15 +92,19 @@ int rc_ingest_init(rc_ingest_t *ing, const rc_ingest_config_t *cfg, const rc_sto
   int rc = rc_tally_init(&ing->tally, cfg->tally_max_names ? cfg->tally_max_names : 10000);
   if (rc != 0) return rc_err_set(err, rc, "tally: %s", rc_strerror(rc));
   uint32_t nw = cfg->workers;
+  int inline_mode = 0;
   if (nw == 0) { /* default: one per core */
     unsigned int cores = uv_available_parallelism();
     nw = cores < 1 ? 1 : cores > RC_WORKERS_MAX ? RC_WORKERS_MAX : cores;
+    /* Confined to one core: decode and apply on the loop thread (workers.h, inline mode). */
+    inline_mode = cores <= 1 && loop != NULL;
   }
   ing->cfg.workers = nw;
   rc_workers_cfg_t wc = {.nworkers = nw, .max_inflight = cfg->queue_capacity,
                          .limits = cfg->limits, .store = *store, .idx = idx,
                          .tally = &ing->tally, .loop = loop, .done_cb = on_done, .ctx = ing,
-                         .applied_cb = cfg->applied_cb, .applied_ctx = cfg->applied_ctx};
+                         .applied_cb = cfg->applied_cb, .applied_ctx = cfg->applied_ctx,
+                         .inline_mode = inline_mode};
   wc.store.readers = 1; /* the rule evaluator and status pages read from other threads */
   rc = rc_workers_init(&ing->workers, &wc, err);
   if (rc != 0) {

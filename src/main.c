@@ -567,8 +567,9 @@ static int serve(const rc_options_t *o) {
     return 1;
   }
   rc_log(RC_LOG_INFO, "series store ready",
-         "selectors=%zu max_series=%u retention_ms=%lld workers=%u", d.nselectors,
-         o->store.max_series, (long long)o->store.window.retention_ms, d.ingest.cfg.workers);
+         "selectors=%zu max_series=%u retention_ms=%lld workers=%u inline=%d", d.nselectors,
+         o->store.max_series, (long long)o->store.window.retention_ms, d.ingest.cfg.workers,
+         d.ingest.workers.cfg.inline_mode);
   d.api.ingest = &d.ingest;
   d.api.engine = d.engine;
   d.api.db = d.db;

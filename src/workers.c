@@ -206,6 +206,10 @@ void rc_workers_read_begin(rc_workers_t *ws) {
 
 void rc_workers_read_end(rc_workers_t *ws) {
   if (atomic_fetch_sub(&ws->readers, 1) != 1) return;
+  if (ws->cfg.inline_mode) {
+    if (atomic_load(&ws->held_waiting) && ws->held_async_on) uv_async_send(&ws->held_async);
+    return;
+  }
   /* Every worker, running or not: waking a stopped one is harmless (its semaphore lives
    * until rc_workers_close, after every reader has stopped), and `started` is not ours. */
   for (uint32_t i = 0; i < ws->cfg.nworkers; i++) wake(&ws->w[i]);
@@ -364,7 +368,10 @@ static void do_decode(rc_worker_t *w, job_t *j) {
     return;
   }
   if (gate_try_enter(ws)) start_batch(w, b, token, &res);
-  else w->held = (deferred_t){.b = b, .token = token, .res = res}; /* a reader is reading */
+  else {
+    w->held = (deferred_t){.b = b, .token = token, .res = res}; /* a reader is reading */
+    if (ws->cfg.inline_mode) ws->inline_held++;
+  }
 }
 
 static void worker_main(void *arg) {
@@ -414,6 +421,29 @@ static void worker_main(void *arg) {
   }
 }
 
+/* Inline mode, on the loop thread: the held batch once the gate opens, then every decode
+ * queued behind it, in order. Returns with the queue empty, or with a batch still held (a
+ * reader is reading: its read_end wakes held_async, which calls this again). */
+static void inline_run(rc_workers_t *ws) {
+  rc_worker_t *w = &ws->w[0];
+  for (;;) {
+    if (w->held.b != NULL) {
+      atomic_store(&ws->held_waiting, 1);
+      if (!gate_try_enter(ws)) return;
+      atomic_store(&ws->held_waiting, 0);
+      deferred_t h = w->held;
+      w->held.b = NULL;
+      start_batch(w, h.b, h.token, &h.res);
+      continue;
+    }
+    rc_mpsc_node_t *n = rc_mpsc_pop(&w->decodes);
+    if (n == NULL) return;
+    do_decode(w, (job_t *)n);
+  }
+}
+
+static void on_held_async(uv_async_t *a) { inline_run(a->data); }
+
 /*------------------------------------------------------------------------------------------
  * Lifetime
  *----------------------------------------------------------------------------------------*/
@@ -424,6 +454,8 @@ int rc_workers_init(rc_workers_t *ws, const rc_workers_cfg_t *cfg, rc_err_t *err
     return rc_err_set(err, RC_EINVAL, "ingest workers must be 1..%d", RC_WORKERS_MAX);
   if (cfg->max_inflight < 1) return rc_err_set(err, RC_EINVAL, "max in flight must be >= 1");
   if (cfg->done_cb == NULL) return rc_err_set(err, RC_EINVAL, "no done callback");
+  if (cfg->inline_mode && (cfg->nworkers != 1 || cfg->loop == NULL))
+    return rc_err_set(err, RC_EINVAL, "inline ingest needs one worker and a loop");
   ws->cfg = *cfg;
   uint32_t W = cfg->nworkers;
   ws->w = calloc(W, sizeof(*ws->w));
@@ -479,6 +511,13 @@ int rc_workers_start(rc_workers_t *ws, rc_err_t *err) {
     ws->async.data = ws;
     ws->async_on = 1;
   }
+  if (ws->cfg.inline_mode) {
+    if (uv_async_init(ws->cfg.loop, &ws->held_async, on_held_async) != 0)
+      return rc_err_set(err, RC_ENOMEM, "cannot create the workers' async handle");
+    ws->held_async.data = ws;
+    ws->held_async_on = 1;
+    return 0; /* no thread: the loop thread does the work in rc_workers_submit */
+  }
   for (uint32_t i = 0; i < ws->cfg.nworkers; i++) {
     if (uv_thread_create(&ws->w[i].thread, worker_main, &ws->w[i]) != 0) {
       rc_workers_stop(ws); /* joins the ones that started */
@@ -521,12 +560,32 @@ void rc_workers_submit(rc_workers_t *ws, rc_work_slot_t *slot, int version, rc_b
   *j = (job_t){.type = JOB_DECODE, .version = version, .body = *body,
                .received_ns = received_ns, .token = token};
   rc_buf_init(body);
+  if (ws->cfg.inline_mode) {
+    /* Queued first: behind a batch the gate holds, if any. */
+    rc_mpsc_push(&ws->w[0].decodes, &j->node);
+    inline_run(ws);
+    return;
+  }
   uint32_t i = ws->next++ % ws->cfg.nworkers;
   push(&ws->w[i], j);
 }
 
 void rc_workers_stop(rc_workers_t *ws) {
   atomic_store(&ws->stop, 1);
+  if (ws->cfg.inline_mode && ws->w != NULL) {
+    /* Finish what is queued; a batch held for a reader waits for it (readers are single
+     * evaluations: milliseconds). */
+    for (;;) {
+      inline_run(ws);
+      if (ws->w[0].held.b == NULL && rc_mpsc_empty(&ws->w[0].decodes)) break;
+      uv_sleep(1);
+    }
+    atomic_store(&ws->held_waiting, 0);
+    if (ws->held_async_on) {
+      uv_close((uv_handle_t *)&ws->held_async, NULL);
+      ws->held_async_on = 0;
+    }
+  }
   for (int i = 0; i < ws->started; i++) uv_sem_post(&ws->w[i].wake);
   for (int i = 0; i < ws->started; i++) uv_thread_join(&ws->w[i].thread);
   ws->started = 0;

@@ -22,6 +22,11 @@
  * otherwise on the worker thread that decoded. applied_cb runs on the owner thread of a shard
  * after each part it applies, with rc_store_changed() valid for that part — the hook the rule
  * evaluator uses. Stores are readable from other threads through their EBR (store.h).
+ * Inline mode (cfg.inline_mode, one worker): no worker thread; the loop thread decodes and
+ * applies in rc_workers_submit. For a process confined to one core (taskset, cpuset), where a
+ * worker thread only adds a hand-off and two context switches per request to the same core
+ * (perf on one core, issue 8). A batch the gate holds (a reader is reading) waits, with the
+ * requests queued behind it, until the last reader's rc_workers_read_end wakes the loop.
  * Bounds: at most max_inflight requests are decoded or applied at once; submit refuses more
  * (the handler answers 503 + Retry-After).
  * Memory: a submitted body belongs to the workers until its decode ends; batches until their
@@ -69,6 +74,8 @@ typedef struct rc_workers_cfg {
   rc_workers_applied_cb applied_cb; /* may be NULL */
   void *applied_ctx;     /* applied_cb's */
   void *ctx;             /* done_cb's */
+  int inline_mode;       /* 1: no thread, the loop thread decodes and applies (nworkers 1, a
+                            loop required); see "Inline mode" above */
 } rc_workers_cfg_t;
 
 typedef struct rc_worker rc_worker_t;
@@ -81,6 +88,13 @@ typedef struct rc_workers {
   _Atomic int stop;
   int started, async_on;
   uv_async_t async;
+  /* Inline mode: the loop waits for the gate with a batch held (set before it tries the gate,
+   * so that a reader leaving either sees it or left before the try: seq_cst); the last reader
+   * to leave then wakes held_async. */
+  _Atomic int held_waiting;
+  uv_async_t held_async;
+  int held_async_on;
+  uint64_t inline_held; /* inline mode: batches that waited for the gate (loop thread's) */
   void *_Atomic done_stack; /* completions for the loop thread, newest first */
   /* The batch gate (rc_workers_read_begin): readers waiting or reading, batches partly
    * applied; the mutex and condition only for a reader waiting on the last of those. */

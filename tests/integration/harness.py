@@ -69,18 +69,21 @@ except OSError:  # pragma: no cover
     _libc = None
 
 
-def _child_setup(nofile=None):
+def _child_setup(nofile=None, cpus=None):
     # The child gets SIGKILL if the test script dies, even by SIGKILL.
     if _libc is not None:
         _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if nofile is not None:
         import resource
         resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+    if cpus is not None:
+        os.sched_setaffinity(0, cpus)
 
 
-def spawn(argv, nofile=None, **kw):
-    """Popen with the kill-on-exit safety nets; nofile sets the child's RLIMIT_NOFILE."""
-    p = subprocess.Popen(argv, preexec_fn=lambda: _child_setup(nofile), **kw)
+def spawn(argv, nofile=None, cpus=None, **kw):
+    """Popen with the kill-on-exit safety nets; nofile sets the child's RLIMIT_NOFILE, cpus its
+    CPU affinity (a set of CPU numbers, as taskset)."""
+    p = subprocess.Popen(argv, preexec_fn=lambda: _child_setup(nofile, cpus), **kw)
     _live.append(p)
     return p
 
@@ -93,9 +96,11 @@ class Daemon:
         finally: d.stop()      # SIGTERM, asserts exit status 0 within stop_bound seconds
     """
 
-    def __init__(self, exe, flags=(), start_timeout=20.0, stop_bound=15.0, nofile=None):
+    def __init__(self, exe, flags=(), start_timeout=20.0, stop_bound=15.0, nofile=None,
+                 cpus=None):
         self.exe = exe
         self.nofile = nofile
+        self.cpus = cpus
         self.flags = list(flags)
         self.start_timeout = start_timeout
         self.stop_bound = stop_bound
@@ -110,7 +115,7 @@ class Daemon:
         self.tmp = tempfile.mkdtemp(prefix="ripcord-it-")
         argv = [self.exe, "serve", "--web.listen-address=127.0.0.1:0",
                 "--storage.path=" + os.path.join(self.tmp, "data")] + self.flags
-        self.proc = spawn(argv, nofile=self.nofile, stdin=subprocess.DEVNULL,
+        self.proc = spawn(argv, nofile=self.nofile, cpus=self.cpus, stdin=subprocess.DEVNULL,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._reader = threading.Thread(target=self._read_log, daemon=True)
         self._reader.start()

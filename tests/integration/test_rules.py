@@ -78,10 +78,15 @@ def write_rules(tmp, text, name="checkout.rules.yml"):
     return path
 
 
-def case_pending_firing(exe):
+def case_pending_firing(exe, cpus=None):
     tmp = tempfile.mkdtemp(prefix="rc-rules-")
     path = write_rules(tmp, RULES)
-    d = Daemon(exe, ["--rules.file=" + path, "--rules.evaluation-interval=100ms"]).start()
+    d = Daemon(exe, ["--rules.file=" + path, "--rules.evaluation-interval=100ms"],
+               cpus=cpus).start()
+    if cpus is not None:
+        # Confined to one core, the loop thread decodes and applies (workers.h inline mode).
+        expect("workers=1" in d.log() and "inline=1" in d.log(),
+               "one core: inline ingest expected in the start log")
     try:
         # Healthy: 100 ok/s and 1 error/s over the last 90 s.
         now = int(time.time() * 1000)
@@ -305,6 +310,8 @@ def main():
     r = Runner("test_rules")
     t0 = time.monotonic()
     r.run("healthy then bad traffic: pending, firing, dry run, metrics", case_pending_firing, exe)
+    r.run("the same confined to one core (inline ingest on the loop thread)",
+          case_pending_firing, exe, {sorted(os.sched_getaffinity(0))[0]})
     if rwgen is not None:
         r.run("rwgen: healthy, then a bad deploy: fires after the switch", case_rwgen_bad_deploy,
               exe, rwgen)

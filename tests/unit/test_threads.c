@@ -232,9 +232,15 @@ static void noop_done(void *ctx, void *token, const rc_work_result_t *r) {
 
 static int swap(void *ctx, const rc_selindex_t *idx) { return rc_workers_swap_index(ctx, idx); }
 
-static void test_engine_with_workers(void **state) {
-  (void)state;
+/* inline: one shard, no worker thread, the submitting thread (with its loop) decodes and
+ * applies (workers.h, inline mode) while the evaluator holds the gate on its own thread. */
+static void engine_run(int inline_mode) {
   rc_stats_init(0);
+  atomic_store(&g_fired, 0);
+  atomic_store(&g_torn, 0);
+  uv_loop_t loop;
+  if (inline_mode) assert_int_equal(uv_loop_init(&loop), 0);
+  const uint32_t W = inline_mode ? 1 : WORKERS;
   static const char yaml[] =
       "rollback:\n  service: s\n  environment: e\n  triggers:\n"
       "    - name: grows\n      expr: max(load)\n      threshold: 300\n"
@@ -253,19 +259,19 @@ static void test_engine_with_workers(void **state) {
   rc_err_t err = {0};
   assert_int_equal(rc_engine_new(&ecfg, &set, NULL, 0, &eng, &err), 0);
   rc_workers_cfg_t wc = {
-      .nworkers = WORKERS, .max_inflight = 8,
+      .nworkers = W, .max_inflight = 8,
       .limits = {.max_decoded_bytes = 1 << 24, .max_arena_bytes = 1 << 26,
                  .labels = {.max_labels = 64, .max_label_bytes = 4096}},
       .store = {.max_series = 1000, .cache_entries = 1 << 12, .readers = 1,
                 .window = RC_WINDOW_CFG_DEFAULT},
       .idx = rc_engine_index(eng), .done_cb = noop_done, .applied_cb = rc_engine_applied,
-      .applied_ctx = eng};
+      .applied_ctx = eng, .loop = inline_mode ? &loop : NULL, .inline_mode = inline_mode};
   assert_int_equal(rc_workers_init(&g_ws, &wc, &err), 0);
   assert_int_equal(rc_workers_start(&g_ws, &err), 0);
   rc_store_t *shards[WORKERS];
-  for (uint32_t i = 0; i < WORKERS; i++) shards[i] = rc_workers_store(&g_ws, i);
+  for (uint32_t i = 0; i < W; i++) shards[i] = rc_workers_store(&g_ws, i);
   rc_engine_set_gate(eng, gate_begin, gate_end, &g_ws);
-  assert_int_equal(rc_engine_start(eng, shards, WORKERS, &err), 0);
+  assert_int_equal(rc_engine_start(eng, shards, W, &err), 0);
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
   const int64_t t0 = (int64_t)now.tv_sec * 1000 - 400 * 100; /* the last 40 s, 100 ms apart */
@@ -288,6 +294,7 @@ static void test_engine_with_workers(void **state) {
     rc_work_slot_t *slot = NULL;
     for (int attempt = 0; attempt < 100000 && slot == NULL; attempt++) {
       int rc;
+      if (inline_mode) uv_run(&loop, UV_RUN_NOWAIT); /* answers, batches the gate held */
       if ((slot = rc_workers_reserve(&g_ws, &rc)) == NULL) uv_sleep(0);
     }
     assert_non_null(slot);
@@ -305,6 +312,11 @@ static void test_engine_with_workers(void **state) {
     }
   }
   rc_workers_stop(&g_ws);
+  if (inline_mode) {
+    assert_int_equal(rc_stat_get(&rc_stats.queue_depth), 0); /* stop finished everything */
+    printf("     | inline: %llu batches waited for the gate\n",
+           (unsigned long long)g_ws.inline_held);
+  }
   /* The last batches may still be waiting for the evaluator: give it a few rounds. */
   rc_trigger_status_t st = {0};
   for (int i = 0; i < 400 && st.state != RC_TS_FIRING; i++) {
@@ -321,14 +333,29 @@ static void test_engine_with_workers(void **state) {
   assert_int_equal(rc_engine_status(eng, 0, 1, &st2), 0);
   assert_int_equal(st2.failures, 0);
   assert_true(st2.has_value && st2.state == RC_TS_INACTIVE);
-  printf("     | engine: %llu evaluations of the first trigger while 2 workers wrote\n",
-         (unsigned long long)st.evaluations);
+  printf("     | engine: %llu evaluations of the first trigger while %s wrote\n",
+         (unsigned long long)st.evaluations, inline_mode ? "the loop thread" : "2 workers");
   rc_engine_free(eng); /* before the stores: it holds reader slots in them */
   rc_workers_close(&g_ws);
+  if (inline_mode) {
+    uv_run(&loop, UV_RUN_DEFAULT); /* the closed handles' callbacks */
+    assert_int_equal(uv_loop_close(&loop), 0);
+  }
+}
+
+static void test_engine_with_workers(void **state) {
+  (void)state;
+  engine_run(0);
+}
+
+static void test_engine_inline(void **state) {
+  (void)state;
+  engine_run(1);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_workers_under_load),
-                                     cmocka_unit_test(test_engine_with_workers)};
+                                     cmocka_unit_test(test_engine_with_workers),
+                                     cmocka_unit_test(test_engine_inline)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
