@@ -221,6 +221,7 @@ typedef struct bt {
 
 static void on_transition(void *ctx, const rc_replay_transition_t *t) {
   bt_t *b = ctx;
+  if (t->at_ms < b->from) return; /* the warm-up: state carried, not reported */
   int resolved = t->from == RC_TS_FIRING && t->to == RC_TS_INACTIVE;
   json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:b}", "at", (json_int_t)t->at_ms, "service",
                         t->service, "environment", t->environment, "trigger", t->trigger_name,
@@ -237,6 +238,7 @@ static void on_transition(void *ctx, const rc_replay_transition_t *t) {
 
 static void on_rollback(void *ctx, const rc_replay_rollback_t *e) {
   bt_t *b = ctx;
+  if (e->at_ms < b->from) return;
   json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s}", "at", (json_int_t)e->at_ms, "service",
                         e->service ? e->service : "", "environment",
                         e->environment ? e->environment : "", "trigger",
@@ -340,8 +342,10 @@ static int deploys_until(bt_t *b, int64_t t, rc_err_t *err) {
   return 0;
 }
 
+/* Evaluated from the start of the warm-up, so that a trigger pending or firing at --from is
+ * in that state there, as it was live; only what happens from --from on is reported. */
 static int eval_at(bt_t *b, int64_t t, rc_err_t *err) {
-  if (t < b->from || t > b->to) return 0; /* the warm-up only fills windows */
+  if (t > b->to) return 0;
   int rc = deploys_until(b, t, err);
   if (rc == 0) rc = rc_replay_eval(b->rp, t, err);
   b->evaluations++;
@@ -632,14 +636,15 @@ int rc_backtest_main(int argc, char **argv) {
   res = calloc(nsels ? nsels : 1, sizeof(*res));
   if (res == NULL) goto out;
   exit_code = 0;
-  int64_t start = b.from - b.warmup, next_tick = b.from;
+  int64_t start = b.from - b.warmup, next_tick = start;
   for (int64_t cs = start; exit_code == 0 && cs <= b.to; cs += b.chunk) {
     int64_t ce = cs + b.chunk - 1 < b.to ? cs + b.chunk - 1 : b.to;
     double f0 = mono_s();
     int rc = nsels ? rc_rread_query(cl, sels, nsels, cs, ce, res, &err) : 0;
     b.fetch_s += mono_s() - f0;
     if (rc != 0) {
-      fprintf(stderr, "%sripcord backtest: %s\n", b.progress ? "\n" : "", err.msg);
+      fprintf(stderr, "%sripcord backtest: cannot read %s: %s\n", b.progress ? "\n" : "", url,
+              err.msg);
       exit_code = 1;
       break;
     }

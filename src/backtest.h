@@ -10,8 +10,9 @@
  * to, and replays them in time order through the real engine on a simulated clock
  * (replay.h): every distinct sample timestamp is a batch, applied and then evaluated, as serve
  * evaluates on every batch; between batches the engine is also evaluated every --step, as
- * serve's timer does (windows slide, no-data is noticed). The warm-up only fills the
- * windows: nothing is evaluated before from. Deploys come from ripcord's own registry
+ * serve's timer does (windows slide, no-data is noticed). The warm-up is evaluated too, so
+ * that a trigger pending or firing at from is so there, as it was live; transitions and
+ * rollback events are reported from from on. Deploys come from ripcord's own registry
  * (--storage.path, opened read-only) or a JSON file (--deploys: an array of POST
  * /api/v1/deploys bodies), and are recorded at their start times as the replay passes them,
  * so deploy-aware windows, rollback targets, the rollback window and the cooldown apply as

@@ -1,5 +1,6 @@
 /* buf.c: growable byte buffer; see buf.h. */
 #include "buf.h"
+#include "rc.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -65,4 +66,26 @@ char *rc_buf_steal(rc_buf_t *b, size_t *len) {
   if (len) *len = b->len;
   memset(b, 0, sizeof(*b));
   return p;
+}
+
+int rc_buf_read_file(rc_buf_t *b, FILE *f, size_t max) {
+  size_t start = b->len;
+  for (;;) {
+    size_t room = b->cap > b->len + 1 ? b->cap - b->len - 1 : 0;
+    if (room == 0) {
+      if (b->len - start >= max) return RC_ELIMIT;
+      if (rc_buf_reserve(b, b->cap ? b->cap : 8192) != 0) return RC_ENOMEM;
+      room = b->cap - b->len - 1;
+    }
+    if (room > max - (b->len - start) + 1) room = max - (b->len - start) + 1;
+    size_t n = fread(b->data + b->len, 1, room, f);
+    b->len += n;
+    b->data[b->len] = '\0';
+    if (b->len - start > max) {
+      b->len = start + max;
+      b->data[b->len] = '\0';
+      return RC_ELIMIT;
+    }
+    if (n == 0) return ferror(f) ? RC_EIO : 0;
+  }
 }

@@ -22,5 +22,11 @@ void rc_buf_puts(rc_buf_t *b, const char *s);
 void rc_buf_printf(rc_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Takes the memory out of b (caller frees it) and leaves b empty. */
 char *rc_buf_steal(rc_buf_t *b, size_t *len);
+/* Appends all of an open file (read until EOF), NUL-terminated past len. Returns 0,
+ * RC_ELIMIT (more than max bytes: nothing kept past max), RC_ENOMEM or RC_EIO (read error;
+ * errno tells). The caller opens and closes f, and words the error: the config, rule, test
+ * and secret-scan loaders each say it their way. */
+#include <stdio.h>
+int rc_buf_read_file(rc_buf_t *b, FILE *f, size_t max);
 
 #endif

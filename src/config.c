@@ -3,6 +3,7 @@
  * (line/column) where libyaml saw the offending node. A config that parses is then scanned
  * for literal secrets (secrets.h), and the first one found is its error. */
 #include "config.h"
+#include "buf.h"
 #include "cli.h"
 #include "presets.h"
 #include "rules.h"
@@ -635,34 +636,18 @@ int rc_config_load(const char *path, rc_config_t *c, rc_err_t *err) {
   memset(c, 0, sizeof(*c));
   FILE *f = fopen(path, "rb");
   if (f == NULL) return rc_err_set(err, RC_EIO, "%s: %s", path, strerror(errno));
-  char *buf = NULL;
-  size_t len = 0, cap = 0;
-  for (;;) {
-    if (len + 4096 > cap) {
-      if (cap > (16u << 20)) {
-        free(buf);
-        fclose(f);
-        return rc_err_set(err, RC_ELIMIT, "%s: larger than 16 MiB", path);
-      }
-      cap = cap ? cap * 2 : 8192;
-      char *nb = realloc(buf, cap);
-      if (nb == NULL) {
-        free(buf);
-        fclose(f);
-        return rc_err_set(err, RC_ENOMEM, "out of memory");
-      }
-      buf = nb;
-    }
-    size_t n = fread(buf + len, 1, cap - len, f);
-    len += n;
-    if (n == 0) break;
-  }
-  int ioerr = ferror(f);
+  rc_buf_t b;
+  rc_buf_init(&b);
+  int rrc = rc_buf_read_file(&b, f, 16u << 20);
   fclose(f);
-  if (ioerr) {
-    free(buf);
-    return rc_err_set(err, RC_EIO, "%s: read error", path);
+  if (rrc != 0) {
+    rc_buf_free(&b);
+    return rrc == RC_ELIMIT ? rc_err_set(err, RC_ELIMIT, "%s: larger than 16 MiB", path)
+           : rrc == RC_ENOMEM ? rc_err_set(err, RC_ENOMEM, "out of memory")
+                              : rc_err_set(err, RC_EIO, "%s: read error", path);
   }
+  size_t len = 0;
+  char *buf = rc_buf_steal(&b, &len);
   int rc = rc_config_parse(path, buf ? buf : "", len, c, err);
   free(buf);
   if (rc == 0 && (c->path = strdup(path)) == NULL) {

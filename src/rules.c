@@ -79,6 +79,7 @@
  * `ripcord check` as in the daemon (start and reload).
  */
 #include "rules.h"
+#include "buf.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -1912,35 +1913,20 @@ int rc_rules_load_file(const char *path, const rc_rules_cfg_t *cfg, rc_ruleset_t
     snprintf(msg, sizeof(msg), "cannot open: %s", strerror(errno));
     return diag_add(d, RC_DIAG_ERROR, path, 0, 0, msg) ? RC_ENOMEM : RC_EIO;
   }
-  char *buf = NULL;
-  size_t len = 0, cap = 0;
-  int rc = 0;
-  for (;;) {
-    if (len == cap) {
-      if (cap >= MAX_FILE_BYTES) {
-        snprintf(msg, sizeof(msg), "larger than %u MiB; not a rule file?", MAX_FILE_BYTES >> 20);
-        rc = RC_EIO;
-        break;
-      }
-      cap = cap ? cap * 2 : 8192;
-      char *nb = realloc(buf, cap + 1);
-      if (nb == NULL) {
-        rc = RC_ENOMEM;
-        break;
-      }
-      buf = nb;
-    }
-    size_t n = fread(buf + len, 1, cap - len, f);
-    len += n;
-    if (n == 0) break;
-  }
-  if (rc == 0 && ferror(f)) {
-    snprintf(msg, sizeof(msg), "read error: %s", strerror(errno));
+  rc_buf_t b;
+  rc_buf_init(&b);
+  int rc = rc_buf_read_file(&b, f, MAX_FILE_BYTES);
+  if (rc == RC_ELIMIT) {
+    snprintf(msg, sizeof(msg), "larger than %u MiB; not a rule file?", MAX_FILE_BYTES >> 20);
     rc = RC_EIO;
+  } else if (rc == RC_EIO) {
+    snprintf(msg, sizeof(msg), "read error: %s", strerror(errno));
   }
   fclose(f);
+  const char *buf = b.data;
+  size_t len = b.len;
   if (rc == RC_EIO && diag_add(d, RC_DIAG_ERROR, path, 0, 0, msg) != 0) rc = RC_ENOMEM;
   if (rc == 0) rc = rc_rules_load_buffer(path, buf ? buf : "", len, cfg, set, d);
-  free(buf);
+  rc_buf_free(&b);
   return rc;
 }

@@ -14,6 +14,7 @@
 #include <yaml.h>
 
 #include "batch.h"
+#include "buf.h"
 #include "config.h"
 #include "log.h"
 #include "replay.h"
@@ -1123,38 +1124,16 @@ static char *read_all(const char *path, size_t *len, rc_err_t *err) {
     rc_err_set(err, RC_EIO, "cannot read %s: %s", path, strerror(errno));
     return NULL;
   }
-  size_t cap = 4096, n = 0;
-  char *b = malloc(cap);
-  while (b != NULL) {
-    if (n == cap) {
-      if (cap >= (64u << 20)) {
-        free(b);
-        fclose(f);
-        rc_err_set(err, RC_ELIMIT, "%s: larger than 64 MiB", path);
-        return NULL;
-      }
-      char *nb = realloc(b, cap * 2);
-      if (nb == NULL) {
-        free(b);
-        b = NULL;
-        break;
-      }
-      b = nb;
-      cap *= 2;
-    }
-    size_t got = fread(b + n, 1, cap - n, f);
-    n += got;
-    if (got == 0) break;
-  }
-  int bad = ferror(f);
+  rc_buf_t b;
+  rc_buf_init(&b);
+  int rc = rc_buf_read_file(&b, f, 64u << 20);
   fclose(f);
-  if (b == NULL || bad) {
-    free(b);
-    rc_err_set(err, b == NULL ? RC_ENOMEM : RC_EIO, "cannot read %s", path);
+  if (rc != 0) {
+    rc_buf_free(&b);
+    rc_err_set(err, rc, rc == RC_ELIMIT ? "%s: larger than 64 MiB" : "cannot read %s", path);
     return NULL;
   }
-  *len = n;
-  return b;
+  return rc_buf_steal(&b, len);
 }
 
 /* One test file: 0 all passed, 1 some failed, 2 the file could not be run. */

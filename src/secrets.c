@@ -16,6 +16,7 @@
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "secrets.h"
+#include "buf.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -547,36 +548,25 @@ int rc_secrets_scan_file(const rc_secrets_t *s, const char *path, rc_secret_find
   *binary = 0;
   FILE *f = fopen(path, "rb");
   if (f == NULL) return rc_err_set(err, RC_EIO, "%s: %s", path, strerror(errno));
-  char *buf = NULL;
-  size_t len = 0, cap = 0;
-  int rc = 0;
-  for (;;) {
-    if (len == cap) {
-      if (cap >= RC_SECRETS_MAX_FILE) {
-        rc = rc_err_set(err, RC_ELIMIT, "%s: larger than %u MiB, not scanned", path,
-                        RC_SECRETS_MAX_FILE >> 20);
-        break;
-      }
-      cap = cap ? cap * 2 : 16384;
-      char *nb = realloc(buf, cap);
-      if (nb == NULL) {
-        rc = rc_err_set(err, RC_ENOMEM, "out of memory");
-        break;
-      }
-      buf = nb;
-    }
-    size_t got = fread(buf + len, 1, cap - len, f);
-    len += got;
-    if (got == 0) break;
-  }
-  if (rc == 0 && ferror(f)) rc = rc_err_set(err, RC_EIO, "%s: read error", path);
+  rc_buf_t b;
+  rc_buf_init(&b);
+  int rc = rc_buf_read_file(&b, f, RC_SECRETS_MAX_FILE);
   fclose(f);
+  if (rc == RC_ELIMIT)
+    rc_err_set(err, RC_ELIMIT, "%s: larger than %u MiB, not scanned", path,
+               RC_SECRETS_MAX_FILE >> 20);
+  else if (rc == RC_ENOMEM)
+    rc_err_set(err, RC_ENOMEM, "out of memory");
+  else if (rc != 0)
+    rc = rc_err_set(err, RC_EIO, "%s: read error", path);
+  const char *buf = b.data;
+  size_t len = b.len;
   if (rc == 0 && memchr(buf ? buf : "", 0, len < 8192 ? len : 8192) != NULL) *binary = 1;
   if (rc == 0 && !*binary) {
     rc = rc_secrets_scan(s, buf ? buf : "", len, out);
     if (rc != 0) rc_err_set(err, rc, "out of memory");
   }
-  free(buf);
+  rc_buf_free(&b);
   return rc;
 }
 

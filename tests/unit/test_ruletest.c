@@ -12,6 +12,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "buf.h"
+#include "rc.h"
 #include "ruletest.h"
 
 #define M RC_RT_MISSING
@@ -180,8 +182,40 @@ static void test_file_good(void **st) {
   rc_diags_free(&d);
 }
 
+/* rc_buf_read_file, which the test, rule, config and secret-scan loaders read files with:
+ * the limit exactly, one byte over, an empty file, NUL termination, appending. */
+static void test_read_file(void **st) {
+  (void)st;
+  static const size_t sizes[] = {0, 1, 8191, 8192, 8193, 100000};
+  for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    for (size_t k = 0; k < sizes[i]; k++) fputc('a' + (int)(k % 26), f);
+    for (int over = 0; over < 2; over++) {
+      rewind(f);
+      rc_buf_t b;
+      rc_buf_init(&b);
+      rc_buf_append(&b, "x", 1); /* appended after what is there */
+      size_t max = over ? (sizes[i] ? sizes[i] - 1 : 0) : sizes[i];
+      int rc = rc_buf_read_file(&b, f, max);
+      if (over && sizes[i] > 0) {
+        assert_int_equal(rc, RC_ELIMIT);
+        assert_int_equal(b.len, 1 + max);
+      } else {
+        assert_int_equal(rc, 0);
+        assert_int_equal(b.len, 1 + sizes[i]);
+        for (size_t k = 0; k < sizes[i]; k++) assert_int_equal(b.data[1 + k], 'a' + (int)(k % 26));
+      }
+      assert_int_equal(b.data[b.len], '\0');
+      rc_buf_free(&b);
+    }
+    fclose(f);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_read_file),
       cmocka_unit_test(test_values_good),
       cmocka_unit_test(test_values_bad),
       cmocka_unit_test(test_file_bad),
