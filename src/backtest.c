@@ -418,12 +418,19 @@ static int replay_chunk(bt_t *b, rc_rread_result_t *res, uint32_t nres, int64_t 
       npts += s->nsamples;
     }
   free(hs);
-  pt_t *pts = rc == 0 ? malloc((npts ? npts : 1) * sizeof(*pts)) : NULL;
-  rc_series_t *bs = rc == 0 ? malloc((nref ? nref : 1) * sizeof(*bs)) : NULL;
-  if (rc != 0 || pts == NULL || bs == NULL) {
+  if (rc != 0) {
+    free(refs);
+    return rc_err_set(err, RC_ENOMEM, "out of memory");
+  }
+  pt_t *pts = malloc((npts ? npts : 1) * sizeof(*pts));
+  if (pts == NULL) {
+    free(refs);
+    return rc_err_set(err, RC_ENOMEM, "out of memory");
+  }
+  rc_series_t *bs = malloc((nref ? nref : 1) * sizeof(*bs));
+  if (bs == NULL) {
     free(refs);
     free(pts);
-    free(bs);
     return rc_err_set(err, RC_ENOMEM, "out of memory");
   }
   size_t k = 0;
@@ -489,7 +496,7 @@ static void usage(FILE *f) {
 static const char *flag(int argc, char **argv, int *i, const char *name) {
   size_t n = strlen(name);
   const char *a = argv[*i];
-  if (strncmp(a, name, n) != 0) return NULL;
+  if (a == NULL || strncmp(a, name, n) != 0) return NULL;
   if (a[n] == '=') return a + n + 1;
   if (a[n] == '\0' && *i + 1 < argc) return argv[++*i];
   return NULL;
@@ -520,7 +527,7 @@ int rc_backtest_main(int argc, char **argv) {
   uint32_t nfiles = 0;
   rc_compat_t compat = RC_COMPAT_PROM3;
   int quiet = 0;
-  for (int i = 1; i < argc; i++) {
+  for (int i = 1; i < argc && argv[i] != NULL; i++) {
     const char *v;
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {

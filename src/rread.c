@@ -294,6 +294,7 @@ static int copy_result(const Prometheus__Read__QueryResult *qr, uint32_t ri, siz
 
 int rc_rread_decode_response(const void *body, size_t len, const rc_rread_limits_t *lim,
                              rc_rread_result_t *results, uint32_t nresults, rc_err_t *err) {
+  if (nresults > 0 && results == NULL) return rc_err_set(err, RC_EINVAL, "no room for results");
   if (nresults > 0) memset(results, 0, nresults * sizeof(*results));
   rc_rread_limits_t l = effective_limits(lim);
   if (len == 0) return rc_err_set(err, RC_EPARSE, "empty response body");

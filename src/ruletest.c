@@ -865,8 +865,10 @@ static void on_rollback(void *ctx, const rc_replay_rollback_t *e) {
                   .outcome = strdup(e->outcome ? e->outcome : ""),
                   .from = strdup(e->from_version ? e->from_version : ""),
                   .to = strdup(e->to_version ? e->to_version : ""), .value = e->value};
-  if (!g->service || !g->environment || !g->trigger || !g->outcome || !g->from || !g->to)
+  if (!g->service || !g->environment || !g->trigger || !g->outcome || !g->from || !g->to) {
     r->nomem = 1;
+    return;
+  }
   char at[40];
   fmt_dur(g->at_ms, at, sizeof(at));
   add_line(r, 0, "at %s: %s/%s %s: rollback event %s %s -> %s", at, g->service, g->environment,
