@@ -506,12 +506,12 @@ static void test_repeated_decodes(void **st) {
   free(body);
 }
 
-/* More label sets than the label-set cache has ways (2 x 2^16), decoded again and again by
+/* More label sets than the label-set cache holds (2 ways x 2^17 sets), decoded again and again by
  * one decoder: whatever the cache keeps or evicts, every series comes out with its own labels
  * and samples, and the identity handed to the store (has_id) is the hash of those labels. */
 static void test_cache_identity(void **st) {
   (void)st;
-  enum { PER_REQ = 2000, NREQ = 80 }; /* 160k label sets */
+  enum { PER_REQ = 2000, NREQ = 150 }; /* 300k label sets */
   char *bodies[NREQ];
   size_t lens[NREQ];
   for (int q = 0; q < NREQ; q++) {
