@@ -425,11 +425,12 @@ struct rw_lcache *rw_lcache_new(void) {
   uint8_t *m = mmap(NULL, bytes + HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                     -1, 0);
   if (m == MAP_FAILED) return NULL;
-  uintptr_t start = ((uintptr_t)m + HUGE - 1) & ~(uintptr_t)(HUGE - 1);
-  size_t head = start - (uintptr_t)m, tail = HUGE - head;
+  /* The aligned start as an offset into the mapping (pointer arithmetic, no int-to-pointer). */
+  size_t head = (HUGE - ((uintptr_t)m & (HUGE - 1))) & (HUGE - 1), tail = HUGE - head;
+  uint8_t *start = m + head;
   if (head) munmap(m, head);
-  if (tail) munmap((uint8_t *)start + bytes, tail);
-  struct rw_lcache *lc = (struct rw_lcache *)start;
+  if (tail) munmap(start + bytes, tail);
+  struct rw_lcache *lc = (struct rw_lcache *)(void *)start;
 #ifdef MADV_HUGEPAGE
   (void)madvise(lc, bytes, MADV_HUGEPAGE); /* advice only: failure changes nothing */
 #endif
