@@ -207,7 +207,10 @@ void rc_workers_read_begin(rc_workers_t *ws) {
 void rc_workers_read_end(rc_workers_t *ws) {
   if (atomic_fetch_sub(&ws->readers, 1) != 1) return;
   if (ws->cfg.inline_mode) {
-    if (atomic_load(&ws->held_waiting) && ws->held_async_on) uv_async_send(&ws->held_async);
+    atomic_fetch_add(&ws->held_senders, 1);
+    if (atomic_load(&ws->held_waiting) && atomic_load(&ws->held_async_on))
+      uv_async_send(&ws->held_async);
+    atomic_fetch_sub(&ws->held_senders, 1);
     return;
   }
   /* Every worker, running or not: waking a stopped one is harmless (its semaphore lives
@@ -515,7 +518,7 @@ int rc_workers_start(rc_workers_t *ws, rc_err_t *err) {
     if (uv_async_init(ws->cfg.loop, &ws->held_async, on_held_async) != 0)
       return rc_err_set(err, RC_ENOMEM, "cannot create the workers' async handle");
     ws->held_async.data = ws;
-    ws->held_async_on = 1;
+    atomic_store(&ws->held_async_on, 1);
     return 0; /* no thread: the loop thread does the work in rc_workers_submit */
   }
   for (uint32_t i = 0; i < ws->cfg.nworkers; i++) {
@@ -581,9 +584,12 @@ void rc_workers_stop(rc_workers_t *ws) {
       uv_sleep(1);
     }
     atomic_store(&ws->held_waiting, 0);
-    if (ws->held_async_on) {
+    if (atomic_exchange(&ws->held_async_on, 0)) {
+      /* The engine may still be evaluating (the daemon stops it after the loop): wait out a
+       * reader caught between its check and its send, a few instructions long. */
+      for (int spin = 0; atomic_load(&ws->held_senders) > 0; spin++)
+        if (spin > 1000) uv_sleep(0);
       uv_close((uv_handle_t *)&ws->held_async, NULL);
-      ws->held_async_on = 0;
     }
   }
   for (int i = 0; i < ws->started; i++) uv_sem_post(&ws->w[i].wake);

@@ -93,7 +93,11 @@ typedef struct rc_workers {
    * to leave then wakes held_async. */
   _Atomic int held_waiting;
   uv_async_t held_async;
-  int held_async_on;
+  /* Whether held_async may be sent to, and readers sending right now: a reader raises
+   * held_senders before it looks at held_async_on, rc_workers_stop clears held_async_on before
+   * it waits for held_senders to drain (seq_cst, Dekker), so no send races the uv_close. */
+  _Atomic int held_async_on;
+  _Atomic int held_senders;
   uint64_t inline_held; /* inline mode: batches that waited for the gate (loop thread's) */
   void *_Atomic done_stack; /* completions for the loop thread, newest first */
   /* The batch gate (rc_workers_read_begin): readers waiting or reading, batches partly
