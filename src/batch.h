@@ -51,7 +51,13 @@ enum { RC_MTYPE_UNKNOWN = 0, RC_MTYPE_COUNTER, RC_MTYPE_GAUGE, RC_MTYPE_HISTOGRA
        RC_MTYPE_GAUGEHISTOGRAM, RC_MTYPE_SUMMARY, RC_MTYPE_INFO, RC_MTYPE_STATESET };
 
 typedef struct rc_series {
-  const rc_label_t *labels; /* sorted by name, unique, no empty values */
+  /* Sorted by name, unique, no empty values. NULL when a decoder with lazy_labels found the
+   * label set in its cache: then raw_labels holds the nlabels Label fields of remote write
+   * 1.0 as they came (checked before, sorted, unique), and rc_rw_series_labels unpacks them
+   * for the rare consumer that needs them (the store, for a series it has not decided). */
+  const rc_label_t *labels;
+  const uint8_t *raw_labels;
+  uint32_t raw_labels_len;
   const char *metric;       /* the __name__ value (points at that label's value) */
   const rc_sample_t *samples;
   const rc_histogram_t *histograms;

@@ -50,6 +50,7 @@ const char *rc_rw_series_problem_name(int p) {
 void rc_rw_decoder_init(rc_rw_decoder_t *d, const rc_rw_limits_t *lim) {
   d->lim = *lim;
   d->lcache = NULL;
+  d->lazy_labels = 0;
 }
 
 void rc_rw_decoder_close(rc_rw_decoder_t *d) {
@@ -288,15 +289,10 @@ int rw_accept(rw_ctx_t *c, rc_series_t *s, rc_label_t *labels, uint32_t nl, int 
   return rw_accept_known(c, s, labels, nl, midx);
 }
 
-int rw_accept_known(rw_ctx_t *c, rc_series_t *s, rc_label_t *labels, uint32_t nl,
-                    uint32_t midx) {
+static int append_series(rw_ctx_t *c, rc_series_t *s) {
   uint32_t stale = 0;
   for (uint32_t i = 0; i < s->nsamples; i++) stale += rc_is_stale_nan(s->samples[i].value);
   for (uint32_t i = 0; i < s->nhistograms; i++) stale += s->histograms[i].is_stale;
-  s->labels = labels;
-  s->nlabels = nl;
-  s->metric = labels[midx].value;
-  s->metric_len = labels[midx].value_len;
   s->nstale = stale;
   rc_batch_t *b = c->b;
   b->series[b->nseries++] = *s;
@@ -305,6 +301,26 @@ int rw_accept_known(rw_ctx_t *c, rc_series_t *s, rc_label_t *labels, uint32_t nl
   b->nexemplars += s->nexemplars;
   b->nstale += stale;
   return 1;
+}
+
+int rw_accept_known(rw_ctx_t *c, rc_series_t *s, rc_label_t *labels, uint32_t nl,
+                    uint32_t midx) {
+  s->labels = labels;
+  s->nlabels = nl;
+  s->metric = labels[midx].value;
+  s->metric_len = labels[midx].value_len;
+  return append_series(c, s);
+}
+
+int rw_accept_raw(rw_ctx_t *c, rc_series_t *s, const uint8_t *raw, uint32_t raw_len,
+                  uint32_t nlabels, const char *metric, uint32_t metric_len) {
+  s->labels = NULL;
+  s->raw_labels = raw;
+  s->raw_labels_len = raw_len;
+  s->nlabels = nlabels;
+  s->metric = metric;
+  s->metric_len = metric_len;
+  return append_series(c, s);
 }
 
 /*------------------------------------------------------------------------------------------
@@ -377,7 +393,8 @@ int rc_rw_decode(rc_rw_decoder_t *d, int version, const char *body, size_t len,
   res->decoded_bytes = ulen;
   if (d->lcache == NULL && !d->lim.reference_decoder) d->lcache = rw_lcache_new(); /* NULL: none */
   if (d->lcache != NULL) rw_lcache_check_limits(d->lcache, &d->lim.labels);
-  rw_ctx_t ctx = {.a = &a, .lim = &d->lim, .lcache = d->lcache, .b = b, .res = res};
+  rw_ctx_t ctx = {.a = &a, .lim = &d->lim, .lcache = d->lcache, .b = b, .res = res,
+                  .lazy_labels = d->lazy_labels};
   const uint8_t *p = (const uint8_t *)raw;
   int rc;
   if (d->lim.reference_decoder)

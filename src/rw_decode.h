@@ -80,6 +80,10 @@ typedef struct rc_rw_result {
 typedef struct rc_rw_decoder {
   rc_rw_limits_t lim;
   struct rw_lcache *lcache; /* label sets seen valid before (rw_wire.c); lazily allocated */
+  /* Set by a consumer that reads labels through rc_rw_series_labels (the ingest workers): a
+   * remote write 1.0 series whose label set the cache knows is left with labels NULL and its
+   * raw label fields, not parsed. Off (0) after rc_rw_decoder_init. */
+  int lazy_labels;
 } rc_rw_decoder_t;
 
 void rc_rw_decoder_init(rc_rw_decoder_t *d, const rc_rw_limits_t *lim);
@@ -92,6 +96,11 @@ void rc_rw_decoder_close(rc_rw_decoder_t *d);
  * sets *out to NULL and explains in res. res is always fully written. */
 int rc_rw_decode(rc_rw_decoder_t *d, int version, const char *body, size_t len,
                  rc_batch_t **out, rc_rw_result_t *res);
+
+/* The labels of a decoded series: s->labels, or, when the decoder left them raw
+ * (lazy_labels), unpacked into buf (room for cap labels). NULL if cap is less than s->nlabels
+ * (or the raw form is not what the decoder checked, which cannot happen). */
+const rc_label_t *rc_rw_series_labels(const rc_series_t *s, rc_label_t *buf, uint32_t cap);
 
 /* Validates a converted native histogram (schema, spans against bucket counts, non-negative
  * counts, custom bounds). Returns 1 if valid, else 0 with a reason in why. */

@@ -20,6 +20,7 @@ typedef struct rw_ctx {
   const rc_rw_limits_t *lim;
   struct rw_lcache *lcache; /* may be NULL */
   rc_batch_t *b; /* b->series has room for every TimeSeries entry of the message */
+  int lazy_labels; /* rc_rw_decoder_t.lazy_labels */
   rc_rw_result_t *res;
 } rw_ctx_t;
 
@@ -45,6 +46,12 @@ int rw_accept(rw_ctx_t *c, rc_series_t *s, rc_label_t *labels, uint32_t nlabels,
  * valid; metric_idx is the __name__ label's index. */
 int rw_accept_known(rw_ctx_t *c, rc_series_t *s, rc_label_t *labels, uint32_t nlabels,
                     uint32_t metric_idx);
+
+/* rw_accept_known for a label-set cache hit under lazy_labels: the labels stay raw (the
+ * nlabels Label fields at raw[0..raw_len), known valid, sorted and free of empty values), with
+ * the __name__ value given. */
+int rw_accept_raw(rw_ctx_t *c, rc_series_t *s, const uint8_t *raw, uint32_t raw_len,
+                  uint32_t nlabels, const char *metric, uint32_t metric_len);
 
 /* The label-set cache (rw_wire.c). */
 struct rw_lcache *rw_lcache_new(void);

@@ -397,8 +397,12 @@ static int parse_histogram(rw_ctx_t *c, rd_t m, rc_histogram_t *h, int v2, int *
 typedef struct lc_slot {
   uint64_t key;
   uint64_t id_lo, id_hi;
-  uint32_t len;
-  uint16_t nlabels, midx1; /* midx1: __name__ index + 1; 0 = empty slot */
+  uint32_t len; /* the label fields' bytes; 0 = empty slot (a Label field takes 2 or more) */
+  uint16_t nlabels;
+  /* Where, from the span's start, the __name__ value's length prefix is: a hit under
+   * lazy_labels finds the metric name there without parsing the labels. Label sets whose
+   * name lies past 64 KiB are not remembered. */
+  uint16_t name_at;
 } lc_slot_t;
 
 typedef struct lc_set {
@@ -591,6 +595,45 @@ static void lc_hint(const rw_ctx_t *c, rd_t m, lc_hint_t *h) {
   __builtin_prefetch(&c->lcache->sets[h->key >> (64 - LCACHE_BITS)], 1, 3);
 }
 
+static size_t varint_size(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    n++;
+  }
+  return n;
+}
+
+/* The slot of set holding the label fields keyed `key`, `len` bytes long; NULL: none. */
+static const lc_slot_t *lc_find(const lc_set_t *set, uint64_t key, uint32_t len) {
+  for (int w = 0; w < LCACHE_WAYS; w++) {
+    const lc_slot_t *e = &set->way[w];
+    if (e->len == len && e->key == key) return e;
+  }
+  return NULL;
+}
+
+/* The __name__ value of a label set the cache knows, from its raw span (checked when it was
+ * remembered: the prefix is a varint that fits the span). */
+static void lc_name(const uint8_t *span, const lc_slot_t *e, const char **name, uint32_t *len) {
+  rd_t r = {span + e->name_at, span + e->len};
+  uint64_t n = 0;
+  (void)rd_varint(&r, &n);
+  *name = (const char *)r.p;
+  *len = (uint32_t)n;
+}
+
+/* The index of the __name__ label in labels parsed from the span the cache knows. */
+static uint32_t lc_metric_index(const rc_label_t *labels, uint32_t nl, const uint8_t *span,
+                                const lc_slot_t *e) {
+  const char *name;
+  uint32_t len;
+  lc_name(span, e, &name, &len);
+  for (uint32_t i = 0; i < nl; i++)
+    if (labels[i].value == name) return i;
+  return 0; /* not reached: the same bytes give the same labels */
+}
+
 static int parse_series_v1(rw_ctx_t *c, rd_t m, const lc_hint_t *hint) {
   rc_label_t lbuf[RW_LOCAL_LABELS];
   rc_sample_t sbuf[RW_LOCAL_SAMPLES];
@@ -600,6 +643,9 @@ static int parse_series_v1(rw_ctx_t *c, rd_t m, const lc_hint_t *hint) {
    * the label-set cache's key. */
   const uint8_t *lab_start = NULL, *lab_end = NULL;
   int lab_together = 1;
+  /* Under lazy_labels, the cache's slot when the hint's span is known: its labels are not
+   * parsed at all (that was a fifth of ingest at 10k series, perf, issue 8). */
+  const lc_slot_t *raw_hit = NULL;
   while (m.p < m.end) {
     uint32_t f = 0;
     int wt = 0, ok = 1;
@@ -608,6 +654,19 @@ static int parse_series_v1(rw_ctx_t *c, rd_t m, const lc_hint_t *hint) {
     if (f >= 1 && f <= 4) {
       if (wt != WT_LEN || !rd_len(&m, &s)) return PROTO_FAIL_V1(c);
       if (f == 1) {
+        if (nl == 0 && raw_hit == NULL && c->lazy_labels && hint != NULL &&
+            hint->start == tag_at) {
+          const lc_set_t *set = &c->lcache->sets[hint->key >> (64 - LCACHE_BITS)];
+          raw_hit = lc_find(set, hint->key, hint->len);
+          if (raw_hit != NULL) {
+            lab_start = tag_at;
+            lab_end = m.p = tag_at + hint->len; /* the fields lc_hint walked: known sound */
+            continue;
+          }
+        }
+        /* A label field after a known run: rare enough (no sender does it) to start over
+         * with the labels parsed. */
+        if (raw_hit != NULL) return parse_series_v1(c, all, NULL);
         if (nl == RW_LOCAL_LABELS) return parse_series_v1_general(c, all);
         if (nl == 0) lab_start = tag_at;
         else if (tag_at != lab_end) lab_together = 0;
@@ -628,16 +687,27 @@ static int parse_series_v1(rw_ctx_t *c, rd_t m, const lc_hint_t *hint) {
     if (!ok) return PROTO_FAIL_V1(c);
   }
   if (ns == 0 && ne == 0) return 0;
-  rc_label_t *labels = rc_arena_alloc(c->a, (nl ? nl : 1) * sizeof(rc_label_t));
   rc_sample_t *samples = ns ? rc_arena_alloc(c->a, ns * sizeof(rc_sample_t)) : NULL;
-  if (labels == NULL || (ns && samples == NULL)) return RW_OOM(c);
-  memcpy(labels, lbuf, nl * sizeof(rc_label_t));
+  if (ns && samples == NULL) return RW_OOM(c);
   if (ns) memcpy(samples, sbuf, ns * sizeof(rc_sample_t));
   rc_series_t sr;
   memset(&sr, 0, sizeof(sr));
   sr.samples = samples;
   sr.nsamples = ns;
   sr.nexemplars = ne;
+  if (raw_hit != NULL) {
+    const char *name;
+    uint32_t name_len;
+    lc_name(lab_start, raw_hit, &name, &name_len);
+    sr.has_id = 1;
+    sr.id_lo = raw_hit->id_lo;
+    sr.id_hi = raw_hit->id_hi;
+    rw_accept_raw(c, &sr, lab_start, raw_hit->len, raw_hit->nlabels, name, name_len);
+    return 0;
+  }
+  rc_label_t *labels = rc_arena_alloc(c->a, (nl ? nl : 1) * sizeof(rc_label_t));
+  if (labels == NULL) return RW_OOM(c);
+  memcpy(labels, lbuf, nl * sizeof(rc_label_t));
   lc_set_t *set = NULL;
   uint64_t key = 0;
   uint32_t len = 0;
@@ -648,33 +718,31 @@ static int parse_series_v1(rw_ctx_t *c, rd_t m, const lc_hint_t *hint) {
     else
       key = XXH3_64bits_withSeed(lab_start, len, c->lcache->seed);
     set = &c->lcache->sets[key >> (64 - LCACHE_BITS)];
-    for (int w = 0; w < LCACHE_WAYS; w++) {
-      const lc_slot_t *e = &set->way[w];
-      if (e->midx1 != 0 && e->key == key && e->len == len && e->nlabels == nl) {
-        sr.has_id = 1;
-        sr.id_lo = e->id_lo;
-        sr.id_hi = e->id_hi;
-        rw_accept_known(c, &sr, labels, nl, e->midx1 - 1u);
-        return 0;
-      }
+    const lc_slot_t *e = lc_find(set, key, len);
+    if (e != NULL && e->nlabels == nl) {
+      sr.has_id = 1;
+      sr.id_lo = e->id_lo;
+      sr.id_hi = e->id_hi;
+      rw_accept_known(c, &sr, labels, nl, lc_metric_index(labels, nl, lab_start, e));
+      return 0;
     }
   }
   if (!rw_accept(c, &sr, labels, nl, 0) || set == NULL) return 0;
   /* Remember it only if the checks changed nothing: same labels in the same order. */
   rc_series_t *got = &c->b->series[c->b->nseries - 1];
   if (got->nlabels != nl) return 0;
-  uint32_t midx = 0;
-  for (uint32_t i = 0; i < nl; i++) {
+  for (uint32_t i = 0; i < nl; i++)
     if (got->labels[i].name != lbuf[i].name) return 0;
-    if (got->labels[i].value == got->metric) midx = i;
-  }
   rc_selindex_hash_t id = rc_selindex_hash_labels(got->labels, nl);
   got->has_id = 1;
   got->id_lo = id.lo;
   got->id_hi = id.hi;
+  /* The value's length prefix ends where the value starts; the prefix is a varint. */
+  size_t at = (size_t)((const uint8_t *)got->metric - lab_start) - varint_size(got->metric_len);
+  if (at > UINT16_MAX) return 0;
   for (int w = LCACHE_WAYS - 1; w > 0; w--) set->way[w] = set->way[w - 1];
   set->way[0] = (lc_slot_t){.key = key, .id_lo = id.lo, .id_hi = id.hi, .len = len,
-                            .nlabels = (uint16_t)nl, .midx1 = (uint16_t)(midx + 1)};
+                            .nlabels = (uint16_t)nl, .name_at = (uint16_t)at};
   return 0;
 }
 
@@ -729,6 +797,21 @@ int rw_wire_v1(rw_ctx_t *c, const uint8_t *buf, size_t len) {
     if (rc != 0) return rc;
   }
   return 0;
+}
+
+const rc_label_t *rc_rw_series_labels(const rc_series_t *s, rc_label_t *buf, uint32_t cap) {
+  if (s->labels != NULL) return s->labels;
+  if (s->raw_labels == NULL || cap < s->nlabels) return NULL;
+  rd_t m = {s->raw_labels, s->raw_labels + s->raw_labels_len}, sub = {0};
+  uint32_t n = 0;
+  while (m.p < m.end) {
+    uint32_t f = 0;
+    int wt = 0;
+    if (!rd_tag(&m, &f, &wt) || f != 1 || wt != WT_LEN || !rd_len(&m, &sub) ||
+        n == s->nlabels || !parse_label(sub, &buf[n++]))
+      return NULL;
+  }
+  return n == s->nlabels ? buf : NULL;
 }
 
 /*------------------------------------------------------------------------------------------

@@ -593,6 +593,7 @@ int rc_selindex_cache_decide_hashed(rc_selindex_cache_t *c, const rc_selindex_t 
       return 0;
     }
     /* Decided under an older index: decide again, in place. */
+    if (labels == NULL) return RC_ENOENT;
     BUMP(c, misses);
     BUMP(c, stale);
     uint32_t k = evaluate(c, idx, labels, n);
@@ -608,6 +609,7 @@ int rc_selindex_cache_decide_hashed(rc_selindex_cache_t *c, const rc_selindex_t 
     answer(c, out, dec_ids(c, d), k, 0);
     return 0;
   }
+  if (labels == NULL) return RC_ENOENT;
   BUMP(c, misses);
   uint32_t k = evaluate(c, idx, labels, n);
   int64_t d = intern(c, c->tmp, k);

@@ -88,7 +88,8 @@ typedef struct rc_selindex_hash {
  * the top bits of lo, so the two stay independent. */
 rc_selindex_hash_t rc_selindex_hash_labels(const rc_label_t *labels, uint32_t n);
 
-/* A decoded series' hash: the one its decoder remembered, else computed. */
+/* A decoded series' hash: the one its decoder remembered, else computed. (A series whose
+ * labels a decoder left raw always has its id: that is a label-set cache hit.) */
 static inline rc_selindex_hash_t rc_series_hash(const rc_series_t *s) {
   if (s->has_id) return (rc_selindex_hash_t){.lo = s->id_lo, .hi = s->id_hi};
   return rc_selindex_hash_labels(s->labels, s->nlabels);
@@ -142,7 +143,9 @@ int rc_selindex_cache_decide(rc_selindex_cache_t *c, const rc_selindex_t *idx,
                              const rc_label_t *labels, uint32_t n, rc_selindex_decision_t *out);
 
 /* The same with a hash the caller already computed with rc_selindex_hash_labels (the store
- * hashes once to pick the shard). h must be the hash of exactly these labels. */
+ * hashes once to pick the shard). h must be the hash of exactly these labels. labels may be
+ * NULL (a decoder left them raw): then a decision not in the cache for idx is not made and
+ * RC_ENOENT returned, for the caller to unpack the labels and ask again. */
 int rc_selindex_cache_decide_hashed(rc_selindex_cache_t *c, const rc_selindex_t *idx,
                                     rc_selindex_hash_t h, const rc_label_t *labels, uint32_t n,
                                     rc_selindex_decision_t *out);

@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "log.h"
+#include "rw_decode.h"
 
 typedef struct counters {
   _Atomic uint64_t series, created, removed, refused, dropped_series, dropped_samples,
@@ -54,6 +55,10 @@ typedef struct ptrvec {
 
 struct rc_store {
   rc_store_cfg_t cfg;
+  /* Labels a decoder left raw (rc_series_t.labels NULL), unpacked for a decision or a new
+   * series; reused, grown to the largest label set seen. */
+  rc_label_t *unpacked;
+  uint32_t unpacked_cap;
   rc_mem_t *mem;      /* cfg.mem, or own */
   rc_mem_t *own;      /* the accountant when the caller gave none (plain malloc) */
   const rc_selindex_t *idx;
@@ -329,6 +334,7 @@ void rc_store_free(rc_store_t *s) {
     rc_mem_free(m, atomic_load_explicit(&t->e[i].arr, memory_order_relaxed));
   rc_mem_free(m, t);
   rc_mem_free(m, s->changed.v);
+  rc_mem_free(m, s->unpacked);
   rc_mem_free(m, s->removed.v);
   rc_matcher_scratch_free(s->scratch);
   rc_selindex_cache_free(s->cache);
@@ -553,13 +559,39 @@ static void advance_watermark(rc_store_t *s, const rc_series_t *src, int64_t lim
   }
 }
 
-/* One series of a batch with its label hash: decide, find or create, append. */
-static int apply_series(rc_store_t *s, const rc_series_t *src, rc_selindex_hash_t h,
+/* A copy of *src with its labels unpacked into the store's scratch array when the decoder
+ * left them raw. Returns 0, RC_ENOMEM, or RC_EPARSE (raw labels the decoder did not check:
+ * cannot happen). */
+static int unpack_labels(rc_store_t *s, const rc_series_t *src, rc_series_t *out) {
+  *out = *src;
+  if (src->labels != NULL) return 0;
+  if (src->nlabels > s->unpacked_cap) {
+    rc_label_t *v = rc_mem_realloc(s->mem, s->unpacked, src->nlabels * sizeof(rc_label_t));
+    if (v == NULL) return RC_ENOMEM;
+    s->unpacked = v;
+    s->unpacked_cap = src->nlabels;
+  }
+  out->labels = rc_rw_series_labels(src, s->unpacked, s->unpacked_cap);
+  return out->labels != NULL ? 0 : RC_EPARSE;
+}
+
+/* One series of a batch with its label hash: decide, find or create, append. The labels may
+ * still be raw (rc_series_t): they are unpacked only for a decision the cache does not hold
+ * or a series not held yet, which a stream of known series never needs. */
+static int apply_series(rc_store_t *s, const rc_series_t *in, rc_selindex_hash_t h,
                         int64_t limit, tallies_t *t) {
-  if (src->nsamples == 0 && src->nhistograms == 0) return 0;
+  if (in->nsamples == 0 && in->nhistograms == 0) return 0;
   rc_selindex_decision_t d = {0};
-  if (rc_selindex_cache_decide_hashed(s->cache, s->idx, h, src->labels, src->nlabels, &d) != 0 ||
-      d.n == 0) {
+  rc_series_t whole;
+  const rc_series_t *src = in;
+  int drc = rc_selindex_cache_decide_hashed(s->cache, s->idx, h, src->labels, src->nlabels, &d);
+  if (drc == RC_ENOENT && src->labels == NULL) {
+    if ((drc = unpack_labels(s, in, &whole)) == RC_ENOMEM) return drc;
+    src = &whole;
+    if (drc == 0)
+      drc = rc_selindex_cache_decide_hashed(s->cache, s->idx, h, src->labels, src->nlabels, &d);
+  }
+  if (drc != 0 || d.n == 0) {
     t->dropped++;
     t->dropped_samples += src->nsamples;
     t->dropped_hist += src->nhistograms;
@@ -583,6 +615,17 @@ static int apply_series(rc_store_t *s, const rc_series_t *src, rc_selindex_hash_
       t->mem_hist += src->nhistograms;
       advance_watermark(s, src, limit);
       return 0;
+    }
+    if (src->labels == NULL) {
+      int urc = unpack_labels(s, in, &whole);
+      if (urc == RC_ENOMEM) return urc;
+      if (urc != 0) {
+        t->dropped++;
+        t->dropped_samples += src->nsamples;
+        t->dropped_hist += src->nhistograms;
+        return 0;
+      }
+      src = &whole;
     }
     r = series_new(s->mem, src, h, d.ids, d.n);
     if (r == NULL) return RC_ENOMEM;

@@ -477,6 +477,7 @@ int rc_workers_init(rc_workers_t *ws, const rc_workers_cfg_t *cfg, rc_err_t *err
     rc_mpsc_init(&w->parts);
     rc_mpsc_init(&w->decodes);
     rc_rw_decoder_init(&w->dec, &cfg->limits);
+    w->dec.lazy_labels = 1; /* what reads the batch (store, tally) copes with raw labels */
     rc_mem_init(&w->mem, 0);
     sc.mem = &w->mem;
     int rc = uv_sem_init(&w->wake, 0) != 0 ? RC_ENOMEM : rc_store_new(&sc, cfg->idx, &w->store);

@@ -1,7 +1,9 @@
 /* fuzz_rw_diff.c: differential target — the zero-copy wire reader (rw_wire.c) and the
  * protobuf-c reference (rw_pbc.c) must give the same answer for every input: the same
  * success or failure and reason, the same dropped series and first problem, and the same
- * series, labels, samples and histograms. The input is raw protobuf (byte 0 picks the
+ * series, labels, samples and histograms. The wire decoder runs with lazy_labels, as the
+ * ingest workers do: its labels are compared as rc_rw_series_labels gives them, and the
+ * identity it hands the store must be the hash of those labels. The input is raw protobuf (byte 0 picks the
  * version); the target snappy-compresses it so that mutations land in the protobuf layer.
  * Any disagreement aborts, which is what a fuzzer reports as a finding. */
 #include <math.h>
@@ -13,12 +15,13 @@
 #include "fuzz.h"
 #include "rw_decode.h"
 #include "rwbuild.h"
+#include "selindex.h"
 
 static const uint8_t *g_input;
 static size_t g_input_len;
 
 /* Reports the disagreement with the input in hex (the replay driver has no crash files). */
-static void differ(const char *what) {
+static __attribute__((noreturn)) void differ(const char *what) {
   fprintf(stderr, "rw_wire and protobuf-c disagree: %s\ninput (%zu bytes): ", what, g_input_len);
   for (size_t i = 0; i < g_input_len && i < 4096; i++) fprintf(stderr, "%02x", g_input[i]);
   fprintf(stderr, "\n");
@@ -61,12 +64,18 @@ static void compare(const rc_batch_t *a, const rc_batch_t *b) {
         x->nexemplars != y->nexemplars || x->nstale != y->nstale || x->mtype != y->mtype ||
         x->metric_len != y->metric_len || memcmp(x->metric, y->metric, x->metric_len) != 0)
       differ("series header");
+    rc_label_t buf[64]; /* the limits' max_labels */
+    const rc_label_t *xl = rc_rw_series_labels(x, buf, 64);
+    if (xl == NULL) differ("raw labels");
     for (uint32_t k = 0; k < x->nlabels; k++)
-      if (x->labels[k].name_len != y->labels[k].name_len ||
-          x->labels[k].value_len != y->labels[k].value_len ||
-          memcmp(x->labels[k].name, y->labels[k].name, x->labels[k].name_len) != 0 ||
-          memcmp(x->labels[k].value, y->labels[k].value, x->labels[k].value_len) != 0)
+      if (xl[k].name_len != y->labels[k].name_len || xl[k].value_len != y->labels[k].value_len ||
+          memcmp(xl[k].name, y->labels[k].name, xl[k].name_len) != 0 ||
+          memcmp(xl[k].value, y->labels[k].value, xl[k].value_len) != 0)
         differ("label");
+    if (x->has_id) {
+      rc_selindex_hash_t h = rc_selindex_hash_labels(xl, x->nlabels);
+      if (h.lo != x->id_lo || h.hi != x->id_hi) differ("series identity");
+    }
     for (uint32_t k = 0; k < x->nsamples; k++)
       if (!same_double(x->samples[k].value, y->samples[k].value) || x->samples[k].ts_ms != y->samples[k].ts_ms ||
           x->samples[k].start_ts_ms != y->samples[k].start_ts_ms)
@@ -95,6 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static int dw_ready;
   if (!dw_ready) {
     rc_rw_decoder_init(&dw, &lim);
+    dw.lazy_labels = 1;
     dw_ready = 1;
   }
   rc_rw_decoder_t dp;

@@ -459,9 +459,9 @@ static void test_reason_bounded(void **st) {
 }
 
 /* One decoder, the same bodies again and again: the label-set cache's hits must give exactly
- * what the checks gave, and a bad label set must be refused every time, cached or not. */
-static void test_repeated_decodes(void **st) {
-  (void)st;
+ * what the checks gave, and a bad label set must be refused every time, cached or not. Eager,
+ * and with lazy_labels (hits leave the labels raw; rc_rw_series_labels unpacks them). */
+static void repeated_decodes(int lazy) {
   rwb_t *b = rwb_new(1);
   for (int i = 0; i < 20; i++) {
     char spec[96];
@@ -478,9 +478,12 @@ static void test_repeated_decodes(void **st) {
   rc_rw_decoder_t d;
   rc_rw_limits_t l = limits();
   rc_rw_decoder_init(&d, &l);
+  d.lazy_labels = lazy;
   rc_batch_t *first = NULL;
   rc_rw_result_t r0;
+  uint32_t raw = 0;
   assert_int_equal(rc_rw_decode(&d, 1, body, len, &first, &r0), 0);
+  for (uint32_t i = 0; i < first->nseries; i++) assert_non_null(first->series[i].labels);
   for (int round = 0; round < 3; round++) {
     rc_batch_t *again;
     rc_rw_result_t r;
@@ -493,24 +496,41 @@ static void test_repeated_decodes(void **st) {
       assert_int_equal(x->nlabels, y->nlabels);
       assert_int_equal(x->metric_len, y->metric_len);
       assert_memory_equal(x->metric, y->metric, x->metric_len);
+      rc_label_t buf[8];
+      raw += x->labels == NULL;
+      const rc_label_t *xl = rc_rw_series_labels(x, buf, 8);
+      assert_non_null(xl);
+      if (x->labels == NULL) assert_null(rc_rw_series_labels(x, buf, x->nlabels - 1)); /* no room */
       for (uint32_t k = 0; k < x->nlabels; k++) {
-        assert_int_equal(x->labels[k].name_len, y->labels[k].name_len);
-        assert_memory_equal(x->labels[k].name, y->labels[k].name, x->labels[k].name_len);
-        assert_memory_equal(x->labels[k].value, y->labels[k].value, x->labels[k].value_len);
+        assert_int_equal(xl[k].name_len, y->labels[k].name_len);
+        assert_int_equal(xl[k].value_len, y->labels[k].value_len);
+        assert_memory_equal(xl[k].name, y->labels[k].name, xl[k].name_len);
+        assert_memory_equal(xl[k].value, y->labels[k].value, xl[k].value_len);
       }
+      rc_selindex_hash_t h = rc_series_hash(x), want = rc_selindex_hash_labels(xl, x->nlabels);
+      assert_true(h.lo == want.lo && h.hi == want.hi);
     }
     rc_batch_free(again);
   }
+  /* Lazy: the 20 sorted label sets come back raw (cache hits) every round; the unsorted one
+   * is never remembered, so it is always parsed. Eager: never raw. */
+  if (g_reference || !lazy) assert_int_equal(raw, 0);
+  else assert_int_equal(raw, 3 * 20);
   rc_batch_free(first);
   rc_rw_decoder_close(&d);
   free(body);
 }
 
+static void test_repeated_decodes(void **st) {
+  (void)st;
+  repeated_decodes(0);
+  repeated_decodes(1);
+}
+
 /* More label sets than the label-set cache holds (2 ways x 2^17 sets), decoded again and again by
  * one decoder: whatever the cache keeps or evicts, every series comes out with its own labels
  * and samples, and the identity handed to the store (has_id) is the hash of those labels. */
-static void test_cache_identity(void **st) {
-  (void)st;
+static void cache_identity(int lazy) {
   enum { PER_REQ = 2000, NREQ = 150 }; /* 300k label sets */
   char *bodies[NREQ];
   size_t lens[NREQ];
@@ -527,6 +547,7 @@ static void test_cache_identity(void **st) {
   rc_rw_decoder_t d;
   rc_rw_limits_t l = limits();
   rc_rw_decoder_init(&d, &l);
+  d.lazy_labels = lazy;
   uint64_t with_id = 0;
   for (int round = 0; round < 3; round++) {
     for (int q = 0; q < NREQ; q++) {
@@ -539,13 +560,18 @@ static void test_cache_identity(void **st) {
         char inst[32], job[32];
         int ni = snprintf(inst, sizeof(inst), "i%u", i), nj = snprintf(job, sizeof(job), "j%d", q);
         assert_int_equal(x->nlabels, 3);
-        assert_int_equal(x->labels[1].value_len, ni);
-        assert_memory_equal(x->labels[1].value, inst, ni);
-        assert_int_equal(x->labels[2].value_len, nj);
-        assert_memory_equal(x->labels[2].value, job, nj);
+        rc_label_t buf[3];
+        const rc_label_t *xl = rc_rw_series_labels(x, buf, 3);
+        assert_non_null(xl);
+        assert_int_equal(x->metric_len, 1);
+        assert_memory_equal(x->metric, "m", 1);
+        assert_int_equal(xl[1].value_len, ni);
+        assert_memory_equal(xl[1].value, inst, ni);
+        assert_int_equal(xl[2].value_len, nj);
+        assert_memory_equal(xl[2].value, job, nj);
         assert_int_equal(x->nsamples, 1);
         assert_true(x->samples[0].value == (double)(q * PER_REQ + (int)i));
-        rc_selindex_hash_t h = rc_series_hash(x), want = rc_selindex_hash_labels(x->labels, 3);
+        rc_selindex_hash_t h = rc_series_hash(x), want = rc_selindex_hash_labels(xl, 3);
         assert_true(h.lo == want.lo && h.hi == want.hi);
         with_id += x->has_id;
       }
@@ -556,6 +582,12 @@ static void test_cache_identity(void **st) {
   if (!g_reference) assert_int_equal(with_id, 3ull * NREQ * PER_REQ);
   rc_rw_decoder_close(&d);
   for (int q = 0; q < NREQ; q++) free(bodies[q]);
+}
+
+static void test_cache_identity(void **st) {
+  (void)st;
+  cache_identity(0);
+  cache_identity(1);
 }
 
 #define BOTH(t) cmocka_unit_test_setup(t, use_wire), cmocka_unit_test_setup(t, use_pbc)

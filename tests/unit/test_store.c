@@ -120,6 +120,65 @@ static void test_selection(void **st) {
   assert_int_equal(rc_window_eval(&r->win, RC_FN_INCREASE, 0, 2000, 2000, RC_COMPAT_PROM3, &v), 0);
 }
 
+/* Labels a lazy decoder left raw (a label-set cache hit: rc_series_t.labels NULL): the store
+ * unpacks them for a decision it has not cached and for a series it creates, and the result is
+ * the same as from parsed labels, also after the index changes (decisions made again). */
+static void test_raw_labels(void **st) {
+  fixture_t *f = *st;
+  rwb_t *b = rwb_new(1);
+  rwb_series(b, "__name__=http_requests_total,code=500,job=api");
+  rwb_sample(b, 1, 1000);
+  rwb_series(b, "__name__=http_requests_total,code=200,job=api"); /* not selected */
+  rwb_sample(b, 7, 1000);
+  rwb_series(b, "__name__=up,instance=a,job=db");
+  rwb_sample(b, 1, 1000);
+  size_t len;
+  char *body = rwb_finish(b, &len);
+  rc_rw_limits_t lim = {.max_decoded_bytes = 1 << 26, .max_arena_bytes = 1 << 28,
+                        .labels = {.max_labels = 64, .max_label_bytes = 4096}};
+  rc_rw_decoder_t d;
+  rc_rw_decoder_init(&d, &lim);
+  d.lazy_labels = 1;
+  rc_batch_t *warm, *raw;
+  rc_rw_result_t r;
+  assert_int_equal(rc_rw_decode(&d, 1, body, len, &warm, &r), 0); /* fills the cache */
+  assert_int_equal(rc_rw_decode(&d, 1, body, len, &raw, &r), 0);
+  for (uint32_t i = 0; i < raw->nseries; i++) assert_null(raw->series[i].labels);
+  assert_int_equal(rc_store_apply(f->store, raw), 0);
+  rc_store_stats_t s;
+  rc_store_stats(f->store, &s);
+  assert_int_equal(s.series, 2);
+  assert_int_equal(s.dropped_series, 1);
+  rc_store_series_t *x = find(f->store, "__name__=up,instance=a,job=db");
+  assert_non_null(x);
+  rc_label_t l[8];
+  assert_int_equal(rc_store_series_labels(x, l, 8), 3); /* __name__, instance, job */
+  assert_memory_equal(l[1].name, "instance", 8);
+  assert_memory_equal(l[1].value, "a", 1);
+  assert_memory_equal(l[2].value, "db", 2);
+  /* Another index: every cached decision is stale, so each is made again from raw labels. */
+  rc_selector_t *sel2[1];
+  static const char *const text2[] = {"http_requests_total"};
+  rc_selindex_t *idx2 = build_index(sel2, text2, 1);
+  assert_int_equal(rc_store_set_index(f->store, idx2), 0);
+  rc_batch_free(raw);
+  assert_int_equal(rc_rw_decode(&d, 1, body, len, &raw, &r), 0);
+  assert_null(raw->series[1].labels);
+  rc_store_stats(f->store, &s);
+  uint64_t dropped = s.dropped_series;
+  assert_int_equal(rc_store_apply(f->store, raw), 0);
+  rc_store_stats(f->store, &s);
+  assert_int_equal(s.dropped_series, dropped + 1); /* now only up{} is dropped */
+  assert_non_null(find(f->store, "__name__=http_requests_total,code=200,job=api"));
+  rc_store_set_index(f->store, f->idx);
+  rc_selindex_free(idx2);
+  rc_selector_free(sel2[0]);
+  rc_batch_free(raw);
+  rc_batch_free(warm);
+  rc_rw_decoder_close(&d);
+  free(body);
+}
+
 static int count_cb(void *ctx, rc_store_series_t *r) {
   (void)r;
   (*(int *)ctx)++;
@@ -356,6 +415,7 @@ static void test_changed_and_by_selector(void **st) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_selection, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_raw_labels, setup, teardown),
       cmocka_unit_test_setup_teardown(test_max_series_and_foreach, setup, teardown),
       cmocka_unit_test_setup_teardown(test_full_store_recovers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_late_duplicate_conflict, setup, teardown),
