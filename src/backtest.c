@@ -107,7 +107,7 @@ static void deploys_free(deploys_t *d) {
 
 static int deploy_cmp(const void *a, const void *b) {
   const deploy_t *x = a, *y = b;
-  return x->at_ms < y->at_ms ? -1 : x->at_ms > y->at_ms; /* qsort is not stable: see caller */
+  return x->at_ms < y->at_ms ? -1 : x->at_ms > y->at_ms; /* the caller sorts stably */
 }
 
 /* --deploys FILE: a JSON array of POST /api/v1/deploys bodies, each with started_at. */

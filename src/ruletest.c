@@ -1057,7 +1057,7 @@ static int run_group(run_t *r, rc_ruleset_t *rules, const rc_config_t *conf, rc_
       dorder[j] = dorder[j - 1];
       dorder[j - 1] = t;
     }
-  size_t si = 0, ei = 0, xi = 0;
+  size_t si = 0, xi = 0;
   uint32_t di = 0;
   int64_t next_eval = 0;
   rc = 0;
@@ -1079,7 +1079,6 @@ static int run_group(run_t *r, rc_ruleset_t *rules, const rc_config_t *conf, rc_
     if (next_eval == t) {
       eval = 1;
       next_eval += s->eval_ms;
-      ei++;
     }
     while (xi < nextra && extra[xi] == t) eval = 1, xi++;
     if (rc == 0 && eval) {
@@ -1088,7 +1087,6 @@ static int run_group(run_t *r, rc_ruleset_t *rules, const rc_config_t *conf, rc_
         if (g->trig[i].at_ms == t) check_trig(r, &g->trig[i]);
     }
   }
-  (void)ei;
   free(extra);
   free(dorder);
   if (rc == 0 && g->check_rollbacks) check_rollbacks(r);
