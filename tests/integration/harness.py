@@ -211,6 +211,86 @@ class Daemon:
             self.tmp = None
 
 
+class Prometheus:
+    """A real Prometheus (Debian's 2.42) on 127.0.0.1 with a temporary TSDB. config(port) gives
+    prometheus.yml's text for the port it listens on; flags are added to the command line
+    (e.g. --web.enable-remote-write-receiver). The log is kept in the temporary directory for
+    a failing test to print."""
+
+    def __init__(self, exe, config=None, flags=(), prefix="ripcord-prom-"):
+        self.exe = exe
+        self.config = config or (lambda port: "global:\n  scrape_interval: 1h\n"
+                                              "  evaluation_interval: 1h\nscrape_configs: []\n")
+        self.flags = list(flags)
+        self.tmp = tempfile.mkdtemp(prefix=prefix)
+        self.proc = None
+        self.port = None
+        self.logf = None
+
+    def start(self, timeout=60.0):
+        cfg = os.path.join(self.tmp, "prometheus.yml")
+        for _ in range(3):  # the free port can be taken between choosing and binding
+            self.port = free_port()
+            with open(cfg, "w") as f:
+                f.write(self.config(self.port))
+            if self.logf:
+                self.logf.close()
+            self.logf = open(os.path.join(self.tmp, "prometheus.log"), "wb")
+            self.proc = spawn([self.exe, "--config.file=" + cfg,
+                               "--storage.tsdb.path=" + os.path.join(self.tmp, "tsdb"),
+                               "--web.listen-address=%s:%d" % (LOCALHOST, self.port),
+                               "--log.level=info"] + self.flags,
+                              stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf)
+
+            def ready():
+                if self.proc.poll() is not None:
+                    return "exited"
+                try:
+                    return request(self.port, "GET", "/-/ready", timeout=2).status == 200
+                except OSError:
+                    return False
+            if wait_until(ready, timeout, what="Prometheus ready") is True:
+                return self
+            if "address already in use" not in self.log():
+                break
+        raise AssertionError("Prometheus did not start:\n" + self.log()[-3000:])
+
+    def log(self):
+        try:
+            with open(os.path.join(self.tmp, "prometheus.log"), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def url(self):
+        return "http://%s:%d" % (LOCALHOST, self.port)
+
+    def metrics(self):
+        r = request(self.port, "GET", "/metrics", timeout=10)
+        expect_eq(r.status, 200, "Prometheus /metrics")
+        return parse_exposition(r.text)
+
+    def stop(self, bound=60.0):
+        """SIGTERM, then its exit status; killed (and an AssertionError) past bound."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=bound)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            raise AssertionError("Prometheus did not exit within %.0fs of SIGTERM" % bound)
+
+    def cleanup(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if self.logf:
+            self.logf.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
 def free_port():
     """A port that was free a moment ago (for programs that cannot report their own)."""
     s = socket.socket()

@@ -53,15 +53,14 @@ import datetime
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (V1, Daemon, Runner, expect, expect_eq, free_port, post_write,  # noqa: E402
-                     request, spawn, wait_until)
+from harness import (V1, Daemon, Prometheus, Runner, expect, expect_eq, free_port,  # noqa: E402
+                     post_write, request)
 
 SERVICE, ENV = "bt", "test"
 RULES = """rollback:
@@ -87,75 +86,6 @@ V2_AFTER = 5  # v2 is recorded between samples 5 and 6
 TAIL_MS = 30000  # the backtest runs to the last sample + 30 s; the test waits that long too
 TIMER_MS = 250  # serve's default --rules.evaluation-interval
 SLACK_MS = 100
-
-
-class Prometheus:
-    """Prometheus with its remote-write receiver and nothing to scrape."""
-
-    def __init__(self, exe):
-        self.exe = exe
-        self.tmp = tempfile.mkdtemp(prefix="ripcord-bt-prom-")
-        self.proc = None
-        self.port = None
-        self.logf = None
-
-    def start(self, timeout=60.0):
-        cfg = os.path.join(self.tmp, "prometheus.yml")
-        with open(cfg, "w") as f:
-            f.write("global:\n  scrape_interval: 1h\n  evaluation_interval: 1h\n"
-                    "scrape_configs: []\n")
-        for _ in range(3):  # the free port can be taken between choosing and binding
-            self.port = free_port()
-            if self.logf:
-                self.logf.close()
-            self.logf = open(os.path.join(self.tmp, "prometheus.log"), "wb")
-            self.proc = spawn([self.exe, "--config.file=" + cfg,
-                               "--storage.tsdb.path=" + os.path.join(self.tmp, "tsdb"),
-                               "--web.listen-address=127.0.0.1:%d" % self.port,
-                               "--web.enable-remote-write-receiver", "--log.level=info"],
-                              stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf)
-
-            def ready():
-                if self.proc.poll() is not None:
-                    return "exited"
-                try:
-                    return request(self.port, "GET", "/-/ready", timeout=2).status == 200
-                except OSError:
-                    return False
-            if wait_until(ready, timeout, what="Prometheus ready") is True:
-                return self
-            if "address already in use" not in self.log():
-                break
-        raise AssertionError("Prometheus did not start:\n" + self.log()[-3000:])
-
-    def log(self):
-        try:
-            with open(os.path.join(self.tmp, "prometheus.log"), "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def url(self):
-        return "http://127.0.0.1:%d" % self.port
-
-    def stop(self, bound=60.0):
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=bound)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            raise AssertionError("Prometheus did not exit within %.0fs of SIGTERM" % bound)
-
-    def cleanup(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        if self.logf:
-            self.logf.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,7 +190,8 @@ def main():
     with open(rule_file, "w") as f:
         f.write(RULES)
     d = Daemon(exe, ["--rules.file=" + rule_file])
-    p = Prometheus(prom_exe)
+    p = Prometheus(prom_exe, flags=["--web.enable-remote-write-receiver"],
+                   prefix="ripcord-bt-prom-")
     st = {}  # what the cases hand on
 
     def case_start():

@@ -13,15 +13,13 @@ the two agree, and that both shut down cleanly.
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Daemon, Runner, expect, expect_eq, free_port, ingest_status, metric,  # noqa: E402
-                     metric_sum, parse_exposition, request, scrape, spawn, wait_until)
+from harness import (Daemon, Prometheus, Runner, expect, expect_eq, ingest_status,  # noqa: E402
+                     metric, metric_sum, scrape, wait_until)
 
 CONFIG = """\
 global:
@@ -53,76 +51,6 @@ remote_write:
 """
 
 
-class Prometheus:
-    def __init__(self, exe, rc_port):
-        self.exe = exe
-        self.rc_port = rc_port
-        self.tmp = tempfile.mkdtemp(prefix="ripcord-it-prom-")
-        self.proc = None
-        self.port = None
-        self.logf = None
-
-    def start(self, timeout=60.0):
-        for attempt in range(3):  # the free port can be taken between choosing and binding
-            self.port = free_port()
-            cfg = os.path.join(self.tmp, "prometheus.yml")
-            with open(cfg, "w") as f:
-                f.write(CONFIG.format(prom_port=self.port, rc_port=self.rc_port))
-            logpath = os.path.join(self.tmp, "prometheus.log")
-            self.logf = open(logpath, "wb")
-            self.proc = spawn([self.exe, "--config.file=" + cfg,
-                               "--storage.tsdb.path=" + os.path.join(self.tmp, "tsdb"),
-                               "--web.listen-address=127.0.0.1:%d" % self.port,
-                               "--log.level=info"],
-                              stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf)
-
-            def ready():
-                if self.proc.poll() is not None:
-                    return "exited"
-                try:
-                    return request(self.port, "GET", "/-/ready", timeout=2).status == 200
-                except OSError:
-                    return False
-            state = wait_until(ready, timeout, what="Prometheus ready")
-            if state is True:
-                return self
-            self.logf.close()
-            if "address already in use" not in self.log():
-                break
-        raise AssertionError("Prometheus did not start:\n" + self.log()[-3000:])
-
-    def log(self):
-        try:
-            with open(os.path.join(self.tmp, "prometheus.log"), "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def metrics(self):
-        r = request(self.port, "GET", "/metrics", timeout=10)
-        expect_eq(r.status, 200, "Prometheus /metrics")
-        return parse_exposition(r.text)
-
-    def stop(self, bound=60.0):
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=bound)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            raise AssertionError("Prometheus did not exit within %.0fs of SIGTERM" % bound)
-
-    def cleanup(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        if self.logf:
-            self.logf.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
 def prom_sum(samples, name):
     return metric_sum(samples, name)
 
@@ -150,7 +78,8 @@ def main():
     state = {}
     try:
         r.run("ripcord starts", d.start)
-        p = Prometheus(prom_exe, d.port)
+        p = Prometheus(prom_exe, config=lambda port: CONFIG.format(prom_port=port, rc_port=d.port),
+                       prefix="ripcord-it-prom-")
         if not r.run("Prometheus starts and is ready", p.start):
             print(p.log()[-3000:])
             raise SystemExit(r.finish())

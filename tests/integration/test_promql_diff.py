@@ -20,66 +20,20 @@ import math
 import os
 import random
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (V1, Daemon, Runner, expect, expect_eq, free_port, pb_histogram,  # noqa: E402
-                     post_write, request, spawn, wait_until)
+from harness import (V1, Daemon, Prometheus, Runner, expect, expect_eq,  # noqa: E402
+                     pb_histogram, post_write, request, wait_until)
 
 STALE_NAN = 0x7ff0000000000002
 INSTANCES = ["a", "b", "c", "d"]
 LES = ["0.05", "0.1", "0.25", "0.5", "1", "2.5", "+Inf"]
 SCRAPE_MS = 15000
 SPAN_MS = 30 * 60 * 1000
-
-
-class Prometheus:
-    def __init__(self, exe):
-        self.exe = exe
-        self.tmp = tempfile.mkdtemp(prefix="ripcord-diff-prom-")
-        self.proc = None
-        self.port = None
-
-    def start(self, timeout=60.0):
-        cfg = os.path.join(self.tmp, "prometheus.yml")
-        with open(cfg, "w") as f:
-            f.write("global:\n  scrape_interval: 1h\n")
-        for _ in range(3):
-            self.port = free_port()
-            self.logf = open(os.path.join(self.tmp, "prometheus.log"), "wb")
-            self.proc = spawn([self.exe, "--config.file=" + cfg,
-                               "--storage.tsdb.path=" + os.path.join(self.tmp, "tsdb"),
-                               "--web.listen-address=127.0.0.1:%d" % self.port,
-                               "--web.enable-remote-write-receiver",
-                               "--enable-feature=native-histograms"],
-                              stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf)
-
-            def ready():
-                if self.proc.poll() is not None:
-                    return "exited"
-                try:
-                    return request(self.port, "GET", "/-/ready", timeout=2).status == 200
-                except OSError:
-                    return False
-            if wait_until(ready, timeout, what="Prometheus ready") is True:
-                return self
-            self.logf.close()
-        raise AssertionError("Prometheus did not start")
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def make_data(t_end):
@@ -279,7 +233,10 @@ def main():
     cfg = os.path.join(tmp, "ripcord.yml")
     with open(cfg, "w") as f:
         f.write("select:\n  - '{__name__=~\".+\"}'\n")
-    prom = Prometheus(prom_exe)
+    prom = Prometheus(prom_exe, config=lambda port: "global:\n  scrape_interval: 1h\n",
+                      flags=["--web.enable-remote-write-receiver",
+                             "--enable-feature=native-histograms"],
+                      prefix="ripcord-diff-prom-")
     d = None
     state = {}
     try:
@@ -339,7 +296,10 @@ def main():
     finally:
         if d is not None:
             d.cleanup()
-        prom.stop()
+        try:
+            prom.stop()
+        finally:
+            prom.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
     return r.finish()
 
