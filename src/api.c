@@ -13,6 +13,7 @@
 #include "deploys.h"
 #include "log.h"
 #include "stats.h"
+#include "ui.h"
 
 static int path_is(const rc_http_request_t *req, const char *p) {
   size_t n = strlen(p);
@@ -93,6 +94,33 @@ static void deny(const rc_http_request_t *req, rc_http_response_t *res, int stat
                   status == 401 ? "request not authenticated" : "request not allowed",
                   "path=%s reason=%s", rc_log_quote(p, sizeof(p), req->path, req->path_len),
                   rc_log_quote(q, sizeof(q), why, strlen(why)));
+}
+
+/* GET /api/v1/whoami: the identity the request authenticated as — what the status page needs
+ * to offer approve/reject only to those who may, and what `curl -H "Authorization: ..."`
+ * tells someone unsure which token they hold. open: no identities are configured (every
+ * request is allowed, votes are refused: a gate needs to know who votes). */
+static void whoami(const rc_api_t *api, const rc_identity_t *who, rc_http_response_t *res) {
+  int open = api->auth == NULL || rc_auth_count(api->auth) == 0;
+  json_t *roles = json_array(), *groups = json_array();
+  for (int i = 0; who != NULL && i < RC_CONFIG_NROLES; i++)
+    if (who->roles & (1u << i)) json_array_append_new(roles, json_string(rc_config_roles[i]));
+  for (size_t i = 0; who != NULL && i < who->ngroups; i++)
+    json_array_append_new(groups, json_string(who->groups[i]));
+  json_t *doc = json_pack("{s:s,s:{s:s?,s:o,s:o,s:b}}", "status", "success", "data", "name",
+                          who ? who->name : NULL, "roles", roles, "groups", groups, "open", open);
+  char *s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+  json_decref(doc);
+  if (s == NULL) {
+    res->status = 500;
+    rc_buf_puts(&res->body, "out of memory\n");
+    return;
+  }
+  res->status = 200;
+  res->content_type = "application/json";
+  rc_buf_puts(&res->body, s);
+  rc_buf_puts(&res->body, "\n");
+  free(s);
 }
 
 void rc_api_handle(void *ctx, const rc_http_request_t *req, rc_http_response_t *res) {
@@ -210,16 +238,30 @@ void rc_api_handle(void *ctx, const rc_http_request_t *req, rc_http_response_t *
     }
   } else if (path_is(req, "/api/v1/rules")) {
     h = RC_HANDLER_STATUS;
-    if (get_only(req, res)) {
+    int64_t history = 0;
+    int ok = get_only(req, res);
+    if (ok && rc_http_query_int(req, "history", 0, 1, &history) < 0) {
+      res->status = 400;
+      res->content_type = "application/json";
+      rc_buf_puts(&res->body, "{\"status\":\"error\",\"errorType\":\"bad_data\","
+                              "\"error\":\"bad parameter: history (0 or 1)\"}\n");
+    } else if (ok) {
       res->status = 200;
       res->content_type = "application/json";
-      if (api->engine == NULL || rc_engine_render_json(api->engine, &res->body) != 0) {
+      if (api->engine == NULL ||
+          rc_engine_render_json(api->engine, (int)history, &res->body) != 0) {
         rc_buf_reset(&res->body);
         res->status = api->engine == NULL ? 503 : 500;
         res->content_type = NULL;
         rc_buf_puts(&res->body, api->engine == NULL ? "no rule engine\n" : "out of memory\n");
       }
     }
+  } else if (path_is(req, "/api/v1/whoami")) {
+    h = RC_HANDLER_STATUS;
+    if (get_only(req, res)) whoami(api, who, res);
+  } else if (rc_ui_owns(req->path, req->path_len)) {
+    h = RC_HANDLER_STATUS;
+    rc_ui_handle(req, res);
   } else if (rc_deploys_handle(api->db, api->audit, req, who ? who->name : NULL, res)) {
     h = RC_HANDLER_STATUS;
     if (res->status == 201 && api->deployed != NULL) api->deployed(api->deployed_ctx);

@@ -1,9 +1,9 @@
 /* api.h: the HTTP routes — which path goes to which handler — plus the small handlers that
  * are not worth a file of their own: /metrics, /-/healthy, /-/ready, /api/v1/status/ingest,
- * /api/v1/rules (the engine renders it), /api/v1/query, POST /-/reload; the deploy registry's
- * routes are deploys.c's. Every request is first authenticated and its role checked
- * (auth.h): 401 or 403 with a one-line reason before any handler runs. Runs on the loop
- * thread. */
+ * /api/v1/rules[?history=1] (the engine renders it), /api/v1/query, /api/v1/whoami,
+ * POST /-/reload; the deploy registry's routes are deploys.c's, the status page's (/ and
+ * /ui/...) ui.c's. Every request is first authenticated and its role checked (auth.h): 401 or
+ * 403 with a one-line reason before any handler runs. Runs on the loop thread. */
 #ifndef RC_API_H
 #define RC_API_H
 

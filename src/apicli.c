@@ -1,4 +1,5 @@
-/* apicli.c: the CLI's HTTP client and the approval commands; see apicli.h. */
+/* apicli.c: the CLI's HTTP client, the approval commands and `ripcord services`; see
+ * apicli.h. */
 #include "apicli.h"
 
 #include <curl/curl.h>
@@ -265,6 +266,53 @@ int rc_apicli_vote_main(int argc, char **argv) {
     }
   }
   free(body);
+  rc_buf_free(&out);
+  return rc;
+}
+
+/*------------------------------------------------------------------------------------------
+ * ripcord services
+ *----------------------------------------------------------------------------------------*/
+
+static int services_usage(void) {
+  fprintf(stderr, "usage: ripcord services [--url http://127.0.0.1:9095] [--token-file F]\n"
+                  "  (the token: RIPCORD_TOKEN or --token-file; any reading role)\n");
+  return 2;
+}
+
+int rc_apicli_services_main(int argc, char **argv) {
+  rc_apicli_t o = {.url = "http://127.0.0.1:9095"};
+  for (int i = 1; i < argc; i++)
+    if (rc_apicli_common_arg(&o, argc, argv, &i) <= 0) return services_usage();
+  rc_buf_t out;
+  rc_buf_init(&out);
+  long status = 0;
+  int rc = 1;
+  if (rc_apicli_request(&o, "GET", "/api/v1/services", NULL, &status, &out) == 0) {
+    json_t *doc = status == 200 ? json_loadb(out.data, out.len, 0, NULL) : NULL;
+    json_t *data = json_object_get(doc, "data");
+    if (json_is_array(data)) {
+      /* Tab-separated, one target a line, for people and for cut/awk alike. */
+      printf("SERVICE\tENVIRONMENT\tCURRENT\tSINCE\tPREVIOUS\tDEPLOYS\n");
+      size_t i;
+      json_t *s;
+      json_array_foreach(data, i, s) {
+        json_t *cur = json_object_get(s, "current"), *prev = json_object_get(s, "previous");
+        char since[40] = "-";
+        if (json_is_integer(json_object_get(cur, "started_at")))
+          fmt_time(json_integer_value(json_object_get(cur, "started_at")), since, sizeof(since));
+        const char *pv = json_string_value(json_object_get(prev, "version"));
+        printf("%s\t%s\t%s\t%s\t%s\t%lld\n", json_string_value(json_object_get(s, "service")),
+               json_string_value(json_object_get(s, "environment")),
+               json_string_value(json_object_get(cur, "version")), since, pv ? pv : "-",
+               (long long)json_integer_value(json_object_get(s, "deploys")));
+      }
+      rc = 0;
+    } else {
+      rc_apicli_print_error("services", status, &out);
+    }
+    json_decref(doc);
+  }
   rc_buf_free(&out);
   return rc;
 }

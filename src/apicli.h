@@ -1,5 +1,5 @@
 /* apicli.h: the CLI side of ripcord's HTTP API — what `ripcord previous-version`,
- * `ripcord rollback`, `ripcord approve` and `ripcord reject` share: one blocking libcurl
+ * `ripcord rollback`, `ripcord approve`, `ripcord reject` and `ripcord services` share: one blocking libcurl
  * request to a running ripcord (a CLI, not the daemon), with the caller's API token.
  *
  * The token comes from the environment (RIPCORD_TOKEN) or a file (--token-file), never from a
@@ -10,6 +10,8 @@
  *                                                               previous version (deployer)
  *   ripcord approve ID [--comment C]                           vote on a request (approver)
  *   ripcord reject ID [--comment C]
+ *   ripcord services                                           every target with its current
+ *                                                               and previous version (reader)
  *
  * Each also takes --url (default http://127.0.0.1:9095) and --token-file. Exit codes: 0 done;
  * 1 refused by the server or the server unreachable (reason on stderr, the server's own
@@ -48,5 +50,7 @@ void rc_apicli_print_error(const char *what, long status, const rc_buf_t *body);
 int rc_apicli_rollback_main(int argc, char **argv);
 /* argv[0] is "approve" or "reject". */
 int rc_apicli_vote_main(int argc, char **argv);
+/* GET /api/v1/services as a tab-separated table on stdout. */
+int rc_apicli_services_main(int argc, char **argv);
 
 #endif

@@ -218,6 +218,10 @@ static const struct route {
     /* Liveness and readiness: load balancers and kubelets probe without credentials. */
     {M(HTTP_GET) | M(HTTP_HEAD), "/-/healthy", 0},
     {M(HTTP_GET) | M(HTTP_HEAD), "/-/ready", 0},
+    /* The status page's static shell (ui.h): it holds no data, and a browser cannot send the
+     * token with a navigation — the page asks for it, then sends it with every API call. */
+    {M(HTTP_GET) | M(HTTP_HEAD), "/", 0},
+    {M(HTTP_GET) | M(HTTP_HEAD), "/ui/*", 0},
     /* Prometheus remote write: the only thing a writer may do. */
     {M(HTTP_POST), "/api/v1/write", RC_ROLE_WRITER},
     /* A deploy pipeline announcing a rollout. */

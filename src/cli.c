@@ -164,6 +164,7 @@ void rc_cli_usage(FILE *f) {
           "  rollback          request a rollback to the previous version, through the approval\n"
           "                    gate (--service S --environment E --reason R [--url U])\n"
           "  approve, reject   vote on a rollback request (ID [--comment C] [--url U])\n"
+          "  services          every service's current and previous version ([--url U])\n"
           "  audit             verify the audit trail's hash chain, or export it (audit verify|export)\n"
           "  version    print the version\n\n"
           "Flags:\n"

@@ -367,9 +367,71 @@ static int prev_path(const rc_http_request_t *req, char *svc, char *env, size_t 
   return 1;
 }
 
+/* One deploy, short: what a listing of targets shows (no migrations). */
+static json_t *deploy_brief(const rc_deploy_t *d) {
+  return json_pack("{s:I,s:s,s:s,s:s,s:I,s:b}", "id", (json_int_t)d->id, "version", d->version,
+                   "artifact", d->artifact, "deployer", d->deployer, "started_at",
+                   (json_int_t)d->started_at_ms, "is_rollback", d->is_rollback);
+}
+
+/* GET /api/v1/services: every target the registry knows, by service then environment, with
+ * its current deploy and the one a rollback would go back to (null when there is none). */
+static void list_services(rc_db_t *db, const rc_http_request_t *req, rc_http_response_t *res) {
+  int64_t limit = 1000;
+  if (rc_http_query_int(req, "limit", 1, 10000, &limit) < 0) {
+    error_reply(res, 400, "limit must be 1..10000");
+    return;
+  }
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(rc_db_handle(db),
+                         "SELECT service, environment, COUNT(*) FROM deploys"
+                         " GROUP BY service, environment ORDER BY service, environment LIMIT ?",
+                         -1, &st, NULL) != SQLITE_OK) {
+    error_reply(res, 500, "database error");
+    return;
+  }
+  sqlite3_bind_int64(st, 1, limit);
+  json_t *arr = json_array();
+  int rc = SQLITE_DONE, failed = 0;
+  while (!failed && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    char svc[RC_DEPLOY_FIELD_MAX], env[RC_DEPLOY_FIELD_MAX];
+    copy_col(svc, st, 0);
+    copy_col(env, st, 1);
+    rc_deploy_t cur, prev;
+    int hc = rc_deploys_current(db, svc, env, &cur), hp = rc_deploys_previous(db, svc, env, &prev);
+    if (hc != 0 || (hp != 0 && hp != RC_ENOENT)) {
+      failed = 1;
+      break;
+    }
+    json_array_append_new(arr, json_pack("{s:s,s:s,s:I,s:o,s:o}", "service", svc, "environment",
+                                         env, "deploys", (json_int_t)sqlite3_column_int64(st, 2),
+                                         "current", deploy_brief(&cur), "previous",
+                                         hp == 0 ? deploy_brief(&prev) : json_null()));
+  }
+  if (!failed && rc != SQLITE_DONE) failed = 1;
+  sqlite3_finalize(st);
+  if (failed) {
+    json_decref(arr);
+    error_reply(res, 500, "database error");
+    return;
+  }
+  json_reply(res, 200, json_pack("{s:s,s:o}", "status", "success", "data", arr));
+}
+
 int rc_deploys_handle(rc_db_t *db, rc_audit_t *audit, const rc_http_request_t *req,
                       const char *actor, rc_http_response_t *res) {
   char svc[RC_DEPLOY_FIELD_MAX], env[RC_DEPLOY_FIELD_MAX];
+  if (path_eq(req, "/api/v1/services")) {
+    if (req->method != HTTP_GET && req->method != HTTP_HEAD) {
+      rc_buf_puts(&res->headers, "Allow: GET, HEAD\r\n");
+      error_reply(res, 405, "method not allowed: use GET");
+    } else if (db == NULL) {
+      error_reply(res, 503, "no deploy registry (storage unavailable)");
+    } else {
+      list_services(db, req, res);
+    }
+    return 1;
+  }
   if (path_eq(req, "/api/v1/deploys")) {
     if (db == NULL) {
       error_reply(res, 503, "no deploy registry (storage unavailable)");

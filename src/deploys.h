@@ -8,6 +8,10 @@
  *                                         applied_at?}]}  -> 201 {"id": N}
  *   GET  /api/v1/deploys?service=&environment=&limit=   -> history, newest first
  *   GET  /api/v1/services/{service}/{environment}/previous-version -> the version, as text
+ *   GET  /api/v1/services?limit=         -> every target recorded (by service, environment):
+ *                                         {service, environment, deploys (count), current,
+ *                                         previous (null when none)}, each deploy as {id,
+ *                                         version, artifact, deployer, started_at, is_rollback}
  *
  * "Previous" is the version to roll back to: walking back from the current (newest) deploy,
  * the first deploy that was not itself rolled back and does not carry the current version.

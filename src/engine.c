@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "trend.h"
 
 #define DEFAULT_INTERVAL_MS 250
 #define DEFAULT_LOOKBACK_MS 300000
@@ -31,6 +32,9 @@ typedef struct tstate {
   /* evaluator's */
   rc_trigger_status_t st;
   int64_t last_true_ms;   /* last time the condition held (keep_firing_for) */
+  /* The values of the last window, downsampled (trend.h): written by the evaluator and read by
+   * /api/v1/rules?history=1, both under the state mutex. */
+  rc_trend_t trend;
   /* The start of the current deploy of the rule's target (INT64_MIN: none known): the
    * evaluator sees only samples after it. Set by the loop thread (rc_engine_refresh_deploys). */
   _Atomic int64_t clip_ms;
@@ -163,6 +167,15 @@ static void bundle_free(bundle_t *b) {
   free(b);
 }
 
+/* The time a trigger's sparkline covers: its window (the expression's longest range for an
+ * expr: trigger). An instant expression has none; it shows the last 5 minutes, Prometheus'
+ * lookback. */
+static int64_t trend_span_ms(const rc_trigger_t *t) {
+  if (t->window_ms > 0) return t->window_ms;
+  if (t->expr != NULL && t->expr->max_range_ms > 0) return t->expr->max_range_ms;
+  return 5 * 60 * 1000;
+}
+
 /* Everything the engine derives from a rule set: trigger states, selector ids (every selector
  * of every trigger expression, in order, then extra), who depends on which id, the index.
  * Takes *rules (emptied). */
@@ -185,6 +198,8 @@ static int bundle_build(rc_ruleset_t *rules, rc_selector_t *const *extra, uint32
       const rc_trigger_t *t = &rule->triggers[k];
       b->tr[b->ntr] = (tstate_t){.rule = rule, .trig = t, .rule_idx = r, .trig_idx = k};
       atomic_init(&b->tr[b->ntr].clip_ms, INT64_MIN);
+      rc_trend_init(&b->tr[b->ntr].trend, trend_span_ms(t),
+                    t->op == RC_CMP_GE || t->op == RC_CMP_GT);
       b->ntr++;
       const rc_pq_expr_t *ex[2] = {t->expr, t->requests_expr};
       for (int j = 0; rc == 0 && j < 2; j++)
@@ -438,6 +453,7 @@ static void eval_trigger(rc_engine_t *e, tstate_t *ts, int64_t now, uint64_t lat
   st->has_value = have;
   st->value = value;
   st->no_data = !have;
+  if (have) rc_trend_add(&ts->trend, now, value);
   int holds;
   if (!have) holds = t->no_data == RC_NODATA_FIRE;
   else if (!enough) holds = 0;
@@ -664,6 +680,7 @@ int rc_engine_reload(rc_engine_t *e, rc_ruleset_t *rules, rc_selector_t *const *
       if (same_trigger(&nb->tr[i], &old->tr[j])) {
         nb->tr[i].st = old->tr[j].st;
         nb->tr[i].last_true_ms = old->tr[j].last_true_ms;
+        nb->tr[i].trend = old->tr[j].trend; /* same expression, so the same window */
         atomic_store(&nb->tr[i].clip_ms, atomic_load(&old->tr[j].clip_ms));
         kept++;
         break;
@@ -842,12 +859,46 @@ static json_t *num(double v) { return isfinite(v) ? json_real(v) : json_null(); 
 
 static json_t *ms_time(int64_t ms) { return ms ? json_integer(ms) : json_null(); }
 
-int rc_engine_render_json(rc_engine_t *e, rc_buf_t *out) {
+/* history: {"span_ms", "step_ms", "end_ms", "points": [[t_ms, value], ...]}, the trend as it
+ * was copied under the lock; the window ends at the trigger's last evaluation (wall time in the
+ * daemon, the simulated instant in replays). */
+static json_t *history_json(const rc_trend_t *t, int64_t end_ms) {
+  rc_trend_point_t pts[RC_TREND_POINTS];
+  size_t n = end_ms ? rc_trend_points(t, end_ms, pts) : 0;
+  json_t *arr = json_array();
+  for (size_t i = 0; arr != NULL && i < n; i++)
+    json_array_append_new(arr, json_pack("[I,f]", (json_int_t)pts[i].t_ms, pts[i].v));
+  return json_pack("{s:I,s:I,s:o,s:o}", "span_ms", (json_int_t)t->span_ms, "step_ms",
+                   (json_int_t)t->step_ms, "end_ms", ms_time(end_ms), "points", arr);
+}
+
+int rc_engine_render_json(rc_engine_t *e, int history, rc_buf_t *out) {
   json_t *rules = json_array();
+  /* With history, the trends are copied under the lock and turned into JSON after it: the
+   * evaluator waits on this lock to publish a round, and sixty numbers per trigger would
+   * hold it long enough to show in the detection latency. The bundle cannot change meanwhile:
+   * reloads run on this (the loop) thread. */
+  const bundle_t *b = bun(e);
+  uint32_t ntr = b->ntr;
+  rc_trend_t *snap = NULL;
+  int64_t *ends = NULL;
+  json_t **objs = NULL;
+  if (history) {
+    snap = malloc((ntr ? ntr : 1) * sizeof(*snap));
+    ends = calloc(ntr ? ntr : 1, sizeof(*ends));
+    objs = calloc(ntr ? ntr : 1, sizeof(*objs));
+    if (snap == NULL || ends == NULL || objs == NULL) {
+      free(snap);
+      free(ends);
+      free(objs);
+      json_decref(rules);
+      return RC_ENOMEM;
+    }
+  }
   uv_mutex_lock(&e->mu);
   json_t *cur = NULL;
-  for (uint32_t i = 0; i < bun(e)->ntr; i++) {
-    tstate_t *ts = &bun(e)->tr[i];
+  for (uint32_t i = 0; i < ntr; i++) {
+    const tstate_t *ts = &b->tr[i];
     if (ts->trig_idx == 0) {
       const rc_rule_t *r = ts->rule;
       cur = json_array();
@@ -877,14 +928,28 @@ int rc_engine_render_json(rc_engine_t *e, rc_buf_t *out) {
         (double)st->last_eval_ns / 1e9, "last_detection_latency_seconds",
         st->last_latency_ns ? json_real((double)st->last_latency_ns / 1e9) : json_null());
     if (o != NULL && st->error[0]) json_object_set_new(o, "error", json_string(st->error));
-    if (o != NULL && t->window_ms) json_object_set_new(o, "window_ms", json_integer(t->window_ms));
+    /* The window as rollback events name it: an expr: trigger's is its longest range. */
+    int64_t win = t->window_ms ? t->window_ms : t->expr ? t->expr->max_range_ms : 0;
+    if (o != NULL && win) json_object_set_new(o, "window_ms", json_integer(win));
     if (o != NULL && t->for_ms) json_object_set_new(o, "for_ms", json_integer(t->for_ms));
+    if (history) {
+      snap[i] = ts->trend;
+      ends[i] = st->last_eval_ms;
+      objs[i] = json_incref(o); /* our own reference: an append may fail and drop o */
+    }
     if (cur != NULL && o != NULL) json_array_append_new(cur, o);
   }
   json_t *doc = json_pack("{s:s,s:{s:o,s:I,s:I}}", "status", "success", "data", "rules", rules,
                           "rounds", (json_int_t)e->rounds, "evaluations",
                           (json_int_t)e->evaluations);
   uv_mutex_unlock(&e->mu);
+  for (uint32_t i = 0; history && i < ntr; i++) {
+    if (objs[i] != NULL) json_object_set_new(objs[i], "history", history_json(&snap[i], ends[i]));
+    json_decref(objs[i]);
+  }
+  free(snap);
+  free(ends);
+  free(objs);
   char *s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
   json_decref(doc);
   if (s == NULL) return RC_ENOMEM;

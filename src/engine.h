@@ -23,6 +23,9 @@
  * whose samples were not yet evaluated to the transition — is recorded in a histogram exposed
  * in /metrics and kept per trigger in /api/v1/rules.
  *
+ * Each trigger also keeps the values of its last window for a sparkline, downsampled into a
+ * fixed number of steps (trend.h; about 1 KiB per trigger): GET /api/v1/rules?history=1.
+ *
  * Threads: the evaluator thread owns evaluation and state; rc_engine_applied() runs on worker
  * threads (lock-free); rc_engine_render_* run on the loop thread and take the state mutex,
  * which the evaluator holds only while publishing a round's results.
@@ -121,8 +124,10 @@ void rc_engine_applied(void *ctx, uint32_t shard, rc_store_t *store, uint64_t re
 int rc_engine_eval_once(rc_engine_t *e, rc_store_t *const *shards, uint32_t nshards,
                         int64_t now_ms);
 
-/* GET /api/v1/rules: JSON. /metrics: rule metrics. Loop thread. */
-int rc_engine_render_json(rc_engine_t *e, rc_buf_t *out);
+/* GET /api/v1/rules: JSON. history: 1 adds each trigger's "history" (trend.h): the worst
+ * value per step over its window, {"span_ms", "step_ms", "end_ms", "points": [[t_ms, v]...]},
+ * oldest first, ending at its last evaluation. /metrics: rule metrics. Loop thread. */
+int rc_engine_render_json(rc_engine_t *e, int history, rc_buf_t *out);
 void rc_engine_render_metrics(rc_engine_t *e, rc_buf_t *out);
 
 /* GET /api/v1/query: evaluates an ad-hoc expression at t_ms on the calling thread (the loop

@@ -95,7 +95,7 @@ static void conn_resume(rc_http_conn_t *c);
 /* Every status a handler answers with needs its phrase here: 201, 202, 401, 403, 409 and 422
  * came with the deploy registry, rollbacks, auth, approvals and queries but were missing here,
  * and went out as "HTTP/1.1 401 Unknown" (fuzz_http's first find). Clients go by the number,
- * but a proxy's log or a person reading curl -v should not have to. */
+ * but a proxy's log or a person reading curl -v should not have to. 304: the status page. */
 const char *rc_http_status_text(int status) {
   switch (status) {
     case 100: return "Continue";
@@ -103,6 +103,7 @@ const char *rc_http_status_text(int status) {
     case 201: return "Created";
     case 202: return "Accepted";
     case 204: return "No Content";
+    case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";
@@ -381,10 +382,11 @@ static void send_response(rc_http_conn_t *c, rc_http_response_t *res, int keep_a
   rc_buf_t out;
   rc_buf_init(&out);
   int close_after = !keep_alive || res->close || c->srv->draining;
-  rc_buf_printf(&out,
-                "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: ripcord/" RC_VERSION
-                "\r\nContent-Length: %zu\r\n",
-                res->status, rc_http_status_text(res->status), cached_date(c->srv), res->body.len);
+  rc_buf_printf(&out, "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: ripcord/" RC_VERSION "\r\n",
+                res->status, rc_http_status_text(res->status), cached_date(c->srv));
+  /* A 304 has no content, and a Content-Length in it would have to be the 200's (RFC 9110
+   * 8.6), which the handler no longer holds: none is sent. */
+  if (res->status != 304) rc_buf_printf(&out, "Content-Length: %zu\r\n", res->body.len);
   if (res->body.len) {
     rc_buf_puts(&out, "Content-Type: ");
     rc_buf_puts(&out, res->content_type ? res->content_type : "text/plain; charset=utf-8");

@@ -629,6 +629,8 @@ int main(int argc, char **argv) {
     return rc_apicli_rollback_main(argc - 1, argv + 1);
   if (argc >= 2 && (strcmp(argv[1], "approve") == 0 || strcmp(argv[1], "reject") == 0))
     return rc_apicli_vote_main(argc - 1, argv + 1);
+  if (argc >= 2 && strcmp(argv[1], "services") == 0)
+    return rc_apicli_services_main(argc - 1, argv + 1);
   rc_options_t o;
   rc_err_t err = {0};
   if (rc_cli_parse(argc, argv, &o, &err) != 0) {

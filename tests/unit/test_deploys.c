@@ -1,7 +1,8 @@
 /* test_deploys.c: the embedded store's migrations (fresh, reopened, a newer schema refused)
  * and the deploy registry: recording from JSON with a bad-input table, history order by
  * start time, and "previous version" skipping rolled-back versions and redeploys of the
- * current one. Each test works in its own temporary directory. */
+ * current one; GET /api/v1/services (every target with its current and previous version).
+ * Each test works in its own temporary directory. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <http_parser.h>
+#include <jansson.h>
 
 #include "db.h"
 #include "deploys.h"
@@ -152,11 +155,87 @@ static void test_previous_version(void **st) {
   rc_db_close(db);
 }
 
+/* One request through rc_deploys_handle; the JSON answer parsed (NULL for a text one). */
+static json_t *call(rc_db_t *db, int method, const char *path, const char *query, int *status) {
+  rc_http_request_t req;
+  memset(&req, 0, sizeof(req));
+  req.method = method;
+  req.path = path;
+  req.path_len = strlen(path);
+  req.query = query;
+  req.query_len = query ? strlen(query) : 0;
+  rc_http_response_t res;
+  memset(&res, 0, sizeof(res));
+  assert_int_equal(rc_deploys_handle(db, NULL, &req, NULL, &res), 1);
+  *status = res.status;
+  json_t *doc = json_loadb(res.body.data ? res.body.data : "", res.body.len, 0, NULL);
+  rc_buf_free(&res.body);
+  rc_buf_free(&res.headers);
+  return doc;
+}
+
+static void test_services(void **st) {
+  (void)st;
+  rc_db_t *db = open_db();
+  int status;
+  json_t *doc = call(db, HTTP_GET, "/api/v1/services", NULL, &status);
+  assert_int_equal(status, 200);
+  assert_int_equal(json_array_size(json_object_get(doc, "data")), 0);
+  json_decref(doc);
+  record(db, "{\"service\":\"web\",\"environment\":\"prod\",\"version\":\"1\",\"deployer\":\"ann\","
+             "\"started_at\":1700000000000}", 1);
+  record(db, "{\"service\":\"web\",\"environment\":\"prod\",\"version\":\"2\",\"artifact\":\"img:2\","
+             "\"deployer\":\"bo\",\"started_at\":1700000060000}", 2);
+  record(db, "{\"service\":\"api\",\"environment\":\"staging\",\"version\":\"7\"}", 3);
+  record(db, "{\"service\":\"<img src=x onerror=alert(1)>\",\"environment\":\"e\",\"version\":\"x\"}", 4);
+  doc = call(db, HTTP_GET, "/api/v1/services", NULL, &status);
+  assert_int_equal(status, 200);
+  json_t *data = json_object_get(doc, "data");
+  assert_int_equal(json_array_size(data), 3);
+  /* By service name (byte order): "<img..." < "api" < "web". */
+  assert_string_equal(json_string_value(json_object_get(json_array_get(data, 0), "service")),
+                      "<img src=x onerror=alert(1)>");
+  json_t *api = json_array_get(data, 1), *web = json_array_get(data, 2);
+  assert_string_equal(json_string_value(json_object_get(api, "service")), "api");
+  assert_true(json_is_null(json_object_get(api, "previous")));
+  assert_int_equal(json_integer_value(json_object_get(api, "deploys")), 1);
+  json_t *cur = json_object_get(web, "current"), *prev = json_object_get(web, "previous");
+  assert_string_equal(json_string_value(json_object_get(web, "environment")), "prod");
+  assert_string_equal(json_string_value(json_object_get(cur, "version")), "2");
+  assert_string_equal(json_string_value(json_object_get(cur, "artifact")), "img:2");
+  assert_string_equal(json_string_value(json_object_get(cur, "deployer")), "bo");
+  assert_int_equal(json_integer_value(json_object_get(cur, "started_at")), 1700000060000LL);
+  assert_true(json_is_false(json_object_get(cur, "is_rollback")));
+  assert_string_equal(json_string_value(json_object_get(prev, "version")), "1");
+  assert_int_equal(json_integer_value(json_object_get(web, "deploys")), 2);
+  json_decref(doc);
+  /* limit, and what is refused. */
+  doc = call(db, HTTP_GET, "/api/v1/services", "limit=1", &status);
+  assert_int_equal(status, 200);
+  assert_int_equal(json_array_size(json_object_get(doc, "data")), 1);
+  json_decref(doc);
+  const char *bad[] = {"limit=0", "limit=10001", "limit=abc", "limit=%zz", "limit=-1"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    doc = call(db, HTTP_GET, "/api/v1/services", bad[i], &status);
+    assert_int_equal(status, 400);
+    assert_non_null(json_string_value(json_object_get(doc, "error")));
+    json_decref(doc);
+  }
+  doc = call(db, HTTP_POST, "/api/v1/services", NULL, &status);
+  assert_int_equal(status, 405);
+  json_decref(doc);
+  doc = call(NULL, HTTP_GET, "/api/v1/services", NULL, &status);
+  assert_int_equal(status, 503);
+  json_decref(doc);
+  rc_db_close(db);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_json, setup, teardown),
       cmocka_unit_test_setup_teardown(test_previous_version, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_services, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -182,12 +182,63 @@ static void test_no_data_and_min_requests(void **st) {
   /* The JSON view and the metrics render without error and name the triggers. */
   rc_buf_t b;
   rc_buf_init(&b);
-  assert_int_equal(rc_engine_render_json(f.eng, &b), 0);
+  assert_int_equal(rc_engine_render_json(f.eng, 0, &b), 0);
   assert_non_null(strstr(b.data, "\"lowtraffic\""));
   assert_non_null(strstr(b.data, "\"state\":\"firing\""));
   rc_buf_reset(&b);
   rc_engine_render_metrics(f.eng, &b);
   assert_non_null(strstr(b.data, "ripcord_rule_trigger_state{service=\"s\",environment=\"e\",trigger=\"fire\"} 2"));
+  rc_buf_free(&b);
+  fx_free(&f);
+}
+
+/* GET /api/v1/rules?history=1: each trigger's worst value per step over its window, ending
+ * at its last evaluation; without history=1 the answer is as before. A reload that keeps a
+ * trigger keeps its history. */
+static void test_history(void **st) {
+  (void)st;
+  fx_t f;
+  const char *yaml = "rollback:\n  service: s\n  environment: e\n  triggers:\n"
+                     "    - name: t\n      expr: max(max_over_time(g[1m]))\n      threshold: 10\n"
+                     "  action:\n    type: previous_version\n";
+  fx_init(&f, yaml);
+  /* One evaluation a second for 90 s: the value is the second's number (a 1m window over a
+   * rising gauge), so the last 60 steps hold 30..89. */
+  for (int i = 0; i < 90; i++) {
+    put(&f, "g", i, T0 + i * 1000);
+    status(&f, 0, T0 + i * 1000);
+  }
+  rc_buf_t b;
+  rc_buf_init(&b);
+  assert_int_equal(rc_engine_render_json(f.eng, 0, &b), 0);
+  assert_null(strstr(b.data, "\"history\""));
+  assert_non_null(strstr(b.data, "\"window_ms\":60000")); /* an expr: trigger's window */
+  rc_buf_reset(&b);
+  assert_int_equal(rc_engine_render_json(f.eng, 1, &b), 0);
+  rc_buf_append(&b, "", 1);
+  char want[200];
+  snprintf(want, sizeof(want), "\"history\":{\"span_ms\":60000,\"step_ms\":1000,\"end_ms\":%lld,"
+           "\"points\":[[%lld,30.0],[%lld,31.0],", (long long)(T0 + 89000), (long long)(T0 + 30000),
+           (long long)(T0 + 31000));
+  if (strstr(b.data, want) == NULL) fail_msg("want %s in %s", want, b.data);
+  snprintf(want, sizeof(want), "[%lld,89.0]]}", (long long)(T0 + 89000));
+  assert_non_null(strstr(b.data, want));
+  /* Exactly RC_TREND_POINTS points: count the pairs. */
+  const char *p = strstr(b.data, "\"points\":[");
+  size_t pairs = 0;
+  for (; p != NULL && (p = strstr(p + 1, "[17")) != NULL;) pairs++;
+  assert_int_equal(pairs, 60);
+  /* A reload with the same trigger keeps its history. */
+  rc_ruleset_t set = {0};
+  rc_diags_t d = {0};
+  assert_int_equal(rc_rules_load_buffer("test.yml", yaml, strlen(yaml), NULL, &set, &d), 0);
+  rc_diags_free(&d);
+  rc_err_t err = {0};
+  assert_int_equal(rc_engine_reload(f.eng, &set, NULL, 0, NULL, NULL, &err), 0);
+  rc_buf_reset(&b);
+  assert_int_equal(rc_engine_render_json(f.eng, 1, &b), 0);
+  rc_buf_append(&b, "", 1);
+  assert_non_null(strstr(b.data, want));
   rc_buf_free(&b);
   fx_free(&f);
 }
@@ -261,6 +312,7 @@ int main(void) {
       cmocka_unit_test(test_no_data_and_min_requests),
       cmocka_unit_test(test_deploy_clipping),
       cmocka_unit_test(test_warmup),
+      cmocka_unit_test(test_history),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
