@@ -34,8 +34,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from harness import (V1, Daemon, Runner, expect, expect_eq, post_write, request,  # noqa: E402
-                     spawn, wait_until)
+from harness import (V1, Daemon, Runner, expect, expect_eq, json_request, post_write,  # noqa: E402
+                     request, spawn, wait_until)
 from test_actions import Receiver  # noqa: E402
 
 CHROMIUM = os.environ.get("RIPCORD_CHROMIUM", "/usr/bin/chromium")
@@ -91,17 +91,7 @@ def auth(name):
 
 
 def api(port, method, path, who=None, body=None):
-    hdrs = auth(who)
-    data = b""
-    if body is not None:
-        data = json.dumps(body).encode()
-        hdrs.append(("Content-Type", "application/json"))
-    r = request(port, method, path, data, hdrs)
-    try:
-        doc = json.loads(r.body) if r.body else None
-    except ValueError:
-        doc = None
-    return r, doc
+    return json_request(port, method, path, TOKENS[who] if who else None, body)
 
 
 def deploy(port, service, version, deployer="dana"):

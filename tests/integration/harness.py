@@ -539,6 +539,22 @@ def request(port, method, path, body=b"", headers=(), timeout=10.0, **kw):
         return c.request(method, path, body, headers, timeout=timeout, **kw)
 
 
+def json_request(port, method, path, token=None, body=None, timeout=10.0):
+    """A JSON API call: body (any JSON value) sent as application/json, token as a Bearer
+    credential. Returns (response, parsed body or None when it is not JSON)."""
+    hdrs = [("Authorization", "Bearer " + token)] if token else []
+    data = b""
+    if body is not None:
+        data = json.dumps(body).encode()
+        hdrs.append(("Content-Type", "application/json"))
+    r = request(port, method, path, data, hdrs, timeout=timeout)
+    try:
+        doc = json.loads(r.body) if r.body else None
+    except ValueError:
+        doc = None
+    return r, doc
+
+
 CT_V1 = "application/x-protobuf"
 CT_V2 = "application/x-protobuf;proto=io.prometheus.write.v2.Request"
 

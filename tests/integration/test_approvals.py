@@ -19,8 +19,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (V1, Daemon, Runner, expect, expect_eq, free_port, post_write,  # noqa: E402
-                     request, wait_until)
+from harness import (V1, Daemon, Runner, expect, expect_eq, free_port, json_request,  # noqa: E402
+                     post_write, wait_until)
 from test_actions import Receiver  # noqa: E402
 
 # Identity -> roles; tokens are made per run, never written in the repo.
@@ -91,17 +91,7 @@ def auth(name):
 
 
 def api(port, method, path, who=None, body=None):
-    hdrs = auth(who) if who else []
-    data = b""
-    if body is not None:
-        data = json.dumps(body).encode()
-        hdrs.append(("Content-Type", "application/json"))
-    r = request(port, method, path, data, hdrs)
-    try:
-        doc = json.loads(r.body) if r.body else None
-    except ValueError:
-        doc = None
-    return r, doc
+    return json_request(port, method, path, TOKENS[who] if who else None, body)
 
 
 def deploy(port, version, env="production", deployer="dana", migrations=(), who="ci"):
