@@ -613,25 +613,28 @@ static const lc_slot_t *lc_find(const lc_set_t *set, uint64_t key, uint32_t len)
   return NULL;
 }
 
-/* The __name__ value of a label set the cache knows, from its raw span (checked when it was
- * remembered: the prefix is a varint that fits the span). */
-static void lc_name(const uint8_t *span, const lc_slot_t *e, const char **name, uint32_t *len) {
+/* The __name__ value of a label set the cache knows, from its raw span: 1, or 0 if the prefix
+ * at name_at is not a length within the span. That was checked when the set was remembered,
+ * so only a 64-bit key collision with other bytes could fail it: then the caller parses. */
+static int lc_name(const uint8_t *span, const lc_slot_t *e, const char **name, uint32_t *len) {
   rd_t r = {span + e->name_at, span + e->len};
   uint64_t n = 0;
-  (void)rd_varint(&r, &n);
+  if (!rd_varint(&r, &n) || n > (uint64_t)(r.end - r.p)) return 0;
   *name = (const char *)r.p;
   *len = (uint32_t)n;
+  return 1;
 }
 
-/* The index of the __name__ label in labels parsed from the span the cache knows. */
-static uint32_t lc_metric_index(const rc_label_t *labels, uint32_t nl, const uint8_t *span,
-                                const lc_slot_t *e) {
+/* The index of the __name__ label in labels parsed from the span the cache knows; -1 when it
+ * is not among them (the key collision of lc_name). */
+static int64_t lc_metric_index(const rc_label_t *labels, uint32_t nl, const uint8_t *span,
+                               const lc_slot_t *e) {
   const char *name;
   uint32_t len;
-  lc_name(span, e, &name, &len);
+  if (!lc_name(span, e, &name, &len)) return -1;
   for (uint32_t i = 0; i < nl; i++)
-    if (labels[i].value == name) return i;
-  return 0; /* not reached: the same bytes give the same labels */
+    if (labels[i].value == name && labels[i].value_len == len) return i;
+  return -1;
 }
 
 static int parse_series_v1(rw_ctx_t *c, rd_t m, const lc_hint_t *hint) {
@@ -698,7 +701,7 @@ static int parse_series_v1(rw_ctx_t *c, rd_t m, const lc_hint_t *hint) {
   if (raw_hit != NULL) {
     const char *name;
     uint32_t name_len;
-    lc_name(lab_start, raw_hit, &name, &name_len);
+    if (!lc_name(lab_start, raw_hit, &name, &name_len)) return parse_series_v1(c, all, NULL);
     sr.has_id = 1;
     sr.id_lo = raw_hit->id_lo;
     sr.id_hi = raw_hit->id_hi;
@@ -719,11 +722,12 @@ static int parse_series_v1(rw_ctx_t *c, rd_t m, const lc_hint_t *hint) {
       key = XXH3_64bits_withSeed(lab_start, len, c->lcache->seed);
     set = &c->lcache->sets[key >> (64 - LCACHE_BITS)];
     const lc_slot_t *e = lc_find(set, key, len);
-    if (e != NULL && e->nlabels == nl) {
+    int64_t midx = e != NULL && e->nlabels == nl ? lc_metric_index(labels, nl, lab_start, e) : -1;
+    if (midx >= 0) {
       sr.has_id = 1;
       sr.id_lo = e->id_lo;
       sr.id_hi = e->id_hi;
-      rw_accept_known(c, &sr, labels, nl, lc_metric_index(labels, nl, lab_start, e));
+      rw_accept_known(c, &sr, labels, nl, (uint32_t)midx);
       return 0;
     }
   }
@@ -737,9 +741,17 @@ static int parse_series_v1(rw_ctx_t *c, rd_t m, const lc_hint_t *hint) {
   got->has_id = 1;
   got->id_lo = id.lo;
   got->id_hi = id.hi;
-  /* The value's length prefix ends where the value starts; the prefix is a varint. */
-  size_t at = (size_t)((const uint8_t *)got->metric - lab_start) - varint_size(got->metric_len);
-  if (at > UINT16_MAX) return 0;
+  /* The value's length prefix ends where the value starts. A sender may pad a varint with
+   * zero groups (protobuf readers accept that): name_at is found by the minimal length, so a
+   * set whose prefix is not minimal is not remembered, or a hit would read its name from the
+   * middle of the prefix. */
+  const uint8_t *value = (const uint8_t *)got->metric;
+  size_t at = (size_t)(value - lab_start) - varint_size(got->metric_len);
+  rd_t prefix = {lab_start + at, value};
+  uint64_t plen = 0;
+  if (at > UINT16_MAX || !rd_varint(&prefix, &plen) || plen != got->metric_len ||
+      prefix.p != value)
+    return 0;
   for (int w = LCACHE_WAYS - 1; w > 0; w--) set->way[w] = set->way[w - 1];
   set->way[0] = (lc_slot_t){.key = key, .id_lo = id.lo, .id_hi = id.hi, .len = len,
                             .nlabels = (uint16_t)nl, .name_at = (uint16_t)at};
