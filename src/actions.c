@@ -224,7 +224,8 @@ typedef struct rec_args {
   const char *key, *payload, *why;
   const rc_gate_t *gate;      /* for ST_NEEDS_APPROVAL */
   const char *requester;      /* a person's request, or NULL */
-  int64_t event_id;           /* out */
+  int64_t event_id;           /* out: the new event's id, or the one a duplicate repeats */
+  char dup_why[160];          /* a duplicate's reason (why points here then) */
 } rec_args_t;
 
 /* Writes the event (and, for a rollback, its outbox rows and the deploy's mark; for one
@@ -263,7 +264,23 @@ static int record(rc_actions_t *a, const firing_t *f, int status, rec_args_t *x)
   sqlite3_finalize(st);
   int inserted = rc == 0 && sqlite3_changes(h) == 1;
   int64_t event_id = sqlite3_last_insert_rowid(h);
-  if (rc == 0 && !inserted) status = ST_DUPLICATE;
+  if (rc == 0 && !inserted) {
+    /* The reason decide() found (a cooldown, say) is not why nothing new is recorded: the
+     * deploy already has this event. The log and the audit name it. */
+    status = ST_DUPLICATE;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(h, "SELECT id, status FROM rollback_events WHERE idempotency_key = ?",
+                           -1, &q, NULL) == SQLITE_OK) {
+      sqlite3_bind_text(q, 1, x->key, -1, SQLITE_STATIC);
+      if (sqlite3_step(q) == SQLITE_ROW) {
+        x->event_id = sqlite3_column_int64(q, 0);
+        snprintf(x->dup_why, sizeof(x->dup_why), "this deploy already has its event %lld (%s)",
+                 (long long)x->event_id, (const char *)sqlite3_column_text(q, 1));
+        x->why = x->dup_why;
+      }
+    }
+    sqlite3_finalize(q);
+  }
   if (rc == 0 && inserted) x->event_id = event_id;
   /* Every firing is a fact for the audit trail, a duplicate included (the trigger fired
    * again for a deploy that already has its event); first, so that what follows from the
@@ -532,6 +549,8 @@ static void decide(rc_actions_t *a, const firing_t *f, const char *requester, co
     free(payload);
     payload = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     x.payload = payload;
+    x.why = why;
+    x.event_id = 0;
     got = payload ? record(a, f, status, &x) : -1;
   }
   int store_failed = got < 0 && payload != NULL; /* record() ran and the store refused */
@@ -542,14 +561,15 @@ static void decide(rc_actions_t *a, const firing_t *f, const char *requester, co
   out->event_id = x.event_id;
   out->cur = cur;
   out->prev = prev;
-  snprintf(out->why, sizeof(out->why), "%s", why);
+  snprintf(out->why, sizeof(out->why), "%s", x.why);
   if (got < 0) return;
   a->by_status[got]++;
   char q[1500];
   rc_log(got == ST_ROLLBACK ? RC_LOG_WARN : RC_LOG_INFO, "rollback event",
          "service=%s environment=%s status=%s from=%s to=%s trigger=%s key=%s reason=%s",
          f->service, f->environment, status_names[got], have_cur ? cur.version : "-",
-         have_prev ? prev.version : "-", f->trigger, key, rc_log_quote(q, sizeof(q), why, strlen(why)));
+         have_prev ? prev.version : "-", f->trigger, key,
+         rc_log_quote(q, sizeof(q), x.why, strlen(x.why)));
   if (got == ST_ROLLBACK || got == ST_NOTIFY) rc_delivery_kick(a->delivery);
 }
 

@@ -155,6 +155,15 @@ def case_retries_and_signature(exe):
         statuses = [x["status"] for x in rollbacks(d.port)]
         expect_eq(statuses, ["rollback"], "one rollback per deploy")
         expect_eq(len(rec.keys()), 4, "no second delivery")
+        # The audit trail says why nothing new was recorded: the event it repeats (not the
+        # cooldown, which also applies then but is not the reason).
+        fired = [e for e in json.loads(request(d.port, "GET", "/api/v1/audit?limit=1000").body)
+                 ["data"]["entries"] if e["action"] == "trigger.fired"]
+        dup = [e["detail"] for e in fired if e["detail"]["decision"] == "duplicate"]
+        expect_eq(len(dup), 1, "one duplicate firing audited: %r" % fired)
+        expect_eq((dup[0]["event"], dup[0]["reason"]),
+                  (ev["id"], "this deploy already has its event %d (rollback)" % ev["id"]),
+                  "the duplicate's event and reason")
         # A new deploy that goes bad within the cooldown (10 min) is not rolled back at once.
         deploy(d.port, "1.2.0")
         bad(d.port, 0)

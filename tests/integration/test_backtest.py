@@ -299,6 +299,9 @@ def main():
         expect_eq(fired["error_ratio"][0]["detail"]["decision"], "duplicate",
                   "error_ratio's decision (the deploy already has its event)")
         acted = [e for e in events if e["status"] != "resolved"]
+        expect_eq(fired["error_ratio"][0]["detail"]["reason"],
+                  "this deploy already has its event %d (rollback)" % acted[0]["id"],
+                  "error_ratio's reason")
         expect_eq([(e["status"], e["trigger"]["name"], e["from"]["version"], e["to"]["version"])
                    for e in acted], [("rollback", "error_ratio_high", "v2", "v1")],
                   "live rollback events")
