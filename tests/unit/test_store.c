@@ -412,6 +412,64 @@ static void test_changed_and_by_selector(void **st) {
   assert_int_equal(nch, 0);
 }
 
+/* The sweep walks the selector lists, not the table: a series in two lists (both selectors
+ * want it) is expired and removed once, series in one list are not missed, and the lists
+ * and the table agree afterwards. */
+static void test_sweep_over_lists(void **st) {
+  (void)st;
+  rc_selector_t *sel[3] = {0};
+  static const char *const text[] = {"http_requests_total{code=~\"5..\"}", "{job=\"db\"}"};
+  rc_selindex_t *idx = build_index(sel, text, 2);
+  rc_store_cfg_t c = cfg(1000);
+  rc_store_t *s = NULL;
+  assert_int_equal(rc_store_new(&c, idx, &s), 0);
+  enum { N = 120 };
+  int want10 = 0, want11 = 0, kept = 0, removed = 0;
+  for (int phase = 0; phase < 2; phase++) {
+    rwb_t *b = rwb_new(1);
+    for (int i = phase * N / 2; i < (phase + 1) * N / 2; i++) {
+      char spec[128];
+      int e5 = i % 2 == 0, db = i % 3 == 0;
+      snprintf(spec, sizeof(spec), "__name__=http_requests_total,code=%s,job=%s,instance=i%d",
+               e5 ? "500" : "200", db ? "db" : "web", i);
+      rwb_series(b, spec);
+      /* The first half only at the start; the second half an hour on: the first ages out. */
+      rwb_sample(b, 1, phase == 0 ? 1000 : 3600000);
+      if (phase == 1) {
+        want10 += e5;
+        want11 += db;
+        kept += e5 || db;
+      } else {
+        removed += e5 || db;
+      }
+    }
+    rc_batch_t *batch = batch_of(b);
+    assert_int_equal(rc_store_apply(s, batch), 0);
+    rc_batch_free(batch);
+  }
+  rc_store_stats_t ss;
+  rc_store_stats(s, &ss);
+  assert_int_equal(ss.series_removed, removed);
+  assert_int_equal(ss.series, kept);
+  int n10 = 0, n11 = 0;
+  rc_store_foreach(s, 10, count_cb, &n10);
+  rc_store_foreach(s, 11, count_cb, &n11);
+  assert_int_equal(n10, want10);
+  assert_int_equal(n11, want11);
+  for (int i = 0; i < N; i++) {
+    char spec[128];
+    int e5 = i % 2 == 0, db = i % 3 == 0;
+    snprintf(spec, sizeof(spec), "__name__=http_requests_total,code=%s,job=%s,instance=i%d",
+             e5 ? "500" : "200", db ? "db" : "web", i);
+    rc_store_series_t *r = find(s, spec);
+    if (i >= N / 2 && (e5 || db)) assert_non_null(r);
+    else assert_null(r);
+  }
+  rc_store_free(s);
+  rc_selindex_free(idx);
+  for (int i = 0; i < 3; i++) rc_selector_free(sel[i]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_selection, setup, teardown),
@@ -424,6 +482,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_extreme_timestamps, setup, teardown),
       cmocka_unit_test_setup_teardown(test_changed_and_by_selector, setup, teardown),
       cmocka_unit_test_setup_teardown(test_future_sample_refused, setup, teardown),
+      cmocka_unit_test(test_sweep_over_lists),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
