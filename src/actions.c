@@ -452,8 +452,9 @@ static void decide(rc_actions_t *a, const firing_t *f, const char *requester, co
   memset(out, 0, sizeof(*out));
   out->status = -1;
   rc_deploy_t cur, prev;
-  int have_cur = rc_deploys_current(a->db, f->service, f->environment, &cur) == 0;
-  int have_prev = have_cur && rc_deploys_previous(a->db, f->service, f->environment, &prev) == 0;
+  int prc = RC_ENOENT;
+  int have_cur = rc_deploys_lookup(a->db, f->service, f->environment, &cur, &prev, &prc) == 0;
+  int have_prev = have_cur && prc == 0;
   int irreversible = 0;
   json_t *undo = have_cur ? migrations_to_undo(a->db, cur.id, &irreversible) : json_array();
   int status = ST_ROLLBACK;

@@ -224,36 +224,43 @@ static sqlite3_stmt *history(rc_db_t *db, const char *service, const char *env) 
   return st;
 }
 
+int rc_deploys_lookup(rc_db_t *db, const char *service, const char *environment,
+                      rc_deploy_t *cur, rc_deploy_t *prev, int *prev_rc) {
+  if (prev_rc) *prev_rc = RC_ENOENT;
+  sqlite3_stmt *st = history(db, service, environment);
+  if (st == NULL) {
+    if (prev_rc) *prev_rc = RC_EIO;
+    return RC_EIO;
+  }
+  int rc = sqlite3_step(st), crc = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? RC_ENOENT : RC_EIO;
+  if (crc == 0) row_to_deploy(st, cur);
+  if (crc == 0 && prev != NULL) {
+    rc_deploy_t d;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+      row_to_deploy(st, &d);
+      /* Not a version that was rolled back, and not the one live now (a redeploy of it). */
+      if (d.rolled_back || strcmp(d.version, cur->version) == 0) continue;
+      *prev = d;
+      break;
+    }
+    if (prev_rc) *prev_rc = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? RC_ENOENT : RC_EIO;
+  } else if (crc == RC_EIO && prev_rc) {
+    *prev_rc = RC_EIO;
+  }
+  sqlite3_finalize(st);
+  return crc;
+}
+
 int rc_deploys_current(rc_db_t *db, const char *service, const char *environment,
                        rc_deploy_t *out) {
-  sqlite3_stmt *st = history(db, service, environment);
-  if (st == NULL) return RC_EIO;
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) row_to_deploy(st, out);
-  sqlite3_finalize(st);
-  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? RC_ENOENT : RC_EIO;
+  return rc_deploys_lookup(db, service, environment, out, NULL, NULL);
 }
 
 int rc_deploys_previous(rc_db_t *db, const char *service, const char *environment,
                         rc_deploy_t *out) {
-  sqlite3_stmt *st = history(db, service, environment);
-  if (st == NULL) return RC_EIO;
-  rc_deploy_t cur, d;
-  int rc = sqlite3_step(st), found = 0;
-  if (rc == SQLITE_ROW) {
-    row_to_deploy(st, &cur);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-      row_to_deploy(st, &d);
-      /* Not a version that was rolled back, and not the one live now (a redeploy of it). */
-      if (d.rolled_back || strcmp(d.version, cur.version) == 0) continue;
-      *out = d;
-      found = 1;
-      break;
-    }
-  }
-  sqlite3_finalize(st);
-  if (found) return 0;
-  return rc == SQLITE_DONE || rc == SQLITE_ROW ? RC_ENOENT : RC_EIO;
+  rc_deploy_t cur;
+  int prc = RC_ENOENT, crc = rc_deploys_lookup(db, service, environment, &cur, out, &prc);
+  return crc == RC_EIO ? RC_EIO : prc;
 }
 
 int rc_deploys_mark_rolled_back(rc_db_t *db, int64_t id) {
@@ -398,7 +405,7 @@ static void list_services(rc_db_t *db, const rc_http_request_t *req, rc_http_res
     copy_col(svc, st, 0);
     copy_col(env, st, 1);
     rc_deploy_t cur, prev;
-    int hc = rc_deploys_current(db, svc, env, &cur), hp = rc_deploys_previous(db, svc, env, &prev);
+    int hp = RC_ENOENT, hc = rc_deploys_lookup(db, svc, env, &cur, &prev, &hp);
     if (hc != 0 || (hp != 0 && hp != RC_ENOENT)) {
       failed = 1;
       break;

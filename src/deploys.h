@@ -48,8 +48,13 @@ typedef struct rc_deploy {
 int rc_deploys_record_json(rc_db_t *db, const char *json, size_t len, int64_t now_ms,
                            const char *recorded_by, rc_audit_t *audit, int64_t *id,
                            rc_err_t *err);
-/* The current deploy (newest by started_at, then by id) and the one to roll back to.
- * Return 0, RC_ENOENT (none) or RC_EIO. */
+/* The current deploy of a target (newest by started_at, then by id) into *cur and, when
+ * prev != NULL, the one a rollback would go back to into *prev, from one walk of its history.
+ * Returns 0, RC_ENOENT (no deploy) or RC_EIO; *prev_rc (may be NULL) gets the same for prev
+ * (RC_ENOENT without a current deploy). */
+int rc_deploys_lookup(rc_db_t *db, const char *service, const char *environment,
+                      rc_deploy_t *cur, rc_deploy_t *prev, int *prev_rc);
+/* Either one alone. Return 0, RC_ENOENT (none) or RC_EIO. */
 int rc_deploys_current(rc_db_t *db, const char *service, const char *environment,
                        rc_deploy_t *out);
 int rc_deploys_previous(rc_db_t *db, const char *service, const char *environment,

@@ -117,14 +117,37 @@ static void test_bad_json(void **st) {
   rc_db_close(db);
 }
 
+/* rc_deploys_lookup's one walk agrees with current and previous asked one at a time; want_prev
+ * NULL: there is none. */
+static void lookup_is(rc_db_t *db, const char *want_cur, const char *want_prev) {
+  rc_deploy_t cur, prev, one;
+  int prc = -99, crc = rc_deploys_lookup(db, "svc", "prod", &cur, &prev, &prc);
+  assert_int_equal(crc, want_cur ? 0 : RC_ENOENT);
+  assert_int_equal(prc, want_prev ? 0 : RC_ENOENT);
+  assert_int_equal(rc_deploys_current(db, "svc", "prod", &one), crc);
+  if (want_cur) {
+    assert_string_equal(cur.version, want_cur);
+    assert_int_equal(cur.id, one.id);
+  }
+  assert_int_equal(rc_deploys_previous(db, "svc", "prod", &one), prc);
+  if (want_prev) {
+    assert_string_equal(prev.version, want_prev);
+    assert_int_equal(prev.id, one.id);
+  }
+  /* Without prev: only the current one. */
+  assert_int_equal(rc_deploys_lookup(db, "svc", "prod", &one, NULL, NULL), crc);
+}
+
 static void test_previous_version(void **st) {
   (void)st;
   rc_db_t *db = open_db();
   rc_deploy_t d;
   assert_int_equal(rc_deploys_previous(db, "svc", "prod", &d), RC_ENOENT);
+  lookup_is(db, NULL, NULL);
   record(db, "{\"service\":\"svc\",\"environment\":\"prod\",\"version\":\"v1\","
              "\"started_at\":\"2026-11-20T10:00:00Z\"}", 1);
   assert_int_equal(rc_deploys_previous(db, "svc", "prod", &d), RC_ENOENT); /* only one */
+  lookup_is(db, "v1", NULL);
   int64_t v2 = record(db, "{\"service\":\"svc\",\"environment\":\"prod\",\"version\":\"v2\","
                           "\"started_at\":\"2026-11-21T10:00:00.250+01:00\"}", 2);
   record(db, "{\"service\":\"svc\",\"environment\":\"staging\",\"version\":\"v9\"}", 3);
@@ -145,6 +168,7 @@ static void test_previous_version(void **st) {
   assert_int_equal(rc_deploys_mark_rolled_back(db, 9999), RC_ENOENT);
   assert_int_equal(rc_deploys_previous(db, "svc", "prod", &d), 0);
   assert_string_equal(d.version, "v1");
+  lookup_is(db, "v3", "v1");
   /* A redeploy of the current version is not a version to go back to. */
   record(db, "{\"service\":\"svc\",\"environment\":\"prod\",\"version\":\"v1\","
              "\"started_at\":\"2026-11-23T10:00:00Z\",\"is_rollback\":true}", 6);
@@ -152,6 +176,7 @@ static void test_previous_version(void **st) {
   assert_true(d.is_rollback);
   assert_int_equal(rc_deploys_previous(db, "svc", "prod", &d), 0);
   assert_string_equal(d.version, "v3");
+  lookup_is(db, "v1", "v3");
   rc_db_close(db);
 }
 
