@@ -192,10 +192,16 @@ static int selvec_add(rc_store_t *s, rc_store_series_t *r) {
 /* Rebuilds every selector's list from the table into new arrays, published one by one, the
  * old ones retired: after series were removed (rare: a sweep that aged some out, a reload),
  * O(series) once instead of a search per removal. A reader sees each list either before or
- * after; removed series are retired only after this (see retire_removed). */
-static int selvec_rebuild(rc_store_t *s) {
+ * after; removed series are retired only after this (see retire_removed). *missing counts
+ * the (series, id) pairs left out because the id has no entry: its creation failed for lack
+ * of memory (selvec_add, a reload), and the next series of that id creates it. */
+static int selvec_rebuild(rc_store_t *s, uint32_t *missing) {
   seltab_t *t = seltab(s);
-  if (t == NULL) return 0;
+  *missing = 0;
+  if (t == NULL) {
+    *missing = s->nseries;
+    return 0;
+  }
   uint32_t *cnt = calloc(t->n ? t->n : 1, sizeof(*cnt));
   if (cnt == NULL) return RC_ENOMEM;
   for (uint32_t i = 0; i <= s->mask; i++) {
@@ -205,6 +211,7 @@ static int selvec_rebuild(rc_store_t *s) {
     for (uint32_t k = 0; k < nids; k++) {
       struct selent *e = selent_find(t, ids[k]);
       if (e != NULL) cnt[e - t->e]++;
+      else (*missing)++;
     }
   }
   selarr_t **na = calloc(t->n ? t->n : 1, sizeof(*na));
@@ -218,7 +225,7 @@ static int selvec_rebuild(rc_store_t *s) {
       const uint32_t *ids = rc_store_series_sel(s->tab[i], &nids);
       for (uint32_t k = 0; k < nids; k++) {
         struct selent *e = selent_find(t, ids[k]);
-        if (e == NULL) continue; /* cannot happen: every id got an entry when added */
+        if (e == NULL) continue; /* counted in *missing above */
         selarr_t *a = na[e - t->e];
         uint32_t n = atomic_load_explicit(&a->n, memory_order_relaxed);
         a->v[n] = s->tab[i];
@@ -429,10 +436,11 @@ static int series_set_sel(rc_store_t *s, rc_store_series_t *r, const uint32_t *i
   return 0;
 }
 
-/* selvec_rebuild, and whether every held series is in its lists afterwards. */
+/* selvec_rebuild, and whether every held series is in all its lists afterwards. */
 static int rebuild_lists(rc_store_t *s) {
-  int rc = selvec_rebuild(s);
-  s->lists_incomplete = rc != 0;
+  uint32_t missing = 0;
+  int rc = selvec_rebuild(s, &missing);
+  s->lists_incomplete = rc != 0 || missing != 0;
   return rc;
 }
 
@@ -522,7 +530,9 @@ static void sweep(rc_store_t *s) {
   int64_t cutoff = s->watermark < INT64_MIN + ret ? INT64_MIN : s->watermark - ret;
   uint64_t removed = 0;
   seltab_t *t = seltab(s);
-  if (!s->lists_incomplete && t != NULL) {
+  int walked = s->nseries == 0;
+  if (!walked && !s->lists_incomplete && t != NULL) {
+    uint32_t held = s->nseries, seen = 0;
     /* Every held series is in the list of each of its selector ids: visiting each series in
      * the list of its first id visits each exactly once, and costs what the store holds, not
      * the table's capacity (2 x max_series slots, mostly empty: a replay of a day of history
@@ -536,6 +546,7 @@ static void sweep(rc_store_t *s) {
         uint32_t nids;
         const uint32_t *ids = rc_store_series_sel(r, &nids);
         if (nids == 0 || ids[0] != t->e[j].id) continue;
+        seen++;
         if (expire_series(s, r, cutoff)) {
           uint32_t slot = find_slot(s, r->h);
           if (s->tab[slot] == r) (void)unlink_series(s, slot); /* out of memory: leaks */
@@ -543,7 +554,12 @@ static void sweep(rc_store_t *s) {
         }
       }
     }
-  } else {
+    /* A safety net under the flag: a series the lists missed is found by the table walk
+     * (expiring those already visited again is a no-op). */
+    walked = seen == held;
+    if (!walked) s->lists_incomplete = 1;
+  }
+  if (!walked) {
     for (uint32_t i = 0; i <= s->mask; i++) {
       rc_store_series_t *r = s->tab[i];
       if (r == NULL) continue;
