@@ -108,6 +108,55 @@ static json_t *migrations_to_undo(rc_db_t *db, int64_t deploy_id, int *irreversi
   return arr;
 }
 
+/* The seed's "test rollbacks in staging before production": whether migration id's rollback
+ * has run in environment env — a deploy of the service there that applied it was followed
+ * (next by started_at, then id: the registry's order) by a rollback deploy, which is how a
+ * pipeline reports the rollback it ran. 1 yes, 0 no, -1 the store could not say. */
+static int rehearsed(rc_db_t *db, const char *service, const char *env, const char *id) {
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(rc_db_handle(db),
+                         "SELECT 1 FROM deploy_migrations m JOIN deploys d ON d.id = m.deploy_id"
+                         " WHERE m.migration_id = ?1 AND d.service = ?2 AND d.environment = ?3"
+                         " AND (SELECT n.is_rollback FROM deploys n"
+                         "      WHERE n.service = d.service AND n.environment = d.environment"
+                         "        AND (n.started_at > d.started_at"
+                         "             OR (n.started_at = d.started_at AND n.id > d.id))"
+                         "      ORDER BY n.started_at, n.id LIMIT 1) = 1"
+                         " LIMIT 1",
+                         -1, &st, NULL) != SQLITE_OK)
+    return -1;
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, service, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, env, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Why a rollback that undoes undo's migrations must wait for people under the gate's
+ * rehearse_in, into why (empty: it need not). A migration the store cannot vouch for counts as
+ * not rehearsed: the doubt goes to a person. */
+static void rehearsal_check(rc_db_t *db, const firing_t *f, const json_t *undo, char *why,
+                            size_t n) {
+  why[0] = 0;
+  if (f->gate.rehearse_in == NULL) return;
+  size_t i;
+  json_t *m;
+  json_array_foreach(undo, i, m) {
+    const char *id = json_string_value(m);
+    if (id == NULL) continue;
+    int r = rehearsed(db, f->service, f->gate.rehearse_in, id);
+    if (r == 1) continue;
+    if (r == 0)
+      snprintf(why, n, "migration %.100s has never been rolled back in %.100s", id,
+               f->gate.rehearse_in);
+    else
+      snprintf(why, n, "cannot tell whether migration %.100s was rolled back in %.100s", id,
+               f->gate.rehearse_in);
+    return;
+  }
+}
+
 static int recent_rollback(rc_db_t *db, const firing_t *f, int64_t since) {
   sqlite3_stmt *st = NULL;
   int found = 0;
@@ -459,6 +508,9 @@ static void decide(rc_actions_t *a, const firing_t *f, const char *requester, co
   json_t *undo = have_cur ? migrations_to_undo(a->db, cur.id, &irreversible) : json_array();
   int status = ST_ROLLBACK;
   const char *why = "";
+  char rehearse_why[300] = "";
+  if (have_cur && have_prev && requester == NULL)
+    rehearsal_check(a->db, f, undo, rehearse_why, sizeof(rehearse_why));
   if (!have_cur) status = ST_NO_DEPLOY, why = "no deploy recorded for this target";
   else if (cur.is_rollback)
     status = ST_ROLLBACK_OF_ROLLBACK, why = "the current deploy is a rollback: not rolled back automatically";
@@ -469,6 +521,8 @@ static void decide(rc_actions_t *a, const firing_t *f, const char *requester, co
     status = ST_NOTIFY, why = "action notify: people are told, nothing is rolled back";
   else if (irreversible)
     status = ST_NEEDS_APPROVAL, why = "the deploy applied an irreversible migration";
+  else if (rehearse_why[0])
+    status = ST_NEEDS_APPROVAL, why = rehearse_why;
   else if (f->at_ms - cur.started_at_ms > a->cfg.rollback_window_ms)
     status = ST_NEEDS_APPROVAL, why = "the rollback window has passed";
   else if (a->cfg.cooldown_ms > 0 && recent_rollback(a->db, f, f->at_ms - a->cfg.cooldown_ms))

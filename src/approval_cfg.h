@@ -22,6 +22,8 @@ typedef struct rc_approval_cfg {
   char **groups;         /* ... and groups (approvers: and approver_groups:) */
   uint32_t ngroups;
   int has_approvers;     /* either list was given: only those are eligible */
+  char *rehearse_in;     /* config approvals: only: the environment where a migration's rollback
+                          * must have run before an automatic rollback here undoes it, or NULL */
 } rc_approval_cfg_t;
 
 /* Frees the lists and resets c to "all unset". */

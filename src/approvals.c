@@ -49,12 +49,14 @@ void rc_approval_cfg_free(rc_approval_cfg_t *c) {
   for (uint32_t i = 0; i < c->ngroups; i++) free(c->groups[i]);
   free(c->approvers);
   free(c->groups);
+  free(c->rehearse_in);
   memset(c, 0, sizeof(*c));
   c->when_always = -1;
 }
 
 void rc_gate_free(rc_gate_t *g) {
   json_decref(g->approvers);
+  free(g->rehearse_in);
   memset(g, 0, sizeof(*g));
 }
 
@@ -90,6 +92,10 @@ void rc_approvals_resolve(const rc_approvals_t *ap, const char *environment,
     if (out->required == 0 && c->required > 0) out->required = c->required;
     if (out->timeout_ms == 0 && c->timeout_ms > 0) out->timeout_ms = c->timeout_ms;
     if (out->approvers == NULL && c->has_approvers) out->approvers = approvers_json(c);
+    /* Out of memory leaves it unset: the rollback is then decided without the check. */
+    if (out->rehearse_in == NULL && c->rehearse_in != NULL &&
+        strcmp(c->rehearse_in, environment) != 0)
+      out->rehearse_in = strdup(c->rehearse_in);
   }
   if (out->always < 0) out->always = 0;
   if (out->required == 0) out->required = strcmp(environment, "production") == 0 ? 2 : 1;

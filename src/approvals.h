@@ -45,6 +45,8 @@ typedef struct rc_gate {
   int required;
   int64_t timeout_ms;
   json_t *approvers;   /* {"identities": [...], "groups": [...]}, or NULL: any approver */
+  char *rehearse_in;   /* owned: migrations undone here must have been rolled back there
+                        * first (actions.c), or NULL */
 } rc_gate_t;
 
 void rc_gate_free(rc_gate_t *g);

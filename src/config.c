@@ -391,14 +391,15 @@ static int parse_identities(yaml_parser_t *p, const char *name, rc_config_t *c, 
  *----------------------------------------------------------------------------------------*/
 
 /* approvals: a list of mappings (environment, when, required, approvers, approver_groups,
- * timeout). Appended as soon as an entry starts, so rc_config_free cleans up after errors. */
+ * timeout, rehearse_in). Appended as soon as an entry starts, so rc_config_free cleans up
+ * after errors. */
 static int parse_approvals(yaml_parser_t *p, const char *name, rc_config_t *c, rc_err_t *err) {
   static const char *const keys[] = {"environment", "when", "required", "approvers",
-                                     "approver_groups", "timeout"};
-  enum { K_ENV, K_WHEN, K_REQ, K_IDS, K_GROUPS, K_TIMEOUT, NKEYS };
+                                     "approver_groups", "timeout", "rehearse_in"};
+  enum { K_ENV, K_WHEN, K_REQ, K_IDS, K_GROUPS, K_TIMEOUT, K_REHEARSE, NKEYS };
   yaml_event_t ev;
   int rc = list_start(p, name, "approvals must be a list of mappings (environment, required, "
-                               "approvers, approver_groups, timeout, when)", err);
+                               "approvers, approver_groups, timeout, when, rehearse_in)", err);
   if (rc) return rc;
   for (;;) {
     yaml_mark_t at = {0};
@@ -457,6 +458,13 @@ static int parse_approvals(yaml_parser_t *p, const char *name, rc_config_t *c, r
         if (rc_parse_duration_ms(v, &ms) != 0 || ms < 1000 || ms > 7 * 86400000ull)
           snprintf(what, sizeof(what), "approvals: timeout must be a duration from 1s to 7d");
         else e->policy.timeout_ms = (int64_t)ms;
+      } else if (k == K_REHEARSE) {
+        if (strcmp(v, "*") == 0)
+          snprintf(what, sizeof(what), "approvals: rehearse_in names one environment, not \"*\"");
+        else if ((e->policy.rehearse_in = strdup(v)) == NULL) {
+          yaml_event_delete(&ev);
+          return rc_err_set(err, RC_ENOMEM, "out of memory");
+        }
       }
       if (what[0]) rc = ev_err(err, name, &ev, what);
       yaml_event_delete(&ev);
@@ -465,6 +473,9 @@ static int parse_approvals(yaml_parser_t *p, const char *name, rc_config_t *c, r
     if (rc < 0) return rc;
     if (e->environment == NULL)
       return mark_err(err, name, at, "an approvals entry needs an environment (or \"*\")");
+    if (e->policy.rehearse_in != NULL && strcmp(e->policy.rehearse_in, e->environment) == 0)
+      return mark_err(err, name, at, "approvals: rehearse_in must name another environment "
+                                     "than the entry's own");
   }
 }
 

@@ -89,8 +89,9 @@ def start(exe, tmp):
                         "--rules.evaluation-interval=50ms"]).start()
 
 
-def deploy(port, version, migrations=(), started_at=None, is_rollback=False):
-    body = {"service": "checkout", "environment": "production", "version": version,
+def deploy(port, version, migrations=(), started_at=None, is_rollback=False,
+           environment="production"):
+    body = {"service": "checkout", "environment": environment, "version": version,
             "artifact": "reg/checkout:" + version, "is_rollback": is_rollback,
             "migrations": [{"id": m, "reversible": r} for m, r in migrations]}
     if started_at:
@@ -219,6 +220,55 @@ def case_decisions(exe):
                 d.cleanup()
                 shutil.rmtree(tmp, ignore_errors=True)
         expect_eq(rec.keys(), [], "nothing was sent")
+    finally:
+        rec.stop()
+
+
+def case_rehearsal(exe):
+    """approvals: rehearse_in: staging for production: an automatic rollback that would undo a
+    migration waits for people unless a deploy of the service in staging that applied it was
+    followed by a rollback deploy (the seed's "test rollbacks in staging before production")."""
+    rec = Receiver()
+    m1 = [("m1_add_column", True)]
+    cases = [
+        # (staging deploys [(version, migrations, is_rollback)], want status, want reason)
+        ([("v1", [], False), ("v2", m1, False)], "needs_approval",
+         "migration m1_add_column has never been rolled back in staging"),
+        # Rolled back in staging, then deployed again: rehearsed.
+        ([("v1", [], False), ("v2", m1, False), ("v1", [], True), ("v2", m1, False)],
+         "rollback", ""),
+        # A forward deploy after it is not a rollback of it.
+        ([("v1", [], False), ("v2", m1, False), ("v3", [], False)], "needs_approval",
+         "migration m1_add_column has never been rolled back in staging"),
+    ]
+    try:
+        for staging, want, reason in cases:
+            tmp = setup_dir(rec.port)
+            with open(os.path.join(tmp, "ripcord.yml"), "a") as f:
+                f.write("approvals:\n  - {environment: production, rehearse_in: staging}\n")
+            d = start(exe, tmp)
+            try:
+                for v, migs, is_rb in staging:
+                    deploy(d.port, v, migs, None, is_rb, environment="staging")
+                deploy(d.port, "v1")
+                deploy(d.port, "v2", m1)
+                before = len(rec.keys())
+                bad(d.port, 3)
+                wait_until(lambda: rollbacks(d.port), 10, what="an event")
+                ev = rollbacks(d.port)[0]
+                expect_eq((ev["status"], ev["from"]["version"], ev["to"]["version"]),
+                          (want, "v2", "v1"), "decision with staging %r" % (staging,))
+                expect_eq(ev["migrations_to_undo"], ["m1_add_column"], "migrations to undo")
+                if want == "rollback":
+                    wait_until(lambda: len(rec.keys()) > before, 10, what="the rollback sent")
+                else:
+                    expect_eq(ev["reason"], reason, "reason")
+                    time.sleep(0.3)
+                    expect_eq(len(rec.keys()), before, "nothing sent while it waits")
+                d.stop()
+            finally:
+                d.cleanup()
+                shutil.rmtree(tmp, ignore_errors=True)
     finally:
         rec.stop()
 
@@ -414,6 +464,8 @@ def main():
     r.run("rollback delivered through 500s and a timeout, signed, once per deploy",
           case_retries_and_signature, exe)
     r.run("no deploy, dry run, irreversible migration: recorded, not sent", case_decisions, exe)
+    r.run("rehearse_in: a migration never rolled back in staging waits for approval",
+          case_rehearsal, exe)
     r.run("presets: generic, Slack, PagerDuty, GitHub, GitLab, Alertmanager payloads", case_presets,
           exe)
     r.run("action notify, and a receiver that is down until after the event",

@@ -34,10 +34,11 @@ def case_examples(exe):
 
 def case_pass(exe):
     rc, out, err = rtest(exe, os.path.join(DATA, "pass.test.yml"),
-                         os.path.join(DATA, "window.test.yml"))
+                         os.path.join(DATA, "window.test.yml"),
+                         os.path.join(DATA, "rehearse.test.yml"))
     expect_eq(rc, 0, "exit status (stdout: %s stderr: %s)" % (out, err))
     lines = out.splitlines()
-    expect_eq(lines[-1], "7 passed, 0 failed", "summary")
+    expect_eq(lines[-1], "10 passed, 0 failed", "summary")
     expect(all(ln.startswith("ok   ") for ln in lines[:-1]), "lines: %r", lines)
     expect_eq(err, "", "stderr (the engine's logs stay quiet without --verbose)")
 

@@ -99,7 +99,8 @@ static void test_policy_layers(void **st) {
   rc_approval_env_cfg_t envs[] = {
       {.environment = "staging", .policy = {.when_always = 1, .required = 0, .timeout_ms = 60000}},
       {.environment = "*", .policy = {.when_always = -1, .required = 3, .approvers = ids,
-                                      .napprovers = 1, .has_approvers = 1}},
+                                      .napprovers = 1, .has_approvers = 1,
+                                      .rehearse_in = "staging"}},
   };
   rc_approvals_t *ap = NULL;
   rc_err_t err = {0};
@@ -112,14 +113,29 @@ static void test_policy_layers(void **st) {
   assert_int_equal(g.required, 1);
   assert_true(g.timeout_ms == 60000);
   assert_null(g.approvers);
+  assert_null(g.rehearse_in);
   rc_gate_free(&g);
-  /* production falls to "*": 3, alice, 30 min. */
+  /* "*" covers dev: its rollbacks are rehearsed in staging (staging has an entry of its own). */
+  rc_approvals_resolve(ap, "dev", NULL, &g);
+  assert_string_equal(g.rehearse_in, "staging");
+  rc_gate_free(&g);
+  {
+    /* With only "*", staging falls to it too, but is not its own rehearsal. */
+    rc_approvals_t *only = NULL;
+    assert_int_equal(rc_approvals_new(NULL, NULL, &envs[1], 1, &only, &err), 0);
+    rc_approvals_resolve(only, "staging", NULL, &g);
+    assert_int_equal(g.required, 3);
+    assert_null(g.rehearse_in);
+    rc_gate_free(&g);
+    rc_approvals_close(only);
+  }
   rc_approvals_resolve(ap, "production", NULL, &g);
   assert_int_equal(g.always, 0);
   assert_int_equal(g.required, 3);
   assert_true(g.timeout_ms == 30 * 60000);
   assert_string_equal(json_string_value(json_array_get(json_object_get(g.approvers, "identities"), 0)),
                       "alice");
+  assert_string_equal(g.rehearse_in, "staging");
   rc_gate_free(&g);
   /* A rule's own policy wins field by field. */
   rc_approval_cfg_t rule = {.when_always = -1, .required = 1, .groups = groups, .ngroups = 1,

@@ -233,6 +233,12 @@ static void test_bad(void **st) {
       {"approvals:\n  - {environment: prod}\n  - {environment: prod}\n", 3, 19,
        "duplicate approvals entry for environment \"prod\" (first at line 2)"},
       {"approvals: []\napprovals: []\n", 2, 1, "duplicate key \"approvals\""},
+      {"approvals:\n  - environment: production\n    rehearse_in: \"*\"\n", 3, 18,
+       "rehearse_in names one environment, not \"*\""},
+      {"approvals:\n  - environment: production\n    rehearse_in: production\n", 2, 5,
+       "rehearse_in must name another environment than the entry's own"},
+      {"approvals:\n  - environment: production\n    rehearse_in: []\n", 3, 18,
+       "approvals: rehearse_in must be a non-empty string"},
 #undef I
   };
   for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
@@ -257,6 +263,7 @@ static void test_approvals_cfg(void **st) {
                           "    approver_groups: [sre]\n"
                           "    timeout: 15m\n"
                           "    when: always\n"
+                          "    rehearse_in: staging\n"
                           "  - environment: \"*\"\n"
                           "    required: 1\n";
   rc_config_t c;
@@ -271,6 +278,8 @@ static void test_approvals_cfg(void **st) {
   assert_string_equal(c.approvals[0].policy.approvers[1], "bob");
   assert_string_equal(c.approvals[0].policy.groups[0], "sre");
   assert_int_equal(c.approvals[0].policy.has_approvers, 1);
+  assert_string_equal(c.approvals[0].policy.rehearse_in, "staging");
+  assert_null(c.approvals[1].policy.rehearse_in);
   assert_string_equal(c.approvals[1].environment, "*");
   assert_int_equal(c.approvals[1].policy.when_always, -1);
   assert_int_equal(c.approvals[1].policy.has_approvers, 0);
