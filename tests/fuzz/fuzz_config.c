@@ -26,6 +26,8 @@ void fuzz_seeds(fuzz_emit_fn emit) {
       "    token_env: RIPCORD_TOKEN_ALICE\n"
       "  - name: prometheus\n    roles:\n      - writer\n    token_file: /run/secrets/prom\n"
       "  - {name: ops@x, roles: [admin], groups: [], token_env: T}\n",
+      "approvals:\n  - {environment: production, required: 2, approver_groups: [sre],"
+      " timeout: 30m, rehearse_in: staging}\n  - environment: \"*\"\n    when: needed\n",
   };
   for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++)
     emit((const uint8_t *)seeds[i], strlen(seeds[i]));
