@@ -251,6 +251,7 @@ static void on_rollback(void *ctx, const rc_replay_rollback_t *e) {
     return;
   }
   json_object_set_new(o, "value", e->value == e->value ? json_real(e->value) : json_null());
+  json_object_set_new(o, "reason", json_string(e->reason ? e->reason : ""));
   json_array_append_new(b->rollbacks, o);
 }
 

@@ -219,7 +219,8 @@ static int report_rollbacks(rc_replay_t *r, rc_err_t *err) {
   sqlite3_stmt *st = NULL;
   if (sqlite3_prepare_v2(h,
                          "SELECT id, created_at, service, environment, trigger, status,"
-                         " coalesce(from_version, ''), coalesce(to_version, ''), value"
+                         " coalesce(from_version, ''), coalesce(to_version, ''), value,"
+                         " coalesce(json_extract(payload, '$.reason'), '')"
                          " FROM rollback_events WHERE id > ?1 ORDER BY id",
                          -1, &st, NULL) != SQLITE_OK)
     return rc_err_set(err, RC_EIO, "reading rollback events: %s", sqlite3_errmsg(h));
@@ -235,7 +236,8 @@ static int report_rollbacks(rc_replay_t *r, rc_err_t *err) {
         .outcome = (const char *)sqlite3_column_text(st, 5),
         .from_version = (const char *)sqlite3_column_text(st, 6),
         .to_version = (const char *)sqlite3_column_text(st, 7),
-        .value = sqlite3_column_double(st, 8)};
+        .value = sqlite3_column_double(st, 8),
+        .reason = (const char *)sqlite3_column_text(st, 9)};
     if (r->on_rollback) r->on_rollback(r->ctx, &ev);
   }
   sqlite3_finalize(st);

@@ -60,6 +60,7 @@ typedef struct rc_replay_rollback {
   const char *outcome;         /* rollback, dry_run, no_deploy, no_previous, needs_approval,
                                   rollback_of_rollback, cooldown */
   const char *from_version, *to_version; /* "" when none */
+  const char *reason;          /* why this outcome, as the event records it ("" for none) */
   double value;
 } rc_replay_rollback_t;
 

@@ -210,6 +210,7 @@ typedef struct expect_rb {
   int has_at;
   int64_t at_ms;
   char *rule, *trigger, *outcome, *from, *to; /* NULL: not checked */
+  char *reason;                                /* a part of the event's reason, or NULL */
   int line;
 } expect_rb_t;
 
@@ -598,7 +599,7 @@ static void parse_expect_rollbacks(tp_t *p, yaml_node_t *list, test_group_t *g) 
     return;
   }
   static const char *const keys[] = {"eval_time", "rule", "trigger", "outcome", "from", "to",
-                                     NULL};
+                                     "reason", NULL};
   static const char *const outcomes[] = {"rollback", "dry_run", "no_deploy", "no_previous",
                                          "needs_approval", "rollback_of_rollback", "cooldown",
                                          NULL};
@@ -618,6 +619,7 @@ static void parse_expect_rollbacks(tp_t *p, yaml_node_t *list, test_group_t *g) 
     if ((v = get(p, m, "trigger")) != NULL) x->trigger = dup_scalar(p, v, "trigger");
     if ((v = get(p, m, "from")) != NULL) x->from = dup_scalar(p, v, "from");
     if ((v = get(p, m, "to")) != NULL) x->to = dup_scalar(p, v, "to");
+    if ((v = get(p, m, "reason")) != NULL) x->reason = dup_scalar(p, v, "reason");
     if ((v = get(p, m, "outcome")) != NULL) {
       x->outcome = dup_scalar(p, v, "outcome");
       int ok = 0;
@@ -720,6 +722,7 @@ void rc_ruletest_suite_free(rc_ruletest_suite_t *s) {
       free(x->rule);
       free(x->trigger);
       free(x->outcome);
+      free(x->reason);
       free(x->from);
       free(x->to);
     }
@@ -773,7 +776,7 @@ int rc_ruletest_parse(const char *name, const char *text, size_t len, rc_ruletes
 
 typedef struct got_rb {
   int64_t at_ms;
-  char *service, *environment, *trigger, *outcome, *from, *to;
+  char *service, *environment, *trigger, *outcome, *from, *to, *reason;
   double value;
 } got_rb_t;
 
@@ -864,8 +867,10 @@ static void on_rollback(void *ctx, const rc_replay_rollback_t *e) {
                   .trigger = strdup(e->trigger_name ? e->trigger_name : ""),
                   .outcome = strdup(e->outcome ? e->outcome : ""),
                   .from = strdup(e->from_version ? e->from_version : ""),
-                  .to = strdup(e->to_version ? e->to_version : ""), .value = e->value};
-  if (!g->service || !g->environment || !g->trigger || !g->outcome || !g->from || !g->to) {
+                  .to = strdup(e->to_version ? e->to_version : ""),
+                  .reason = strdup(e->reason ? e->reason : ""), .value = e->value};
+  if (!g->service || !g->environment || !g->trigger || !g->outcome || !g->from || !g->to ||
+      !g->reason) {
     r->nomem = 1;
     return;
   }
@@ -938,7 +943,8 @@ static int rb_matches(const expect_rb_t *x, const got_rb_t *g) {
   return (!x->has_at || x->at_ms == g->at_ms) && (!x->rule || strcmp(x->rule, full) == 0) &&
          (!x->trigger || strcmp(x->trigger, g->trigger) == 0) &&
          (!x->outcome || strcmp(x->outcome, g->outcome) == 0) &&
-         (!x->from || strcmp(x->from, g->from) == 0) && (!x->to || strcmp(x->to, g->to) == 0);
+         (!x->from || strcmp(x->from, g->from) == 0) && (!x->to || strcmp(x->to, g->to) == 0) &&
+         (!x->reason || strstr(g->reason, x->reason) != NULL);
 }
 
 static void describe_expected(const expect_rb_t *x, char *b, size_t cap) {
@@ -947,13 +953,19 @@ static void describe_expected(const expect_rb_t *x, char *b, size_t cap) {
   snprintf(b, cap, "line %d: at %s%s%s%s%s: %s %s -> %s", x->line, at, x->rule ? " " : "",
            x->rule ? x->rule : "", x->trigger ? " " : "", x->trigger ? x->trigger : "",
            x->outcome ? x->outcome : "any outcome", x->from ? x->from : "*", x->to ? x->to : "*");
+  if (x->reason) {
+    size_t o = strlen(b);
+    snprintf(b + o, cap - o, " (reason with \"%.120s\")", x->reason);
+  }
 }
 
 static void describe_got(const got_rb_t *g, char *b, size_t cap) {
   char at[40];
   fmt_dur(g->at_ms, at, sizeof(at));
-  snprintf(b, cap, "at %s %s/%s %s: %s %s -> %s (value %.6g)", at, g->service, g->environment,
-           g->trigger, g->outcome, *g->from ? g->from : "-", *g->to ? g->to : "-", g->value);
+  snprintf(b, cap, "at %s %s/%s %s: %s %s -> %s (value %.6g%s%.120s%s)", at, g->service,
+           g->environment, g->trigger, g->outcome, *g->from ? g->from : "-",
+           *g->to ? g->to : "-", g->value, *g->reason ? "; reason \"" : "", g->reason,
+           *g->reason ? "\"" : "");
 }
 
 static void check_rollbacks(run_t *r) {
@@ -964,7 +976,7 @@ static void check_rollbacks(run_t *r) {
   if (!bad) return;
   add_line(r, 1, "rollback events: expected %u, got %u", g->nrb, r->nrb);
   for (uint32_t i = 0; i < n; i++) {
-    char e[300] = "(none)", o[300] = "(none)";
+    char e[512] = "(none)", o[512] = "(none)";
     if (i < g->nrb) describe_expected(&g->rb[i], e, sizeof(e));
     if (i < r->nrb) describe_got(&r->rb[i], o, sizeof(o));
     int ok = i < g->nrb && i < r->nrb && rb_matches(&g->rb[i], &r->rb[i]);
@@ -1105,6 +1117,7 @@ static void run_reset(run_t *r) {
     free(g->outcome);
     free(g->from);
     free(g->to);
+    free(g->reason);
   }
   free(r->rb);
   for (uint32_t i = 0; i < r->nfails; i++) free(r->fails[i]);

@@ -420,6 +420,7 @@ def main():
             expect(close(e["trigger"]["value"], x["value"]), "rollback value live %r, "
                    "backtest %r", e["trigger"]["value"], x["value"])
             expect_eq((x["service"], x["environment"]), (SERVICE, ENV), "target")
+            expect_eq(x["reason"], e["reason"], "the event's reason, backtest vs live")
         # If the backtest lists duplicates, they must be the live ones.
         if bt_dup:
             expect_eq([(x["trigger"], x["from_version"], x["to_version"]) for x in bt_dup],

@@ -79,7 +79,14 @@ FAIL tests/data/ruletest/fail.test.yml:34: test "unknown trigger and an ambiguou
   line 39: at 0s: no trigger nope
   line 40: at 0s: no trigger down in rule api/staging
   what happened: no transitions, no rollback events
-0 passed, 5 failed
+FAIL tests/data/ruletest/fail.test.yml:41: test "right outcome, wrong reason"
+  rollback events: expected 1, got 1
+    x #1 expected: line 49: at 2m down: needs_approval w2 -> w1 (reason with "rollback window")
+    x #1 got:      at 2m web/prod down: needs_approval w2 -> w1 (value 0; reason "the deploy applied an irreversible migration")
+  what happened:
+    at 2m: web/prod down: inactive -> firing (value 0)
+    at 2m: web/prod down: rollback event needs_approval w2 -> w1
+0 passed, 6 failed
 """
 
 
@@ -97,7 +104,7 @@ def case_mixed(exe):
     rc, out, _ = rtest(exe, os.path.join(DATA, "fail.test.yml"),
                        os.path.join(DATA, "window.test.yml"))
     expect_eq(rc, 1, "exit status")
-    expect_eq(out.splitlines()[-1], "1 passed, 5 failed", "summary")
+    expect_eq(out.splitlines()[-1], "1 passed, 6 failed", "summary")
 
 
 def case_bad_file(exe):
