@@ -22,6 +22,7 @@
 #include "window.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,12 +36,30 @@
 struct rc_chunk {
   int64_t min_ts;
   _Atomic int64_t max_ts;
-  _Atomic uint64_t pub; /* count << 32 | nbits, stored after the bits are written */
-  uint32_t count;
+  /* flags << 56 | count << 32 | nbits, stored (release) after the bits are written: what a
+   * reader may decode, and the CF_* flags of those samples, in one load. The writer reads its
+   * own count and flags back from it (pub_count/pub_flags). count < 2^24: a chunk takes at
+   * most chunk_samples in order, plus late samples within --storage.out-of-order-tolerance
+   * (at most 1 h), one per millisecond. */
+  _Atomic uint64_t pub;
+  /* The newest non-stale value's bits: with the first sample (stored raw at the start) and
+   * the flags, what rate()/increase()/delta() need of a chunk a window holds whole, without
+   * decoding it. Readers use it only once the chunk is closed (not the last of the list they
+   * loaded: the push of the next head published it). */
+  uint64_t last_vbits;
   uint32_t nbits;     /* bits written to data */
   uint32_t cap;       /* bytes allocated for data */
   uint8_t data[];
 };
+/* CF_HASV: a non-stale value was appended; CF_STALE: a staleness marker was; CF_RESET: a value
+ * below the one before it (a counter reset: rate() must see the values around it). */
+enum { CF_HASV = 1, CF_STALE = 2, CF_RESET = 4 };
+static inline uint32_t pub_count(uint64_t pub) { return (uint32_t)(pub >> 32) & 0xffffffu; }
+static inline unsigned pub_flags(uint64_t pub) { return (unsigned)(pub >> 56); }
+/* The writer's view of its own chunk. */
+static inline uint64_t wpub(const rc_chunk_t *c) {
+  return atomic_load_explicit(&((rc_chunk_t *)c)->pub, memory_order_relaxed);
+}
 /* The encoder state (rc_window_enc_t, window.h): last_ts is the newest timestamp, prev_dts the
  * last timestamp delta, prev_vbits the last value's bits, prev_vdelta the last integer delta
  * (0 after a non-integer value), prev_ddelta/prev_k the last decimal delta and its scale (0
@@ -220,7 +239,7 @@ static rc_chunk_t *chunk_copy(rc_mem_t *mem, const rc_chunk_t *c, uint32_t cap) 
   if (n == NULL) return NULL;
   memcpy(n, c, sizeof(*n)); /* the writer's own fields; atomics are re-set below */
   atomic_init(&n->max_ts, atomic_load_explicit(&((rc_chunk_t *)c)->max_ts, memory_order_relaxed));
-  atomic_init(&n->pub, ((uint64_t)c->count << 32) | c->nbits);
+  atomic_init(&n->pub, wpub(c));
   uint32_t used = (c->nbits + 7) / 8;
   for (uint32_t i = 0; i < used; i++) n->data[i] = ld8(&c->data[i]);
   n->cap = cap;
@@ -245,9 +264,24 @@ static int chunk_reserve(rc_mem_t *mem, rc_chunk_t **cp, uint32_t bits, rc_chunk
   return 0;
 }
 
-static void chunk_publish(rc_chunk_t *c, int64_t last_ts) {
+#define STALE_BITS UINT64_C(0x7ff0000000000002)
+
+/* Publishes one more appended value vb: the summary (struct rc_chunk) follows it, then pub. */
+static void chunk_publish(rc_chunk_t *c, int64_t last_ts, uint64_t vb) {
+  uint64_t p = wpub(c);
+  unsigned flags = pub_flags(p);
+  if (vb == STALE_BITS) {
+    flags |= CF_STALE;
+  } else {
+    /* The comparison rate() makes (extrapolated_rate); NaN never counts as a reset there. */
+    if ((flags & CF_HASV) && bitsd(vb) < bitsd(c->last_vbits)) flags |= CF_RESET;
+    c->last_vbits = vb;
+    flags |= CF_HASV;
+  }
   atomic_store_explicit(&c->max_ts, last_ts, memory_order_relaxed);
-  atomic_store_explicit(&c->pub, ((uint64_t)c->count << 32) | c->nbits, memory_order_release);
+  atomic_store_explicit(&c->pub,
+                        (uint64_t)flags << 56 | (uint64_t)(pub_count(p) + 1) << 32 | c->nbits,
+                        memory_order_release);
 }
 
 /* Appends (ts, v) to the end of a chunk; ts must be greater than its newest timestamp. If the
@@ -257,7 +291,7 @@ static int chunk_append(rc_mem_t *mem, rc_chunk_t **cp, rc_window_enc_t *e, int6
   rc_chunk_t *c = *cp;
   uint64_t vb = dbits(v);
   int rc;
-  if (c->count == 0) {
+  if (pub_count(wpub(c)) == 0) {
     if ((rc = chunk_reserve(mem, cp, 128, old)) != 0) return rc;
     c = *cp;
     put_bits(c->data, &c->nbits, (uint64_t)ts, 64);
@@ -268,8 +302,7 @@ static int chunk_append(rc_mem_t *mem, rc_chunk_t **cp, rc_window_enc_t *e, int6
     e->prev_vdelta = 0;
     e->prev_k = 0;
     e->prev_ddelta = 0;
-    c->count = 1;
-    chunk_publish(c, e->last_ts);
+    chunk_publish(c, e->last_ts, vb);
     return 0;
   }
   int64_t dts = wsub(ts, e->last_ts), dod = wsub(dts, e->prev_dts);
@@ -345,8 +378,7 @@ static int chunk_append(rc_mem_t *mem, rc_chunk_t **cp, rc_window_enc_t *e, int6
   e->prev_dts = dts;
   e->prev_vbits = vb;
   e->last_ts = ts;
-  c->count++;
-  chunk_publish(c, e->last_ts);
+  chunk_publish(c, e->last_ts, vb);
   return 0;
 }
 
@@ -365,7 +397,7 @@ static void cit_init_pub(cit_t *it, const rc_chunk_t *c, uint64_t pub) {
   memset(it, 0, sizeof(*it));
   it->r.buf = c->data;
   it->r.end = (uint32_t)pub;
-  it->left = (uint32_t)(pub >> 32);
+  it->left = pub_count(pub);
 }
 
 static void cit_init(cit_t *it, const rc_chunk_t *c) {
@@ -425,7 +457,7 @@ static int cit_next(cit_t *it, int64_t *ts, double *v) {
   return 1;
 }
 
-/* Decodes a whole chunk into caller arrays of at least c->count entries. */
+/* Decodes a whole chunk into caller arrays of at least pub_count entries. */
 static void chunk_decode(const rc_chunk_t *c, int64_t *ts, double *v) {
   cit_t it;
   cit_init(&it, c);
@@ -538,7 +570,10 @@ static int head_append(rc_window_t *w, const rc_window_cfg_t *cfg, rc_chunk_list
 static int insert_into(rc_window_t *w, const rc_window_cfg_t *cfg, rc_chunk_list_t *l,
                        uint32_t i, int64_t ts, double v) {
   rc_chunk_t *c = list_get(l, i);
-  uint32_t n = c->count;
+  uint32_t n = pub_count(wpub(c));
+  /* pub's 24-bit count: out of reach with a tolerance of at most 1 h (struct rc_chunk), but
+   * the bound is the format's, so it is kept whatever the configuration. */
+  if (n >= 0xffffffu) return RC_ETOOOLD;
   int64_t sts[256];
   double sv[256];
   int64_t *t = n + 1 <= 256 ? sts : malloc((n + 1) * sizeof(int64_t));
@@ -579,7 +614,7 @@ int rc_window_append(rc_window_t *w, const rc_window_cfg_t *cfg, int64_t ts, dou
   uint32_t n = list_n(l);
   if (n == 0 || ts > w->max_ts) {
     rc_chunk_t *head = n ? list_get(l, n - 1) : NULL;
-    if (head == NULL || head->count >= cfg->chunk_samples ||
+    if (head == NULL || pub_count(wpub(head)) >= cfg->chunk_samples ||
         wsub(ts, head->min_ts) >= cfg->chunk_span_ms) {
       /* A new chunk is what a window costs as time passes: refused from the high-water mark
        * on, so that the memory left goes to head chunks already started. The first chunk of
@@ -637,7 +672,7 @@ uint32_t rc_window_count(const rc_window_t *w) {
   rc_chunk_list_t *l = wlist(w);
   uint32_t n = 0, k = list_n(l);
   for (uint32_t i = 0; i < k; i++)
-    n += (uint32_t)(atomic_load_explicit(&list_get(l, i)->pub, memory_order_acquire) >> 32);
+    n += pub_count(atomic_load_explicit(&list_get(l, i)->pub, memory_order_acquire));
   return n;
 }
 
@@ -649,7 +684,7 @@ int rc_window_foreach(const rc_window_t *w, int64_t from_ms, int64_t to_ms,
     rc_chunk_t *c = list_get(l, i);
     /* pub first: min_ts and the bits it covers were written before it (release). */
     uint64_t pub = atomic_load_explicit(&c->pub, memory_order_acquire);
-    if ((pub >> 32) == 0) continue; /* a new head chunk, not yet holding a sample */
+    if (pub_count(pub) == 0) continue; /* a new head chunk, not yet holding a sample */
     if (atomic_load_explicit(&c->max_ts, memory_order_relaxed) < from_ms) continue;
     if (c->min_ts > to_ms) break;
     cit_t it;
@@ -669,8 +704,6 @@ int rc_window_foreach(const rc_window_t *w, int64_t from_ms, int64_t to_ms,
 /*------------------------------------------------------------------------------------------
  * PromQL functions
  *----------------------------------------------------------------------------------------*/
-
-#define STALE_BITS UINT64_C(0x7ff0000000000002)
 
 /* A range's samples, decoded for one evaluation and freed before it returns: the reader's
  * temporaries, plain malloc (the accountant counts what the store holds, not a query's
@@ -745,22 +778,98 @@ static double quantile_sorted(double q, double *v, size_t n) {
   return v[(size_t)lo] * (1 - weight) + v[(size_t)hi] * weight;
 }
 
-static double extrapolated_rate(const range_buf_t *b, int64_t start, int64_t end, double range_s,
+/* What rate()/increase()/delta() need of a range: its first and last non-stale samples, how
+ * many there are, and the value before each counter reset in time order (Prometheus adds
+ * them one by one in that order, which the sum's rounding depends on). */
+typedef struct rate_acc {
+  int64_t first_ts, last_ts;
+  double first_v, last_v;
+  size_t n;
+  int oom;
+  double *resets;
+  size_t nresets, cap;
+  double sresets[32]; /* last: eval_rate zeroes what comes before it */
+} rate_acc_t;
+
+static void racc_add(rate_acc_t *a, int64_t ts, double v) {
+  if (dbits(v) == STALE_BITS) return; /* range vectors never contain staleness markers */
+  if (a->n == 0) {
+    a->first_ts = ts;
+    a->first_v = v;
+  } else if (v < a->last_v) {
+    if (a->nresets == a->cap) {
+      size_t cap = a->cap * 2;
+      double *nr = malloc(cap * sizeof(double));
+      if (nr == NULL) {
+        a->oom = 1;
+        return;
+      }
+      memcpy(nr, a->resets, a->nresets * sizeof(double));
+      if (a->resets != a->sresets) free(a->resets);
+      a->resets = nr;
+      a->cap = cap;
+    }
+    a->resets[a->nresets++] = a->last_v;
+  }
+  a->last_ts = ts;
+  a->last_v = v;
+  a->n++;
+}
+
+/* The samples in [from_ms, to_ms] into a. A closed chunk the range holds whole, with neither a
+ * staleness marker nor a reset inside, is not decoded: its first sample is read from the
+ * chunk's start (stored raw) and the rest from its summary. */
+static int racc_collect(const rc_window_t *w, int64_t from_ms, int64_t to_ms, rate_acc_t *a) {
+  rc_chunk_list_t *l = wlist(w);
+  uint32_t n = list_n(l);
+  for (uint32_t i = 0; i < n; i++) {
+    rc_chunk_t *c = list_get(l, i);
+    uint64_t pub = atomic_load_explicit(&c->pub, memory_order_acquire);
+    uint32_t count = pub_count(pub);
+    if (count == 0) continue;
+    int64_t max_ts = atomic_load_explicit(&c->max_ts, memory_order_relaxed);
+    if (max_ts < from_ms) continue;
+    if (c->min_ts > to_ms) break;
+    if (i + 1 < n && c->min_ts >= from_ms && max_ts <= to_ms &&
+        (pub_flags(pub) & (CF_HASV | CF_STALE | CF_RESET)) == CF_HASV) {
+      br_t r = {.buf = c->data, .pos = 64, .end = (uint32_t)pub};
+      racc_add(a, c->min_ts, bitsd(get_bits(&r, 64)));
+      if (count > 1) {
+        a->last_ts = max_ts;
+        a->last_v = bitsd(c->last_vbits);
+        a->n += count - 1;
+      }
+    } else {
+      cit_t it;
+      int64_t ts;
+      double v;
+      cit_init_pub(&it, c, pub);
+      while (cit_next(&it, &ts, &v)) {
+        if (ts < from_ms) continue;
+        if (ts > to_ms) return a->oom ? RC_ENOMEM : 0;
+        racc_add(a, ts, v);
+      }
+    }
+    if (a->oom) return RC_ENOMEM;
+  }
+  return a->oom ? RC_ENOMEM : 0;
+}
+
+static double extrapolated_rate(const rate_acc_t *b, int64_t start, int64_t end, double range_s,
                                 int is_counter, int is_rate, rc_compat_t compat) {
   size_t n = b->n;
-  double result = b->v[n - 1] - b->v[0];
+  double result = b->last_v - b->first_v;
   if (is_counter) /* reset corrections, added one by one in time order as Prometheus does */
-    for (size_t i = 1; i < n; i++)
-      if (b->v[i] < b->v[i - 1]) result += b->v[i - 1];
-  double to_start = (double)wsub(b->ts[0], start) / 1000;
-  double to_end = (double)wsub(end, b->ts[n - 1]) / 1000;
-  double sampled = (double)wsub(b->ts[n - 1], b->ts[0]) / 1000;
+    for (size_t i = 0; i < b->nresets; i++) result += b->resets[i];
+  double to_start = (double)wsub(b->first_ts, start) / 1000;
+  double to_end = (double)wsub(end, b->last_ts) / 1000;
+  double sampled = (double)wsub(b->last_ts, b->first_ts) / 1000;
   double avg = sampled / (double)(n - 1);
   double threshold = avg * 1.1;
   if (compat == RC_COMPAT_PROM2) {
     /* Before 2.51 the zero clamp came first, then the threshold test on what was left. */
-    if (is_counter && result > 0 && b->v[0] >= 0) {
-      double to_zero = sampled * (b->v[0] / result);
+    if (is_counter && result > 0 && b->first_v >= 0) {
+      double to_zero = sampled * (b->first_v / result);
       if (to_zero < to_start) to_start = to_zero;
     }
     double interval = sampled;
@@ -773,7 +882,7 @@ static double extrapolated_rate(const range_buf_t *b, int64_t start, int64_t end
   if (to_start >= threshold) to_start = avg / 2;
   if (is_counter) {
     double to_zero = to_start;
-    if (result > 0 && b->v[0] >= 0) to_zero = sampled * (b->v[0] / result);
+    if (result > 0 && b->first_v >= 0) to_zero = sampled * (b->first_v / result);
     if (to_zero < to_start) to_start = to_zero;
   }
   if (to_end >= threshold) to_end = avg / 2;
@@ -782,8 +891,30 @@ static double extrapolated_rate(const range_buf_t *b, int64_t start, int64_t end
   return result * factor;
 }
 
+/* rate(), increase(), delta(): from the range's summary (rate_acc_t), not its samples. */
+static int eval_rate(const rc_window_t *w, rc_fn_t fn, int64_t t_ms, int64_t range_ms,
+                     rc_compat_t compat, double *out) {
+  rate_acc_t a;
+  memset(&a, 0, offsetof(rate_acc_t, sresets));
+  a.resets = a.sresets;
+  a.cap = sizeof(a.sresets) / sizeof(a.sresets[0]);
+  int64_t start = wsub(t_ms, range_ms), end = t_ms;
+  int rc = 0;
+  /* 3.x: (start, end]; 2.x: [start, end]. A window that wrapped holds nothing. */
+  if (start <= end)
+    rc = racc_collect(w, compat == RC_COMPAT_PROM3 ? wadd(start, 1) : start, end, &a);
+  if (rc == 0 && a.n < 2) rc = RC_ENOENT;
+  if (rc == 0)
+    *out = extrapolated_rate(&a, start, end, duration_seconds(range_ms), fn != RC_FN_DELTA,
+                             fn == RC_FN_RATE, compat);
+  if (a.resets != a.sresets) free(a.resets);
+  return rc;
+}
+
 int rc_window_eval(const rc_window_t *w, rc_fn_t fn, double param, int64_t t_ms,
                    int64_t range_ms, rc_compat_t compat, double *out) {
+  if (fn == RC_FN_RATE || fn == RC_FN_INCREASE || fn == RC_FN_DELTA)
+    return eval_rate(w, fn, t_ms, range_ms, compat, out);
   range_buf_t b;
   b.ts = b.sts;
   b.v = b.sv;
@@ -806,16 +937,6 @@ int rc_window_eval(const rc_window_t *w, rc_fn_t fn, double param, int64_t t_ms,
     goto out;
   }
   switch (fn) {
-    case RC_FN_RATE:
-    case RC_FN_INCREASE:
-    case RC_FN_DELTA:
-      if (n < 2) {
-        rc = RC_ENOENT;
-        break;
-      }
-      r = extrapolated_rate(&b, start, end, duration_seconds(range_ms), fn != RC_FN_DELTA,
-                            fn == RC_FN_RATE, compat);
-      break;
     case RC_FN_IRATE:
     case RC_FN_IDELTA: {
       if (n < 2) {
