@@ -614,7 +614,9 @@ int rc_window_append(rc_window_t *w, const rc_window_cfg_t *cfg, int64_t ts, dou
   uint32_t n = list_n(l);
   if (n == 0 || ts > w->max_ts) {
     rc_chunk_t *head = n ? list_get(l, n - 1) : NULL;
-    if (head == NULL || pub_count(wpub(head)) >= cfg->chunk_samples ||
+    uint32_t head_n = head ? pub_count(wpub(head)) : 0;
+    /* pub holds 24 bits of count whatever chunk_samples a caller configures. */
+    if (head == NULL || head_n >= cfg->chunk_samples || head_n >= 0xffffffu ||
         wsub(ts, head->min_ts) >= cfg->chunk_span_ms) {
       /* A new chunk is what a window costs as time passes: refused from the high-water mark
        * on, so that the memory left goes to head chunks already started. The first chunk of
