@@ -678,6 +678,26 @@ uint32_t rc_window_count(const rc_window_t *w) {
   return n;
 }
 
+/* Calls cb for the samples of chunk c (as of pub) in [from_ms, to_ms]; sets *past once a
+ * sample is newer than to_ms (nothing later can be in range). Returns cb's non-zero. */
+static inline int chunk_range(const rc_chunk_t *c, uint64_t pub, int64_t from_ms, int64_t to_ms,
+                              rc_window_sample_cb cb, void *ctx, int *past) {
+  cit_t it;
+  int64_t ts;
+  double v;
+  cit_init_pub(&it, c, pub);
+  while (cit_next(&it, &ts, &v)) {
+    if (ts < from_ms) continue;
+    if (ts > to_ms) {
+      *past = 1;
+      return 0;
+    }
+    int rc = cb(ctx, ts, v);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
 int rc_window_foreach(const rc_window_t *w, int64_t from_ms, int64_t to_ms,
                       rc_window_sample_cb cb, void *ctx) {
   rc_chunk_list_t *l = wlist(w);
@@ -689,16 +709,8 @@ int rc_window_foreach(const rc_window_t *w, int64_t from_ms, int64_t to_ms,
     if (pub_count(pub) == 0) continue; /* a new head chunk, not yet holding a sample */
     if (atomic_load_explicit(&c->max_ts, memory_order_relaxed) < from_ms) continue;
     if (c->min_ts > to_ms) break;
-    cit_t it;
-    int64_t ts;
-    double v;
-    cit_init_pub(&it, c, pub);
-    while (cit_next(&it, &ts, &v)) {
-      if (ts < from_ms) continue;
-      if (ts > to_ms) return 0;
-      int rc = cb(ctx, ts, v);
-      if (rc != 0) return rc;
-    }
+    int past = 0, rc = chunk_range(c, pub, from_ms, to_ms, cb, ctx, &past);
+    if (rc != 0 || past) return rc;
   }
   return 0;
 }
@@ -818,6 +830,12 @@ static void racc_add(rate_acc_t *a, int64_t ts, double v) {
   a->n++;
 }
 
+static int racc_cb(void *ctx, int64_t ts, double v) {
+  rate_acc_t *a = ctx;
+  racc_add(a, ts, v);
+  return a->oom; /* stops the chunk's walk */
+}
+
 /* The samples in [from_ms, to_ms] into a. A closed chunk the range holds whole, with neither a
  * staleness marker nor a reset inside, is not decoded: its first sample is read from the
  * chunk's start (stored raw) and the rest from its summary. */
@@ -842,15 +860,9 @@ static int racc_collect(const rc_window_t *w, int64_t from_ms, int64_t to_ms, ra
         a->n += count - 1;
       }
     } else {
-      cit_t it;
-      int64_t ts;
-      double v;
-      cit_init_pub(&it, c, pub);
-      while (cit_next(&it, &ts, &v)) {
-        if (ts < from_ms) continue;
-        if (ts > to_ms) return a->oom ? RC_ENOMEM : 0;
-        racc_add(a, ts, v);
-      }
+      int past = 0;
+      chunk_range(c, pub, from_ms, to_ms, racc_cb, a, &past);
+      if (past) break;
     }
     if (a->oom) return RC_ENOMEM;
   }

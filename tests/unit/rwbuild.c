@@ -8,6 +8,7 @@
 
 #include "remote_v1.pb-c.h"
 #include "rw_decode.h"
+#include "store.h"
 #include "remote_v2.pb-c.h"
 
 #define MAXS 256
@@ -270,6 +271,17 @@ char *rwb_finish(rwb_t *b, size_t *len) {
   free(raw);
   rwb_free(b);
   return c;
+}
+
+struct rc_store_series *rwb_store_find(struct rc_store *s, const char *spec) {
+  rwb_t *b = rwb_new(1);
+  rwb_series(b, spec);
+  rwb_sample(b, 0, 1);
+  rc_batch_t *batch = rwb_decode(b);
+  if (batch == NULL) return NULL;
+  rc_store_series_t *r = rc_store_find(s, batch->series[0].labels, batch->series[0].nlabels);
+  rc_batch_free(batch);
+  return r;
 }
 
 struct rc_batch *rwb_decode(rwb_t *b) {

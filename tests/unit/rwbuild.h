@@ -38,5 +38,9 @@ void rwb_free(rwb_t *b);
  * into a batch the caller frees; NULL, with the reason on stderr, if it does not decode or
  * has an invalid series. For tests that feed the store directly. */
 struct rc_batch *rwb_decode(rwb_t *b);
+/* The series of store s with the labels spec ("__name__=up,job=db", as rwb_series), or NULL:
+ * what a store test looks up. */
+struct rc_store;
+struct rc_store_series *rwb_store_find(struct rc_store *s, const char *spec);
 
 #endif

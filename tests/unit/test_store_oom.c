@@ -47,14 +47,7 @@ static int apply1(rc_store_t *s, const char *spec, int64_t ts) {
 }
 
 static rc_store_series_t *find(rc_store_t *s, const char *spec) {
-  rwb_t *b = rwb_new(1);
-  rwb_series(b, spec);
-  rwb_sample(b, 0, 1);
-  rc_batch_t *batch = rwb_decode(b);
-  assert_non_null(batch);
-  rc_store_series_t *r = rc_store_find(s, batch->series[0].labels, batch->series[0].nlabels);
-  rc_batch_free(batch);
-  return r;
+  return rwb_store_find(s, spec);
 }
 
 static int count_cb(void *ctx, rc_store_series_t *r) {
